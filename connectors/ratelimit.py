@@ -1,0 +1,75 @@
+"""Client-side rate limiting per endpoint family (aiolimiter token buckets).
+
+CircleCI publishes no global limits; these are courtesy limits so a run does not
+provoke 429s. Families:
+
+* ``insights``      ``/insights/...``
+* ``tests``         ``/project/{slug}/{job-number}/tests``
+* ``usage_export``  ``/organizations/{org_id}/usage_export_job...`` (10/hour/org on the real API;
+  the client still honours ``Retry-After`` on 429, so the default here is not that strict)
+* ``core``          everything else (projects, pipelines, workflows, jobs)
+
+Rates are requests per second; ``None`` or ``0`` disables limiting for a family.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from aiolimiter import AsyncLimiter
+
+__all__ = ["DEFAULT_RATE_LIMITS", "FAMILIES", "RateLimiters", "family_for_path"]
+
+FAMILIES = ("core", "insights", "tests", "usage_export")
+
+DEFAULT_RATE_LIMITS: dict[str, float | None] = {
+    "core": 20.0,
+    "insights": 10.0,
+    "tests": 20.0,
+    "usage_export": 1.0,
+}
+
+_TESTS_PATH = re.compile(r"^/project/.+/\d+/tests/?$")
+
+
+def family_for_path(path: str) -> str:
+    """Endpoint family of an API path (relative to the ``/api/v2`` base)."""
+    if path.startswith("/insights/"):
+        return "insights"
+    if "/usage_export_job" in path:
+        return "usage_export"
+    if _TESTS_PATH.match(path):
+        return "tests"
+    return "core"
+
+
+def _limiter(rate: float | None) -> AsyncLimiter | None:
+    if not rate or rate <= 0 or rate == float("inf"):
+        return None
+    if rate >= 1:
+        return AsyncLimiter(rate, 1.0)
+    return AsyncLimiter(1, 1.0 / rate)
+
+
+class RateLimiters:
+    """One token bucket per family; unknown families share the ``core`` bucket."""
+
+    def __init__(self, rates: Mapping[str, float | None] | None = None) -> None:
+        merged = dict(DEFAULT_RATE_LIMITS)
+        merged.update(rates or {})
+        self.rates: dict[str, float | None] = merged
+        self._limiters = {family: _limiter(rate) for family, rate in merged.items()}
+
+    def limiter(self, family: str) -> AsyncLimiter | None:
+        if family in self._limiters:
+            return self._limiters[family]
+        return self._limiters.get("core")
+
+    async def acquire(self, family: str) -> None:
+        limiter = self.limiter(family)
+        if limiter is not None:
+            await limiter.acquire()
+
+    def __repr__(self) -> str:
+        return f"RateLimiters({self.rates!r})"
