@@ -24,9 +24,38 @@ from connectors.errors import (
     ServerError,
     TransportFailure,
 )
+from connectors.insights import (
+    OrgSummary,
+    ProjectSummary,
+    TestMetrics,
+    extract_branches,
+    extract_flaky_tests,
+    extract_job_timeseries,
+    extract_org_summary,
+    extract_project_summary,
+    extract_test_metrics,
+    extract_workflow_job_metrics,
+    extract_workflow_metrics,
+    extract_workflow_runs,
+    extract_workflow_summary,
+)
 from connectors.pagination import paginate
+from connectors.projects import extract_projects, extract_workflow_jobs, resolve_project
+from connectors.schemas import SCHEMAS
+from connectors.streams import ALL_BRANCHES, DEFAULT_BRANCH, STREAMS, Extract, StreamSpec
+from connectors.tests_metadata import (
+    JobRef,
+    JobTestsResult,
+    ProbeState,
+    extract_job_tests,
+    job_refs_from_table,
+)
 
 __all__ = [
+    "ALL_BRANCHES",
+    "DEFAULT_BRANCH",
+    "SCHEMAS",
+    "STREAMS",
     "ApiStatusError",
     "AuthError",
     "BadRequest",
@@ -34,6 +63,14 @@ __all__ = [
     "CircleCIError",
     "ClientStats",
     "DataError",
+    "Extract",
+    "JobRef",
+    "JobTestsResult",
+    "OrgSummary",
+    "ProbeState",
+    "ProjectSummary",
+    "StreamSpec",
+    "TestMetrics",
     "NotFound",
     "PaginationError",
     "RateLimited",
@@ -42,6 +79,22 @@ __all__ = [
     "TransportFailure",
     "encode_project_slug",
     "encode_segment",
+    "extract_branches",
+    "extract_flaky_tests",
+    "extract_job_tests",
+    "extract_job_timeseries",
+    "extract_org_summary",
+    "extract_project_summary",
+    "extract_projects",
+    "extract_test_metrics",
+    "extract_workflow_job_metrics",
+    "extract_workflow_jobs",
+    "extract_workflow_metrics",
+    "extract_workflow_runs",
+    "extract_workflow_summary",
+    "job_refs_from_table",
     "paginate",
     "render_path",
+    "resolve_project",
 ]
+# connectors.usage_export adds its public names here (import + __all__ entries).

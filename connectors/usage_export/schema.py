@@ -38,6 +38,7 @@ __all__ = [
     "FLOAT_COLUMNS",
     "INT_COLUMNS",
     "QUARANTINE_SCHEMA",
+    "REQUIRED_COLUMNS",
     "TIMESTAMP_COLUMNS",
     "USAGE_JOB_RUNS_SCHEMA",
     "column_kind",
@@ -58,6 +59,14 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "MAX_RAM_UTILIZATION_PCT", "COMPUTE_CREDITS", "DLC_CREDITS", "USER_CREDITS",
     "STORAGE_CREDITS", "NETWORK_CREDITS", "LEASE_CREDITS", "LEASE_OVERAGE_CREDITS",
     "IPRANGES_CREDITS", "TOTAL_CREDITS",
+)  # fmt: skip
+
+#: Columns without which a part is rejected (``DataError``): the job-run key and what the
+#: cost marts group by. Any other spec column may be absent (it is then null and reported).
+REQUIRED_COLUMNS: Final[tuple[str, ...]] = (
+    "ORGANIZATION_ID", "PROJECT_ID", "PROJECT_NAME", "WORKFLOW_ID", "WORKFLOW_NAME",
+    "JOB_NAME", "JOB_ID", "JOB_RUN_STARTED_AT", "JOB_BUILD_STATUS", "RESOURCE_CLASS",
+    "TOTAL_CREDITS",
 )  # fmt: skip
 
 DECIMAL_PRECISION: Final = 18

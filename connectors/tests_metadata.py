@@ -1,0 +1,256 @@
+"""Job test metadata: GET /project/{project-slug}/{job-number}/tests for many jobs.
+
+Input is a list of job references (``JobRef``; build them from the
+``workflow_jobs`` table with ``job_refs_from_table``) plus a ``ProbeState``
+holding what earlier runs learned, as plain JSON-able data so a flow can persist
+it between runs:
+
+* ``seen``: ``(project_slug, job_number)`` pairs already landed - never fetched again;
+* ``no_test_jobs``: ``(project_slug, job_name) -> last probed`` for job names whose
+  jobs produced no test results; such jobs are skipped until ``reprobe_after``
+  (default 7 days) has passed, then probed again.
+
+Jobs are skipped when they are approval jobs, have no job number, are not finished
+yet (they would report no tests *yet*), repeat a job number already in the batch
+(re-run workflows share job numbers), or fail the include/exclude glob patterns on
+the job name. The rest are fetched concurrently under the client's limits.
+A job whose tests answer 404 (or whose page token is rejected) is reported in
+``JobTestsResult.failed`` and left unseen, so the next run retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+
+from connectors.client import CircleCIClient
+from connectors.errors import NotFound, PaginationError
+from connectors.streams import STREAMS, Extract, build_table, fetch_records, parse_timestamp, utcnow
+
+__all__ = [
+    "DEFAULT_REPROBE_AFTER",
+    "JobRef",
+    "JobTestsResult",
+    "ProbeState",
+    "extract_job_tests",
+    "job_refs_from_table",
+]
+
+DEFAULT_REPROBE_AFTER = timedelta(days=7)
+UNFINISHED_STATUSES = frozenset({"running", "queued", "not_running", "on_hold", "blocked"})
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A job whose tests may be fetched."""
+
+    project_slug: str
+    job_number: int | None
+    job_name: str | None = None
+    job_type: str | None = "build"
+    workflow_id: str | None = None
+    pipeline_id: str | None = None
+    job_started_at: datetime | None = None
+    job_status: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> JobRef:
+        number = row.get("job_number")
+        return cls(
+            project_slug=row["project_slug"],
+            job_number=int(number) if number is not None else None,
+            job_name=row.get("job_name"),
+            job_type=row.get("job_type"),
+            workflow_id=row.get("workflow_id"),
+            pipeline_id=row.get("pipeline_id"),
+            job_started_at=parse_timestamp(row.get("job_started_at")),
+            job_status=row.get("job_status"),
+        )
+
+
+def job_refs_from_table(table: pa.Table | Extract) -> list[JobRef]:
+    """``JobRef``s from a ``workflow_jobs`` table (or its ``Extract``)."""
+    if isinstance(table, Extract):
+        table = table.table
+    return [JobRef.from_row(row) for row in table.to_pylist()]
+
+
+@dataclass
+class ProbeState:
+    """What earlier runs learned; ``to_dict``/``from_dict`` give plain JSON-able data."""
+
+    seen: set[tuple[str, int]] = field(default_factory=set)
+    no_test_jobs: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seen": sorted([slug, number] for slug, number in self.seen),
+            "no_test_jobs": [
+                {"project_slug": slug, "job_name": name, "last_probed_at": when.isoformat()}
+                for (slug, name), when in sorted(self.no_test_jobs.items())
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ProbeState:
+        data = data or {}
+        seen = {(str(slug), int(number)) for slug, number in data.get("seen", [])}
+        no_tests = {}
+        for entry in data.get("no_test_jobs", []):
+            when = parse_timestamp(entry["last_probed_at"])
+            assert when is not None
+            no_tests[(entry["project_slug"], entry["job_name"])] = when
+        return cls(seen=seen, no_test_jobs=no_tests)
+
+    def copy(self) -> ProbeState:
+        return ProbeState(set(self.seen), dict(self.no_test_jobs))
+
+
+class JobTestsResult(NamedTuple):
+    extract: Extract  # stream "job_tests": one row per test result
+    state: ProbeState  # updated copy: persist it for the next run
+    skipped: dict[str, int]  # reason -> number of jobs
+    probed: int  # jobs whose tests were fetched
+    failed: list[tuple[str, int, str]]  # (project_slug, job_number, error) left for next run
+
+
+def _wanted(name: str | None, include: Sequence[str], exclude: Sequence[str]) -> str | None:
+    """``None`` if the job name passes the patterns, else the skip reason."""
+    name = name or ""
+    if include and not any(fnmatchcase(name, pattern) for pattern in include):
+        return "not_included"
+    if any(fnmatchcase(name, pattern) for pattern in exclude):
+        return "excluded"
+    return None
+
+
+def _select(
+    jobs: Iterable[JobRef],
+    state: ProbeState,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    reprobe_after: timedelta,
+    now: datetime,
+) -> tuple[list[JobRef], Counter[str]]:
+    skipped: Counter[str] = Counter()
+    chosen: list[JobRef] = []
+    batch: set[tuple[str, int]] = set()
+    for job in jobs:
+        if job.job_type == "approval":
+            skipped["approval"] += 1
+            continue
+        if job.job_number is None:
+            skipped["no_job_number"] += 1
+            continue
+        key = (job.project_slug, job.job_number)
+        if key in batch:
+            skipped["duplicate_job_number"] += 1
+            continue
+        if key in state.seen:
+            skipped["seen"] += 1
+            continue
+        if job.job_status in UNFINISHED_STATUSES:
+            skipped["not_finished"] += 1
+            continue
+        reason = _wanted(job.job_name, include, exclude)
+        if reason:
+            skipped[reason] += 1
+            continue
+        probed_at = state.no_test_jobs.get((job.project_slug, job.job_name or ""))
+        if probed_at is not None and now - probed_at < reprobe_after:
+            skipped["known_without_tests"] += 1
+            continue
+        batch.add(key)
+        chosen.append(job)
+    return chosen, skipped
+
+
+async def _fetch_tests(client: CircleCIClient, job: JobRef) -> list[dict[str, Any]]:
+    return await fetch_records(
+        client,
+        STREAMS["job_tests"],
+        project_slug=job.project_slug,
+        job_number=job.job_number,
+        resource=f"job {job.job_number} of project {job.project_slug!r}",
+    )
+
+
+async def extract_job_tests(
+    client: CircleCIClient,
+    jobs: Iterable[JobRef],
+    *,
+    state: ProbeState | Mapping[str, Any] | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    reprobe_after: timedelta = DEFAULT_REPROBE_AFTER,
+    now: datetime | None = None,
+) -> JobTestsResult:
+    """Fetch the test results of every selected job; see the module docstring for the rules.
+
+    ``include``/``exclude`` are ``fnmatch`` globs on the job name (empty include = all).
+    The input ``state`` is not modified; the result carries the updated copy.
+    """
+    at = utcnow()
+    now = parse_timestamp(now) if now is not None else at
+    assert now is not None
+    old = state if isinstance(state, ProbeState) else ProbeState.from_dict(state)
+    new = old.copy()
+    chosen, skipped = _select(jobs, old, include, exclude, reprobe_after, now)
+
+    async def probe(job: JobRef) -> list[dict[str, Any]] | Exception:
+        try:
+            return await _fetch_tests(client, job)
+        except (NotFound, PaginationError) as exc:
+            return exc
+
+    outcomes = await asyncio.gather(*(probe(job) for job in chosen))
+    rows: list[dict[str, Any]] = []
+    failed: list[tuple[str, int, str]] = []
+    names_with_tests: set[tuple[str, str]] = set()
+    names_without: set[tuple[str, str]] = set()
+    for job, outcome in zip(chosen, outcomes, strict=True):
+        assert job.job_number is not None
+        if isinstance(outcome, Exception):
+            failed.append((job.project_slug, job.job_number, str(outcome)))
+            continue
+        new.seen.add((job.project_slug, job.job_number))
+        name_key = (job.project_slug, job.job_name or "")
+        (names_with_tests if outcome else names_without).add(name_key)
+        for item in outcome:
+            run_time = item.get("run_time")
+            rows.append(
+                {
+                    "project_slug": job.project_slug,
+                    "job_number": job.job_number,
+                    "job_name": job.job_name,
+                    "pipeline_id": job.pipeline_id,
+                    "workflow_id": job.workflow_id,
+                    "job_started_at": job.job_started_at,
+                    "classname": item.get("classname"),
+                    "name": item.get("name"),
+                    "file": item.get("file"),
+                    "source": item.get("source"),
+                    "result": item.get("result"),
+                    "run_time_seconds": float(run_time) if run_time is not None else None,
+                    "message": item.get("message"),
+                    "extracted_at": at,
+                }
+            )
+    for key in names_with_tests:
+        new.no_test_jobs.pop(key, None)
+    for key in names_without - names_with_tests:
+        new.no_test_jobs[key] = now
+    extract = Extract(
+        "job_tests",
+        build_table("job_tests", rows),
+        extracted_at=at,
+        extra={"jobs_probed": len(chosen) - len(failed), "jobs_failed": len(failed)},
+    )
+    return JobTestsResult(extract, new, dict(skipped), len(chosen) - len(failed), failed)
