@@ -59,6 +59,9 @@ class JobRef:
     pipeline_id: str | None = None
     job_started_at: datetime | None = None
     job_status: str | None = None
+    #: Used to attribute a job number shared by a re-run workflow to the workflow that
+    #: ran it: among duplicates, the earliest workflow wins.
+    workflow_created_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> JobRef:
@@ -72,6 +75,7 @@ class JobRef:
             pipeline_id=row.get("pipeline_id"),
             job_started_at=parse_timestamp(row.get("job_started_at")),
             job_status=row.get("job_status"),
+            workflow_created_at=parse_timestamp(row.get("workflow_created_at")),
         )
 
 
@@ -131,6 +135,12 @@ def _wanted(name: str | None, include: Sequence[str], exclude: Sequence[str]) ->
     return None
 
 
+def _earlier(a: JobRef, b: JobRef) -> bool:
+    if a.workflow_created_at is None:
+        return False
+    return b.workflow_created_at is None or a.workflow_created_at < b.workflow_created_at
+
+
 def _select(
     jobs: Iterable[JobRef],
     state: ProbeState,
@@ -142,6 +152,17 @@ def _select(
     skipped: Counter[str] = Counter()
     chosen: list[JobRef] = []
     batch: set[tuple[str, int]] = set()
+    jobs = list(jobs)
+    # A re-run workflow lists the jobs it kept from the earlier run under the same
+    # number; keep the reference of the earliest workflow (the one that ran the job).
+    canonical: dict[tuple[str, int], JobRef] = {}
+    for job in jobs:
+        if job.job_number is None or job.job_type == "approval":
+            continue
+        key = (job.project_slug, job.job_number)
+        best = canonical.get(key)
+        if best is None or _earlier(job, best):
+            canonical[key] = job
     for job in jobs:
         if job.job_type == "approval":
             skipped["approval"] += 1
@@ -150,7 +171,7 @@ def _select(
             skipped["no_job_number"] += 1
             continue
         key = (job.project_slug, job.job_number)
-        if key in batch:
+        if key in batch or canonical[key] is not job:
             skipped["duplicate_job_number"] += 1
             continue
         if key in state.seen:

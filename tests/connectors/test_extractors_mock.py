@@ -256,8 +256,9 @@ def _tests_handler(calls):
 def test_job_tests_selection_and_state(make_client):
     now = datetime(2026, 6, 1, tzinfo=UTC)
     jobs = [
-        JobRef(SLUG, 2, "unit", workflow_id="w1", pipeline_id="p1"),
-        JobRef(SLUG, 2, "unit", workflow_id="w2-rerun", pipeline_id="p1"),  # same number: re-run
+        # a re-run workflow (listed first, newest first) shares job 2 with the original
+        JobRef(SLUG, 2, "unit", workflow_id="w2-rerun", pipeline_id="p1", workflow_created_at=now - timedelta(hours=1)),
+        JobRef(SLUG, 2, "unit", workflow_id="w1", pipeline_id="p1", workflow_created_at=now - timedelta(hours=2)),
         JobRef(SLUG, None, "hold", job_type="approval"),
         JobRef(SLUG, None, "build"),
         JobRef(SLUG, 3, "lint"),  # no tests -> learned
