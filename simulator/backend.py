@@ -71,6 +71,7 @@ class Backend:
         self.insights = InsightsEngine(self.history)
         self.catalog = self.history.catalog
         self._t0 = time.monotonic()
+        self._skew = 0.0
         self.faults = FaultPlan(config.faults, config.seed)
         self.limiter = RateLimiter(config.rate_limits, config.time_scale, self.wall)
         self.exports: dict[str, ExportJob] = {}
@@ -82,7 +83,15 @@ class Backend:
     # -- clock -----------------------------------------------------------------------------
     def wall(self) -> float:
         """Real seconds since the simulator started (drives export states, TTLs, limits)."""
-        return time.monotonic() - self._t0
+        return time.monotonic() - self._t0 + self._skew
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the simulator clock forward without sleeping (tests): export states, URL
+        expiry, rate-limit refills and `clock_now` all see the jump. History is unchanged."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._skew += seconds
 
     def clock_now(self) -> datetime:
         """The simulated world's current time: `now` plus real time elapsed."""
