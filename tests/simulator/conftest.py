@@ -1,0 +1,59 @@
+"""Fixtures for the simulator tests: tiny simulators at a fixed `now`, in-process clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sim_helpers import NOW, SyncASGIClient
+
+from simulator import SimConfig, Simulator, create_app
+
+
+def tiny_config(**changes: Any) -> SimConfig:
+    """The tiny preset at the fixed NOW; rate limits off unless `rate_limits` is given."""
+    changes.setdefault("rate_limits", {})
+    return SimConfig(seed=7, preset="tiny", now=NOW).with_(**changes)
+
+
+@pytest.fixture(scope="session")
+def sim() -> Simulator:
+    """A shared, read-only tiny simulator (no faults, no rate limits). Do not mutate it:
+    tests that create exports or count calls build their own with `make_sim`."""
+    return Simulator(tiny_config())
+
+
+@pytest.fixture(scope="session")
+def truth(sim: Simulator):
+    return sim.truth()
+
+
+@pytest.fixture(scope="session")
+def client(sim: Simulator) -> Iterator[SyncASGIClient]:
+    with SyncASGIClient(create_app(sim), headers={"Circle-Token": sim.token}) as c:
+        yield c
+
+
+@pytest.fixture
+def make_sim() -> Callable[..., Simulator]:
+    def factory(**changes: Any) -> Simulator:
+        return Simulator(tiny_config(**changes))
+
+    return factory
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., SyncASGIClient]]:
+    """`make_client(sim, auth=True, **httpx kwargs)`: a client for `sim`, closed after the test."""
+    made: list[SyncASGIClient] = []
+
+    def factory(sim: Simulator, auth: bool = True, **kwargs: Any) -> SyncASGIClient:
+        headers = {"Circle-Token": sim.token} if auth else {}
+        c = SyncASGIClient(create_app(sim), headers=headers, **kwargs)
+        made.append(c)
+        return c
+
+    yield factory
+    for c in made:
+        c.close()
