@@ -89,7 +89,9 @@ class InsightsEngine:
     def runs(self, project: Project, workflow: str | None, scope: Scope, start: datetime, end: datetime) -> list[WorkflowRun]:
         """Workflow runs created in [start, end) within retention, matching scope."""
         start = max(start, self.now - RETENTION)
-        first, last = self.history.day_of(start), self.history.day_of(end)
+        # Runs are stored under their pipeline's day; a re-run may be created after midnight
+        # of the next day, so look one pipeline-day further back than `start`.
+        first, last = self.history.day_of(start) - 1, self.history.day_of(end)
         return [
             w for w in self.history.iter_workflows(project, first, last)
             if start <= w.created_at < end and scope.matches(w.pipeline.branch) and (workflow is None or w.name == workflow)
