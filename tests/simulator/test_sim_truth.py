@@ -273,10 +273,11 @@ def test_planted_flaky_tests_exist_in_every_project(sim, truth):
 
 
 def test_planted_failure_streak_on_the_default_branch(sim, truth):
+    default = {p.slug: p.default_branch for p in sim.projects}
     streaks = [r for r in truth.recoveries()
-               if r.branch == sim.projects[r.project_slug == sim.projects[0].slug and 0 or 0].default_branch
-               and r.failed_runs >= 2 and r.recovered_at is not None]  # fmt: skip
-    assert streaks
+               if r.branch == default[r.project_slug] and r.failed_runs >= 2 and r.recovered_at is not None]  # fmt: skip
+    assert len({r.project_slug for r in streaks}) >= 2
+    assert max(r.failed_runs for r in streaks) >= 3, "an incident should break several runs in a row"
     assert all(r.seconds > 0 for r in streaks)
     incidents = sim.history.incidents(sim.projects[0])
     assert any(sim.history.start <= i.start < sim.history.end for i in incidents)
