@@ -118,6 +118,8 @@ def route(method: str, raw_path: str) -> Match | None:
         return None
     if len(s) == 4 and s[3] == "summary" and "/" not in _unq(s[1]):
         return Match("getOrgSummaryData", "insights", {"org_slug": f"{_unq(s[1])}/{_unq(s[2])}"})
+    if len(s) == 3 and s[2] == "summary" and _unq(s[1]).count("/") == 1:  # org slug as one encoded segment
+        return Match("getOrgSummaryData", "insights", {"org_slug": _unq(s[1])})
     taken = _take_slug(s, 1)
     if not taken:
         return None
