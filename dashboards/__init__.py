@@ -1,0 +1,30 @@
+"""Dashboards: offline HTML pages rendered from the warehouse marts (read-only).
+
+    from dashboards import render_dashboard, serve_dashboard
+    result = render_dashboard("data/warehouse.duckdb", "data/dashboard")
+    serve_dashboard("data/dashboard", port=8050)     # blocks; Ctrl-C to stop
+
+Every chart's SQL is a file in `dashboards/queries/` (BI tools reuse them); the page
+layout is declared in `spec.py`; filtering happens in the browser (`assets/dashboard.js`).
+"""
+
+from __future__ import annotations
+
+from .queries import QUERY_DIR, QueryFile, QueryResult, load_queries, run_query
+from .render import DashboardResult, render_dashboard
+from .serve import DashboardServer, serve_dashboard, start_dashboard_server
+from .spec import PAGES
+
+__all__ = [
+    "PAGES",
+    "QUERY_DIR",
+    "DashboardResult",
+    "DashboardServer",
+    "QueryFile",
+    "QueryResult",
+    "load_queries",
+    "render_dashboard",
+    "run_query",
+    "serve_dashboard",
+    "start_dashboard_server",
+]

@@ -1,0 +1,45 @@
+-- KPI: credits month to date and month-end forecast, with the 7-day spend week over week.
+-- One row per project (additive: sum the rows, never average them). Month to date and
+-- forecast from fct_credit_month_to_date (forecast = MTD + mean daily credits of the
+-- trailing 7 complete days x days left). Week over week: usage-export credits of
+-- as_of_date-6..as_of_date vs as_of_date-13..as_of_date-7 (fct_credit_spend_daily).
+with meta as (
+    select as_of_date from warehouse_meta
+),
+
+mtd as (
+    select
+        project_slug,
+        sum(mtd_credits) as credits_mtd,
+        sum(mtd_usd) as usd_mtd,
+        sum(forecast_credits) as credits_forecast,
+        sum(forecast_usd) as usd_forecast,
+    from fct_credit_month_to_date
+    group by project_slug
+),
+
+weekly as (
+    select
+        s.project_slug,
+        sum(s.total_credits) filter (where s.spend_date > m.as_of_date - 7) as credits_last_7d,
+        sum(s.total_credits) filter (where s.spend_date <= m.as_of_date - 7) as credits_prev_7d,
+    from fct_credit_spend_daily as s
+    cross join meta as m
+    where s.spend_date > m.as_of_date - 14 and s.spend_date <= m.as_of_date
+    group by s.project_slug
+),
+
+final as (
+    select
+        project_slug,
+        coalesce(mtd.credits_mtd, 0) as credits_mtd,
+        coalesce(mtd.usd_mtd, 0) as usd_mtd,
+        coalesce(mtd.credits_forecast, 0) as credits_forecast,
+        coalesce(mtd.usd_forecast, 0) as usd_forecast,
+        coalesce(weekly.credits_last_7d, 0) as credits_last_7d,
+        coalesce(weekly.credits_prev_7d, 0) as credits_prev_7d,
+    from mtd
+    full outer join weekly using (project_slug)
+)
+
+select * from final order by project_slug

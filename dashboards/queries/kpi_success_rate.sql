@@ -1,0 +1,34 @@
+-- KPI: workflow success rate over the last 7 days, week over week.
+-- One row per project x branch with the additive parts: successes and outcomes
+-- (successes + failures; canceled and other outcomes are ignored) of workflow runs created
+-- in as_of_date-6..as_of_date ("last_7d") and the 7 days before ("prev_7d").
+-- Success rate = sum(successes) / sum(outcomes) over the rows you keep.
+with meta as (
+    select as_of_date from warehouse_meta
+),
+
+runs as (
+    select
+        r.project_slug,
+        r.branch,
+        r.outcome,
+        r.run_date > m.as_of_date - 7 as is_last_7d,
+    from fct_workflow_runs as r
+    cross join meta as m
+    where r.run_date > m.as_of_date - 14 and r.run_date <= m.as_of_date
+      and r.outcome in ('success', 'failure')
+),
+
+final as (
+    select
+        project_slug,
+        branch,
+        count(*) filter (where is_last_7d and outcome = 'success') as successes_last_7d,
+        count(*) filter (where is_last_7d) as outcomes_last_7d,
+        count(*) filter (where not is_last_7d and outcome = 'success') as successes_prev_7d,
+        count(*) filter (where not is_last_7d) as outcomes_prev_7d,
+    from runs
+    group by project_slug, branch
+)
+
+select * from final order by project_slug, branch

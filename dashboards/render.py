@@ -1,0 +1,233 @@
+"""Render the dashboard: run `queries/*.sql` read-only against the warehouse, write HTML.
+
+Output (`out_dir`): one page per entry of `spec.PAGES` (`index.html`, `credits.html`, ...)
+and `plotly.min.js` written once beside them, so the pages work offline from disk.
+Each page embeds the rows of the queries it uses as JSON; `assets/dashboard.js`
+filters and draws them in the browser.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .queries import QUERY_DIR, QueryFile, QueryResult, load_queries, run_query
+from .spec import PAGES, Page, queries_used
+
+__all__ = ["DashboardResult", "render_dashboard"]
+
+ASSETS = Path(__file__).parent / "assets"
+PLOTLY_JS = "plotly.min.js"
+FRESHNESS_QUERY = "data_freshness"
+
+
+@dataclass(slots=True)
+class DashboardResult:
+    """What `render_dashboard` wrote and how long it took."""
+
+    out_dir: Path
+    pages: dict[str, Path]  # page slug -> HTML file
+    page_bytes: dict[str, int]  # page slug -> size of the HTML file
+    plotly_js: Path
+    render_seconds: float
+    row_counts: dict[str, int]  # query name -> rows returned (0 when it failed)
+    query_errors: dict[str, str] = field(default_factory=dict)  # query name -> why it failed
+    extracted_at: str | None = None
+
+    @property
+    def index(self) -> Path:
+        return self.pages["index"]
+
+    @property
+    def total_page_bytes(self) -> int:
+        return sum(self.page_bytes.values())
+
+
+def _write_plotly(out_dir: Path) -> Path:
+    from plotly.offline import get_plotlyjs
+
+    target = out_dir / PLOTLY_JS
+    js = get_plotlyjs().encode("utf-8")
+    if not target.exists() or target.stat().st_size != len(js):
+        target.write_bytes(js)
+    return target
+
+
+def _options(results: dict[str, QueryResult], pages: list[Page]) -> dict[str, Any]:
+    """Filter choices: projects, branches (per project) and the date span of all datasets."""
+    projects: set[str] = set()
+    branches: dict[str, set[str]] = {}
+    all_branches: set[str] = set()
+    dates: list[str] = []
+    date_cols: dict[str, set[str]] = {}
+    for page in pages:
+        for el in page.get("elements", []):
+            if el.get("date"):
+                date_cols.setdefault(el["query"], set()).add(el["date"])
+    for name, res in results.items():
+        cols = res.columns
+        projects.update(p for p in cols.get("project_slug", []) if p)
+        if "branch" in cols:
+            pcol = cols.get("project_slug", [None] * res.row_count)
+            for p, b in zip(pcol, cols["branch"]):
+                if b:
+                    all_branches.add(b)
+                    if p:
+                        branches.setdefault(p, set()).add(b)
+        for col in date_cols.get(name, ()):
+            dates.extend(str(d)[:10] for d in cols.get(col, []) if d)
+    return {
+        "projects": sorted(projects),
+        "branches": sorted(all_branches),
+        "branches_by_project": {p: sorted(b) for p, b in sorted(branches.items())},
+        "min_date": min(dates) if dates else None,
+        "max_date": max(dates) if dates else None,
+    }
+
+
+def _static_empty(item: dict[str, Any], res: QueryResult | None) -> str:
+    """The empty-state text known before any filtering (query failed or returned nothing)."""
+    if res is None or res.error:
+        why = res.error if res else "query not run"
+        return f"Not available: this warehouse has no such mart or column yet ({why})."
+    if res.row_count == 0:
+        return item.get("empty", "No data.")
+    return ""
+
+
+def _panel(el: dict[str, Any], res: QueryResult | None, query: QueryFile | None) -> str:
+    empty = _static_empty(el, res)
+    body = '<div class="table-wrap"></div>' if el["type"] == "table" else f'<div class="chart" id="chart-{el["id"]}"></div>'
+    wide = " wide" if el["type"] == "table" or el.get("wide") else ""
+    sql = ""
+    if query is not None:
+        sql = (
+            f'<details class="sql"><summary>SQL: dashboards/queries/{html.escape(query.path.name)}</summary>'
+            f"<pre>{html.escape(query.sql)}</pre></details>"
+        )
+    return (
+        f'<section class="panel{wide}{" is-empty" if empty else ""}" data-element="{el["id"]}" '
+        f'data-query="{el["query"]}"><h3>{html.escape(el["title"])}</h3>{body}'
+        f'<p class="empty">{html.escape(empty)}</p>{sql}</section>'
+    )
+
+
+def _kpi(k: dict[str, Any], res: QueryResult | None) -> str:
+    empty = _static_empty(k, res)
+    return (
+        f'<div class="kpi" data-kpi="{k["id"]}" data-query="{k["query"]}">'
+        f'<div class="kpi-label">{html.escape(k["label"])}</div>'
+        f'<div class="kpi-value" data-value="">–</div><div class="kpi-sub"></div><div class="kpi-delta"></div>'
+        f'<p class="empty">{html.escape(empty)}</p></div>'
+    )
+
+
+def _page_html(page: Page, pages: list[Page], results: dict[str, QueryResult], queries: dict[str, QueryFile],
+               options: dict[str, Any], extracted: str) -> str:  # fmt: skip
+    names = queries_used(page)
+    data = {
+        "page": {k: page.get(k, []) for k in ("kpis", "elements")},
+        "datasets": {n: results[n].as_json() for n in names if n in results},
+        "options": options,
+        "extracted_at": extracted,
+    }
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    active = ' class="active" aria-current="page"'
+    nav = "".join(
+        f'<a data-page="{p["slug"]}.html" href="{p["slug"]}.html"{active if p is page else ""}>'
+        f'{html.escape(p["title"])}</a>'
+        for p in pages
+    )
+    kpis = "".join(_kpi(k, results.get(k["query"])) for k in page.get("kpis", []))
+    panels = "".join(_panel(e, results.get(e["query"]), queries.get(e["query"])) for e in page.get("elements", []))
+    css = (ASSETS / "dashboard.css").read_text(encoding="utf-8")
+    js = (ASSETS / "dashboard.js").read_text(encoding="utf-8").replace("</", "<\\/")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(page["title"])} · CircleCI analytics</title>
+<style>{css}</style>
+<script src="{PLOTLY_JS}"></script>
+</head><body data-page="{page["slug"]}">
+<header><h1>CircleCI analytics</h1><nav>{nav}</nav>
+<p class="extracted">Data extracted: <time id="extracted-at">{html.escape(extracted)}</time></p></header>
+<section class="filters" aria-label="Filters">
+<label>Project<select id="f-project"></select></label>
+<label>Branch<select id="f-branch"></select></label>
+<label>From<input type="date" id="f-from"></label>
+<label>To<input type="date" id="f-to"></label>
+<button type="button" id="f-reset">Reset</button>
+<span class="note">Filters apply where a chart has that dimension (e.g. anomalies, flaky tests and right-sizing have no branch).</span>
+</section>
+<main><h2>{html.escape(page["title"])}</h2><p class="intro">{html.escape(page.get("intro", ""))}</p>
+{f'<div class="kpis">{kpis}</div>' if kpis else ""}
+<div class="grid">{panels}</div></main>
+<footer>Rendered from the warehouse marts by dashboards/render.py; every chart's SQL is in dashboards/queries/.</footer>
+<script id="dash-data" type="application/json">{payload}</script>
+<script>{js}</script>
+</body></html>
+"""
+
+
+UNKNOWN_EXTRACTION = "unknown (the warehouse records no extraction or as-of date)"
+
+
+def _extracted_at(res: QueryResult | None) -> str:
+    """The extraction time if the warehouse records one, else its as-of date (last complete day)."""
+    if res is None or res.error or not res.row_count:
+        return UNKNOWN_EXTRACTION
+    cols = res.columns
+    if cols.get("extracted_at", [None])[0] is not None:
+        return str(cols["extracted_at"][0]).replace("T", " ")[:16] + " UTC"
+    as_of = cols.get("as_of_date", [None])[0]
+    if as_of is None:
+        return UNKNOWN_EXTRACTION
+    built = cols.get("built_at", [None])[0]
+    text = f"through {as_of} (last complete UTC day)"
+    return text + (f", built {str(built).replace('T', ' ')[:16]} UTC" if built else "")
+
+
+def render_dashboard(warehouse_path: str | Path, out_dir: str | Path, *, query_dir: Path = QUERY_DIR,
+                     pages: list[Page] | None = None) -> DashboardResult:  # fmt: skip
+    """Run every query file read-only against `warehouse_path` and write the pages to `out_dir`."""
+    started = time.perf_counter()
+    warehouse = Path(warehouse_path)
+    if not warehouse.is_file():
+        raise FileNotFoundError(f"warehouse not found: {warehouse} (build it first: circleci-analytics build)")
+    pages = PAGES if pages is None else pages
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    queries = load_queries(query_dir)
+    missing = sorted({q for p in pages for q in queries_used(p)} - queries.keys())
+    if missing:
+        raise ValueError(f"spec uses queries with no file in {query_dir}: {', '.join(missing)}")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        results = {name: run_query(con, q) for name, q in queries.items()}
+    options = _options(results, pages)
+    extracted = _extracted_at(results.get(FRESHNESS_QUERY))
+    plotly_js = _write_plotly(out)
+    written: dict[str, Path] = {}
+    sizes: dict[str, int] = {}
+    for page in pages:
+        target = out / f"{page['slug']}.html"
+        data = _page_html(page, pages, results, queries, options, extracted).encode("utf-8")
+        target.write_bytes(data)
+        written[page["slug"]] = target
+        sizes[page["slug"]] = len(data)
+    return DashboardResult(
+        out_dir=out,
+        pages=written,
+        page_bytes=sizes,
+        plotly_js=plotly_js,
+        render_seconds=time.perf_counter() - started,
+        row_counts={n: r.row_count for n, r in results.items()},
+        query_errors={n: r.error for n, r in results.items() if r.error},
+        extracted_at=None if extracted == UNKNOWN_EXTRACTION else extracted,
+    )
