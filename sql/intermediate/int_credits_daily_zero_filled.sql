@@ -1,0 +1,65 @@
+-- Total credits per project x day for every day from the lake's first day to
+-- as_of_date (days without jobs are 0).
+with
+
+job_runs as (
+
+    select * from {{ ref('int_job_runs_enriched') }}
+
+),
+
+dates as (
+
+    select * from {{ ref('int_reporting_dates_resolved') }}
+
+),
+
+projects as (
+
+    select
+        project_id,
+        arg_max(org_id, started_at) as org_id,
+        arg_max(project_slug, started_at) as project_slug,
+
+    from job_runs
+    group by project_id
+
+),
+
+spine as (
+
+    select cast(unnest(generate_series(first_date, as_of_date, interval 1 day)) as date) as spend_date
+    from dates
+
+),
+
+daily as (
+
+    select
+        project_id,
+        job_run_date as spend_date,
+        sum(total_credits) as credits,
+
+    from job_runs
+    group by all
+
+),
+
+final as (
+
+    select
+        spine.spend_date,
+        projects.org_id,
+        projects.project_id,
+        projects.project_slug,
+        coalesce(daily.credits, 0) as credits,
+
+    from projects
+    cross join spine
+    left join daily
+        on projects.project_id = daily.project_id
+        and spine.spend_date = daily.spend_date
+
+)
+
+select * from final

@@ -1,0 +1,51 @@
+-- Usage-export job runs with the project slug, the re-run attempt of their workflow
+-- and derived measures. A workflow is a re-run when an earlier workflow of the same
+-- name ran in the same pipeline (ordered by the first start of their job runs).
+with
+
+job_runs as (
+
+    select * from {{ ref('stg_usage__job_runs') }}
+
+),
+
+projects as (
+
+    select * from {{ ref('int_projects_unioned') }}
+
+),
+
+workflow_attempts as (
+
+    select
+        workflow_id,
+        row_number() over (
+            partition by coalesce(pipeline_id, workflow_id), workflow_name
+            order by min(started_at), workflow_id
+        ) as rerun_attempt,
+
+    from job_runs
+    group by workflow_id, pipeline_id, workflow_name
+
+),
+
+final as (
+
+    select
+        job_runs.*,
+        projects.project_slug,
+        workflow_attempts.rerun_attempt,
+        workflow_attempts.rerun_attempt > 1 as is_rerun,
+        job_runs.job_status in ('failed', 'infrastructure_fail') as is_failed,
+        (epoch_ms(job_runs.started_at) - epoch_ms(job_runs.queued_at)) / 1000.0 as queue_seconds,
+        cast(ceil(job_runs.run_seconds / 60.0) * coalesce(job_runs.parallelism, 1) as bigint) as billed_minutes,
+
+    from job_runs
+    left join projects
+        on job_runs.project_id = projects.project_id
+    left join workflow_attempts
+        on job_runs.workflow_id = workflow_attempts.workflow_id
+
+)
+
+select * from final
