@@ -25,6 +25,7 @@ import csv
 import gzip
 import json
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,19 +113,45 @@ def read_header(path: Path, name: str) -> list[str]:
     return names
 
 
-def _parse_timestamp(raw: pl.Expr) -> pl.Expr:
-    naive = raw.str.to_datetime(_TS_FORMAT, strict=False, time_unit="us", time_zone="UTC")
-    # ISO 8601: 'T' separator and/or a zone suffix (Z, +00:00); converted to UTC.
-    iso = (
-        raw.str.replace("T", " ", literal=True)
-        .str.to_datetime(_TS_FORMAT + "%#z", strict=False, time_unit="us")
-        .dt.convert_time_zone("UTC")
-    )
-    iso_naive = raw.str.replace("T", " ", literal=True).str.to_datetime(
-        _TS_FORMAT, strict=False, time_unit="us", time_zone="UTC"
-    )
-    date_only = raw.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us", time_zone="UTC")
-    return pl.coalesce(naive, iso_naive, iso, date_only)
+# Tried in order, each only on the values the previous formats left unparsed; the first
+# is polars' fast path for CircleCI's usual layout. Naive values are UTC.
+_TS_FORMATS: tuple[tuple[str, bool], ...] = (
+    ("%Y-%m-%d %H:%M:%S.%6f", False),
+    ("%Y-%m-%d %H:%M:%S", False),
+    ("%Y-%m-%d %H:%M:%S%.f", False),
+    ("%Y-%m-%dT%H:%M:%S%.f", False),
+    ("%Y-%m-%dT%H:%M:%S%.f%#z", True),
+    ("%Y-%m-%d %H:%M:%S%.f%#z", True),
+    ("%Y-%m-%d", False),
+)
+_UTC = pl.Datetime("us", "UTC")
+
+
+def _parse_with(values: pl.Series, fmt: str, zoned: bool) -> pl.Series:
+    if zoned:
+        parsed = values.str.to_datetime(fmt, strict=False, time_unit="us")
+        return parsed.dt.convert_time_zone("UTC")
+    return values.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+
+
+def parse_timestamps(values: pl.Series) -> pl.Series:
+    """UTC timestamps from text in any accepted layout; null where nothing parses."""
+    fmt, zoned = _TS_FORMATS[0]
+    out = _parse_with(values, fmt, zoned)
+    todo = values.is_not_null() & out.is_null()
+    if not todo.any():  # the usual case: one layout throughout
+        return out
+    values = values.str.strip_chars()
+    for fmt, zoned in _TS_FORMATS:
+        idx = todo.arg_true()
+        parsed = _parse_with(values.gather(idx), fmt, zoned)
+        ok = parsed.is_not_null()
+        if ok.any():
+            out = out.scatter(idx.filter(ok), parsed.filter(ok))
+            todo = todo.scatter(idx.filter(ok), False)
+            if not todo.any():
+                break
+    return out
 
 
 def _convert(name: str) -> pl.Expr:
@@ -132,16 +159,16 @@ def _convert(name: str) -> pl.Expr:
     raw = pl.col(name)
     kind = column_kind(name)
     if kind == "flag":
-        low = raw.str.strip_chars().str.to_lowercase()
+        low = raw.str.to_lowercase()
         return pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False)
     if kind == "credit":
-        return raw.str.strip_chars().cast(pl.Decimal(DECIMAL_PRECISION, DECIMAL_SCALE), strict=False)
+        return raw.cast(pl.Decimal(DECIMAL_PRECISION, DECIMAL_SCALE), strict=False)
     if kind == "int":
-        return raw.str.strip_chars().cast(pl.Int64, strict=False)
+        return raw.cast(pl.Int64, strict=False)
     if kind == "float":
-        return raw.str.strip_chars().cast(pl.Float64, strict=False)
+        return raw.cast(pl.Float64, strict=False)
     if kind == "timestamp":
-        return _parse_timestamp(raw.str.strip_chars())
+        return raw.map_batches(parse_timestamps, return_dtype=_UTC)
     return raw
 
 
@@ -181,11 +208,14 @@ class UsageMerger:
         self.quarantine = Path(quarantine)
         self.extracted_at = extracted_at
         self.stats = MergeStats()
-        self._seen = pl.Series("job_id", [], dtype=pl.String)
+        self._seen_hashes = pl.Series("h", [], dtype=pl.UInt64)
+        self._seen_ids = pl.Series("job_id", [], dtype=pl.String)
         self._quarantine_rows: list[dict[str, object]] = []
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self._tmp_output = self.output.with_name(self.output.name + ".partial")
         self._writer = pq.ParquetWriter(self._tmp_output, USAGE_JOB_RUNS_SCHEMA, compression="zstd")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-parquet")
+        self._pending: Future[None] | None = None
 
     # -- one part ----------------------------------------------------------------------------
     def add_part(self, part: PartInput) -> int:
@@ -222,50 +252,85 @@ class UsageMerger:
         last = header[-1]
         known = [c for c in header if c in _KNOWN]
         typed_cols = [c for c in known if column_kind(c) != "string"]
-        # Empty text is null for typed columns (strict exports use \N; lenient ones leave it empty).
-        blanked = [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in typed_cols]
-        failures = [
-            pl.when(pl.col(c).is_not_null() & pl.col(f"__t_{c}").is_null()).then(
-                pl.lit(f"unparseable {column_kind(c)} in {c}")
-            )
-            for c in typed_cols
-        ]
         job_id = pl.col("JOB_ID")
-        failures.append(pl.when(job_id.is_null() | (job_id.str.strip_chars() == "")).then(pl.lit("missing JOB_ID")))
+        # A typed value fails when its text is neither null (\N), nor empty, nor parseable.
+        fails = {c: pl.col(c).is_not_null() & (pl.col(c) != "") & pl.col(f"__t_{c}").is_null() for c in typed_cols}
+        fails["JOB_ID"] = job_id.is_null() | (job_id.str.strip_chars() == "")
+        # One bit per failing check, so the raw text of typed columns can be dropped before
+        # collecting (it is re-read from the file for the few rows that need it).
+        failmask = pl.sum_horizontal(
+            [fail.cast(pl.UInt64) * (1 << bit) for bit, fail in enumerate(fails.values())]
+        )
         frame = (
-            # Ragged rows: padded by the reader (last column "") or with a field beyond the header.
-            frame.with_columns(((pl.col(last) == "") | (pl.col(_OVERFLOW) != "")).alias("__ragged"))
-            .with_columns(blanked)
-            .with_columns([_convert(c).alias(f"__t_{c}") for c in typed_cols])
-            .with_columns(pl.concat_str(failures, separator="; ", ignore_nulls=True).alias("__reason"))
+            frame.with_columns(
+                # Ragged rows: padded by the reader (last column "") or a field beyond the header.
+                ((pl.col(last) == "") | (pl.col(_OVERFLOW) != "")).alias("__ragged"),
+                *[_convert(c).alias(f"__t_{c}") for c in typed_cols],
+            )
+            .with_columns(failmask.alias("__failmask"))
+            .drop([*typed_cols, _OVERFLOW])
         )
         df = frame.collect()
         if df.height == 0:
             return 0
 
-        df = self._screen(df, part, header)
+        df = self._screen(df, part, header, list(fails))
         if df.height == 0:
             return 0
         out = self._shape(df, known, unknown, part)
-        before = out.height
-        if self._seen.len():
-            out = out.filter(~pl.col("job_id").is_in(self._seen.implode()))
-        out = out.unique(subset="job_id", keep="first", maintain_order=True)
-        self.stats.duplicates += before - out.height
-        self._seen = pl.concat([self._seen, out.get_column("job_id")], rechunk=False)
-        self._writer.write_table(out.to_arrow().cast(USAGE_JOB_RUNS_SCHEMA))
-        self.stats.rows += out.height
-        return out.height
+        del df
+        added = self._dedupe(out)
+        self._write(added.to_arrow().cast(USAGE_JOB_RUNS_SCHEMA))
+        self.stats.rows += added.height
+        return added.height
 
-    def _screen(self, df: pl.DataFrame, part: PartInput, header: list[str]) -> pl.DataFrame:
+    def _dedupe(self, out: pl.DataFrame) -> pl.DataFrame:
+        """Drop job ids already written (first occurrence wins) and repeats within ``out``.
+
+        Seen ids are kept as 64-bit hashes (16 MB per 2M rows); a hash hit is confirmed
+        against the exact ids, so a collision can never drop a row.
+        """
+        before = out.height
+        ids = out.get_column("job_id")
+        hashes = ids.hash(seed=0)
+        if self._seen_hashes.len():
+            hit = hashes.is_in(self._seen_hashes.implode())
+            if hit.any():
+                hit_ids = ids.filter(hit)
+                dup = pl.Series(hit_ids.is_in(self._seen_ids.implode()))
+                drop = hit.scatter(hit.arg_true(), dup)
+                out, ids, hashes = out.filter(~drop), ids.filter(~drop), hashes.filter(~drop)
+        if ids.n_unique() != out.height:
+            first = ids.is_first_distinct()
+            out, ids, hashes = out.filter(first), ids.filter(first), hashes.filter(first)
+        self.stats.duplicates += before - out.height
+        self._seen_hashes.append(hashes)
+        self._seen_ids.append(ids)
+        return out
+
+    def _write(self, table: pa.Table) -> None:
+        """Write in the background so the next part is parsed while this one is encoded."""
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._writer.write_table, table)
+
+    def _screen(
+        self, df: pl.DataFrame, part: PartInput, header: list[str], checks: list[str]
+    ) -> pl.DataFrame:
         """Split off blank lines and malformed rows (into the quarantine); return the rest."""
-        reason = pl.col("__reason")
-        suspects = df.filter(pl.col("__ragged") | (reason != "")).select(_ROW, "__ragged", "__reason")
+        suspects = df.filter(pl.col("__ragged") | (pl.col("__failmask") != 0)).select(
+            _ROW, "__ragged", "__failmask"
+        )
         if suspects.height == 0:
-            return df
+            return df.drop("__ragged", "__failmask")
         lines = _raw_lines(part.path, (r + 2 for r in suspects.get_column(_ROW)))
         bad_rows: list[int] = []
-        for row, ragged, why in suspects.iter_rows():
+        for row, ragged, mask in suspects.iter_rows():
+            why = "; ".join(
+                "missing JOB_ID" if c == "JOB_ID" else f"unparseable {column_kind(c)} in {c}"
+                for bit, c in enumerate(checks)
+                if mask >> bit & 1
+            )
             number = row + 2
             raw = lines.get(number, "")
             if not raw.strip():
@@ -279,6 +344,7 @@ class UsageMerger:
             if why:
                 self._quarantine(part, number, raw, why)
                 bad_rows.append(row)
+        df = df.drop("__ragged", "__failmask")
         if not bad_rows:
             return df
         return df.filter(~pl.col(_ROW).is_in(pl.Series(bad_rows, dtype=df.schema[_ROW]).implode()))
@@ -327,6 +393,9 @@ class UsageMerger:
     # -- finish ------------------------------------------------------------------------------
     def close(self) -> MergeStats:
         """Finish the job-run file (atomically renamed) and write the quarantine file."""
+        if self._pending is not None:
+            self._pending.result()
+        self._pool.shutdown()
         self._writer.close()
         self._tmp_output.replace(self.output)
         table = pa.Table.from_pylist(self._quarantine_rows, schema=QUARANTINE_SCHEMA)
@@ -335,6 +404,7 @@ class UsageMerger:
 
     def abort(self) -> None:
         """Drop the partial output (after an error)."""
+        self._pool.shutdown(wait=True)
         try:
             self._writer.close()
         finally:
