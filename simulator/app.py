@@ -26,7 +26,7 @@ from starlette.routing import Route
 from .backend import ApiError, Backend, BadRequest, NotFound, Unauthorized
 from .usage_export import iter_part_gzip, render_part
 
-__all__ = ["create_app", "ROUTES"]
+__all__ = ["create_app", "ROUTES", "SimulatedDrop"]
 
 API = "api/v2"
 
@@ -335,6 +335,11 @@ def create_app(sim: Any) -> Starlette:
     return app
 
 
+class SimulatedDrop(httpx.RemoteProtocolError):
+    """Raised inside the app to drop a connection on purpose (the `drop` fault). In process
+    (ASGITransport) the client sees it as is; over a real server the connection closes mid-body."""
+
+
 class _DroppedResponse(Response):
     """Starts a response, then drops the connection mid-body."""
 
@@ -345,7 +350,7 @@ class _DroppedResponse(Response):
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})  # fmt: skip
         await send({"type": "http.response.body", "body": b'{"items": [', "more_body": True})
-        raise httpx.RemoteProtocolError("simulated dropped connection")
+        raise SimulatedDrop("simulated dropped connection")
 
 
 # Errors re-exported for the HTTP tests.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Iterator
 import uvicorn
 
 from . import Simulator, create_app
+from .app import SimulatedDrop
 
 __all__ = ["serve", "running_server", "free_port"]
 
@@ -21,8 +23,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+class _QuietDrops(logging.Filter):
+    """Keep uvicorn from logging a traceback for every connection dropped on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, SimulatedDrop)
+
+
+def _quiet_drops() -> None:
+    log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in log.filters):
+        log.addFilter(_QuietDrops())
+
+
 def serve(sim: Simulator, host: str = "127.0.0.1", port: int = 8765, log_level: str = "warning") -> None:
     """Serve until interrupted."""
+    _quiet_drops()
     uvicorn.run(create_app(sim), host=host, port=port, log_level=log_level)
 
 
@@ -30,6 +47,7 @@ def serve(sim: Simulator, host: str = "127.0.0.1", port: int = 8765, log_level: 
 def running_server(sim: Simulator, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     """A real HTTP server on loopback in a background thread; yields its API base URL."""
     port = port or free_port(host)
+    _quiet_drops()
     config = uvicorn.Config(create_app(sim), host=host, port=port, log_level="error", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"circleci-sim-{port}", daemon=True)
