@@ -152,6 +152,23 @@ def response_schema(operation_id: str, status: int | str = 200) -> dict:
     return to_json_schema(resp["content"]["application/json"]["schema"])
 
 
+def snake_case_schema(schema: Any) -> Any:
+    """A schema with every property name kebab-case -> snake_case (the live flaky-tests keys)."""
+    if isinstance(schema, list):
+        return [snake_case_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for k, v in schema.items():
+        if k == "properties":
+            out[k] = {name.replace("-", "_"): snake_case_schema(s) for name, s in v.items()}
+        elif k == "required":
+            out[k] = [name.replace("-", "_") for name in v]
+        else:
+            out[k] = snake_case_schema(v)
+    return out
+
+
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
 

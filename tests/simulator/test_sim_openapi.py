@@ -20,6 +20,7 @@ from sim_helpers import (
     quote_segment,
     response_schema,
     schema_errors,
+    snake_case_schema,
 )
 
 from simulator import ROUTES
@@ -45,23 +46,6 @@ def _url(operation_id: str, **params: str) -> str:
         path = path.replace("{" + name + "}", value)
     assert "{" not in path, (operation_id, path)
     return path
-
-
-def _snake(schema: Any) -> Any:
-    """A schema with every property name kebab-case -> snake_case (the live flaky-tests keys)."""
-    if isinstance(schema, list):
-        return [_snake(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {}
-    for k, v in schema.items():
-        if k == "properties":
-            out[k] = {name.replace("-", "_"): _snake(s) for name, s in v.items()}
-        elif k == "required":
-            out[k] = [name.replace("-", "_") for name in v]
-        else:
-            out[k] = _snake(v)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +166,7 @@ def test_response_matches_openapi_schema(op, bodies):
     assert calls, f"{op} was never called"
     schema = response_schema(op, 200)
     if op in KNOWN_DEVIATIONS:
-        schema = _snake(schema)
+        schema = snake_case_schema(schema)
     failures = []
     for url, body in calls:
         errors = schema_errors(body, schema)
