@@ -8,7 +8,7 @@ check that pages show what the SQL returns, not that the marts are right (tests/
 
 from __future__ import annotations
 
-import inspect
+import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -207,22 +207,34 @@ def build_fixture_warehouse(path: Path, *, empty: bool = False, preset: str = "t
     return path
 
 
+TRUTH_LAKE = Path(__file__).resolve().parents[1] / "sql" / "truth_lake.py"
+
+
 def real_build_available() -> bool:
+    """The real `warehouse.build_warehouse` and the SQL tests' truth-to-lake helper both exist."""
     try:
-        from warehouse import build_warehouse  # noqa: F401
+        from warehouse import Lake, build_warehouse  # noqa: F401
     except ImportError:
         return False
-    return True
+    return TRUTH_LAKE.is_file()
+
+
+def _truth_lake():
+    spec = importlib.util.spec_from_file_location("dash_truth_lake", TRUTH_LAKE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def build_real_warehouse(workdir: Path, *, preset: str = "tiny", empty: bool = False) -> Path:
-    """Land the simulator's history in a lake and build the real warehouse from it.
+    """Land the simulator's ground truth in a lake (tests/sql/truth_lake.py) and run the real
+    `build_warehouse` on it; with `empty`, build from an empty lake (every mart, no rows)."""
+    from simulator import SimConfig, Simulator
+    from warehouse import Lake, build_warehouse
 
-    Uses the simulator's ground-truth tables as the lake contents when the warehouse
-    package offers a helper for that; adapt here once its API settles.
-    """
-    import warehouse
-
-    build = warehouse.build_warehouse
-    params = inspect.signature(build).parameters
-    raise NotImplementedError(f"wire build_warehouse{tuple(params)} here")  # replaced once the API lands
+    lake = Lake(workdir / "lake")
+    if not empty:
+        _truth_lake().land_truth(lake, Simulator(SimConfig(seed=7, preset=preset, now=NOW)))
+    db = workdir / "warehouse.duckdb"
+    build_warehouse(lake, db)
+    return db

@@ -1,0 +1,41 @@
+"""Dashboard fixtures: a tiny warehouse built once per session, an empty one, the rendered pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from mart_fixture import build_fixture_warehouse, build_real_warehouse, real_build_available
+
+from dashboards import DashboardResult, render_dashboard
+
+
+@pytest.fixture(scope="session")
+def warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny preset's warehouse: the real build when it exists, else the documented-marts stand-in."""
+    root = tmp_path_factory.mktemp("dash-warehouse")
+    if real_build_available():
+        return build_real_warehouse(root)
+    return build_fixture_warehouse(root / "warehouse.duckdb")
+
+
+@pytest.fixture(scope="session")
+def empty_warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse whose marts exist but hold no rows (nothing landed yet)."""
+    root = tmp_path_factory.mktemp("dash-empty")
+    if real_build_available():
+        return build_real_warehouse(root, empty=True)
+    return build_fixture_warehouse(root / "warehouse.duckdb", empty=True)
+
+
+@pytest.fixture(scope="session")
+def rendered(warehouse_path: Path, tmp_path_factory: pytest.TempPathFactory) -> DashboardResult:
+    return render_dashboard(warehouse_path, tmp_path_factory.mktemp("dash-out"))
+
+
+@pytest.fixture
+def con(warehouse_path: Path):
+    with duckdb.connect(str(warehouse_path), read_only=True) as c:
+        c.execute("set TimeZone = 'UTC'")
+        yield c

@@ -1,0 +1,168 @@
+"""The dashboard in headless Chromium: no console errors, every chart drawn, KPIs equal the
+marts, filters re-draw charts. Screenshot: test-artifacts/dashboard.png (git-ignored).
+
+Uses the system Chromium (Debian package `chromium`, installed by .ci/run) through
+Playwright's Python API; never `playwright install`.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from expected_kpis import expected_kpis
+
+from dashboards import PAGES
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("dashboards"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not shutil.which("chromium"),
+        reason="chromium is not installed (apt-get install -y chromium); browser tests need it",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
+    executable = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shared_page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    problems: list[str] = []
+    pg.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    pg.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    yield pg, problems
+    ctx.close()
+
+
+@pytest.fixture
+def page(shared_page):
+    """One page for the module (loading plotly.min.js is the slow part); each test fails on
+    any console error, uncaught exception or failed request that happened during it."""
+    pg, problems = shared_page
+    problems.clear()
+    yield pg
+    assert not problems, problems
+
+
+def _open(pg, rendered, slug: str, hash_: str = "") -> None:
+    """Show page `slug` with filters from `hash_`; reuses the loaded page when possible."""
+    url = rendered.pages[slug].as_uri()
+    if pg.url.split("#")[0] == url and not hash_:
+        pg.click("#f-reset")  # same page: clear the filters (re-draws) instead of reloading
+    else:
+        pg.goto(url + hash_)
+    pg.wait_for_selector("body[data-drawn]")
+
+
+def _kpi(pg, kpi_id: str) -> tuple[float | None, str]:
+    el = pg.locator(f'[data-kpi="{kpi_id}"] .kpi-value')
+    raw = el.get_attribute("data-value")
+    return (float(raw) if raw else None), el.inner_text()
+
+
+def _trace_names(pg, chart_id: str) -> list[str]:
+    return pg.evaluate(f"() => document.getElementById('chart-{chart_id}').data.map(t => t.name)")
+
+
+@pytest.mark.parametrize("slug", [p["slug"] for p in PAGES])
+def test_page_loads_and_every_chart_renders(page, rendered, slug):
+    _open(page, rendered, slug)
+    assert rendered.extracted_at in page.locator("#extracted-at").inner_text()
+    spec = next(p for p in PAGES if p["slug"] == slug)
+    for el in spec["elements"]:
+        box = page.locator(f'[data-element="{el["id"]}"]')
+        assert box.locator(".empty").inner_text() == "", f"{el['id']} shows an empty state on the tiny warehouse"
+        if el["type"] == "table":
+            assert box.locator("tbody tr").count() > 0, el["id"]
+        else:
+            assert box.locator(".chart svg.main-svg, .chart canvas").count() > 0, f"{el['id']} has no plot"
+            assert page.evaluate(f"() => document.getElementById('chart-{el['id']}').data.length") > 0
+    for k in spec.get("kpis", []):
+        assert _kpi(page, k["id"])[0] is not None, k["id"]
+
+
+def test_kpis_equal_the_marts(page, rendered, con):
+    _open(page, rendered, "index")
+    expected = expected_kpis(con)
+    for kpi_id, value in expected.items():
+        shown, text = _kpi(page, kpi_id)
+        assert value is not None, f"{kpi_id}: the tiny warehouse should have data for it"
+        assert math.isclose(shown, value, rel_tol=1e-9, abs_tol=1e-9), (kpi_id, shown, value)
+    assert _kpi(page, "credits_mtd")[1] == f"{expected['credits_mtd']:,.0f}"
+    assert _kpi(page, "success_rate")[1] == f"{expected['success_rate'] * 100:.1f}%"
+    assert _kpi(page, "flaky_tests")[1] == f"{expected['flaky_tests']:.0f}"
+    for kpi_id in expected:
+        assert "WoW" in page.locator(f'[data-kpi="{kpi_id}"] .kpi-delta').inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+
+def test_project_filter_redraws_charts_and_kpis(page, rendered, con):
+    _open(page, rendered, "credits")
+    before = _trace_names(page, "credits_project")
+    projects = page.evaluate("() => window.dashboard.data.options.projects")
+    assert len([n for n in before if n in projects]) == len(projects) > 1
+    project = projects[-1]
+    page.select_option("#f-project", project)
+    after = _trace_names(page, "credits_project")
+    assert [n for n in after if n != "anomaly"] == [project]
+    assert f"project={project}".replace("/", "%2F") in page.url
+    # the filter follows the reader to the overview, whose KPIs now cover that project only
+    page.click('nav a[data-page="index.html"]')
+    page.wait_for_selector("body[data-drawn]")
+    assert page.input_value("#f-project") == project
+    expected = expected_kpis(con, project)
+    assert math.isclose(_kpi(page, "credits_mtd")[0], expected["credits_mtd"], rel_tol=1e-9)
+    assert _kpi(page, "flaky_tests")[0] == expected["flaky_tests"]
+    page.click("#f-reset")
+    assert math.isclose(_kpi(page, "credits_mtd")[0], expected_kpis(con)["credits_mtd"], rel_tol=1e-9)
+
+
+def test_date_range_filter_limits_chart_data(page, rendered):
+    _open(page, rendered, "index")
+    xs = lambda: page.evaluate("() => document.getElementById('chart-overview_credits').data[0].x")  # noqa: E731
+    all_days = xs()
+    assert len(all_days) > 14
+    start, end = sorted(all_days)[3], sorted(all_days)[9]
+    page.fill("#f-from", start)
+    page.dispatch_event("#f-from", "change")
+    page.fill("#f-to", end)
+    page.dispatch_event("#f-to", "change")
+    days = xs()
+    assert days and min(days) >= start and max(days) <= end and len(days) < len(all_days)
+
+
+def test_branch_filter_uses_per_branch_percentiles(page, rendered):
+    _open(page, rendered, "reliability")
+    all_y = page.evaluate("() => document.getElementById('chart-duration_p95').data.map(t => t.y)")
+    branches = page.evaluate("() => window.dashboard.data.options.branches")
+    assert branches
+    page.select_option("#f-branch", branches[0])
+    one_y = page.evaluate("() => document.getElementById('chart-duration_p95').data.map(t => t.y)")
+    assert one_y != all_y
+
+
+def test_filters_that_match_nothing_say_so(page, rendered):
+    _open(page, rendered, "flakiness", "#from=1999-01-01&to=1999-01-31")
+    assert "No rows match the current filters" in page.locator('[data-element="flaky_trend"] .empty').inner_text()
