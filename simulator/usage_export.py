@@ -89,7 +89,8 @@ def plan_parts(history: History, projects: list[Project], start: datetime, end: 
 
 
 def _ts(t: datetime | None) -> str:
-    return NULL if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
+    # isoformat is several times faster than strftime; same text ("YYYY-MM-DD HH:MM:SS").
+    return NULL if t is None else t.isoformat(" ", "seconds")[:19]
 
 
 def _num(x: float | None) -> str:
@@ -151,7 +152,7 @@ def _row(history, org, org_created, project, project_created, last_build, pipeli
 
 
 def _quote(value: str) -> str:
-    if any(ch in value for ch in ',"\n\r'):
+    if "," in value or '"' in value or "\n" in value or "\r" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
 
@@ -170,6 +171,9 @@ def render_part(history: History, config: SimConfig, job: ExportJob, part: Expor
     """CSV text of one part, in chunks of lines (header first)."""
     cols = part_columns(config, job.id, part.index)
     yield ",".join(cols) + "\n"
+    if not malformed:
+        yield from _render_fast(history, config, job, part, cols)
+        return
     buf: list[str] = []
     n = 0
     for idx in part.project_indexes:
@@ -187,6 +191,77 @@ def render_part(history: History, config: SimConfig, job: ExportJob, part: Expor
                 buf.clear()
     if buf:
         yield "".join(buf)
+
+
+#: Column order of the value lists built by `_iter_lines` (USAGE_COLUMNS, then the extra one).
+_LINE_COLUMNS = (*USAGE_COLUMNS, EXTRA_COLUMN)
+
+
+def _render_fast(history: History, config: SimConfig, job: ExportJob, part: ExportPart, cols: list[str]) -> Iterator[str]:
+    """The rows of `render_part` without building a dict per row (same text, ~3x faster)."""
+    order = [_LINE_COLUMNS.index(c) for c in cols]
+    canonical = order == list(range(len(USAGE_COLUMNS)))
+    buf: list[str] = []
+    for idx in part.project_indexes:
+        project = history.catalog.projects[idx]
+        for vals in _iter_lines(history, project, job.start, job.end, config.export_flag_style):
+            buf.append(",".join(vals[:48] if canonical else [vals[i] for i in order]))
+            if len(buf) >= 2000:
+                yield "\n".join(buf) + "\n"
+                buf.clear()
+    if buf:
+        yield "\n".join(buf) + "\n"
+
+
+def _iter_lines(history: History, project: Project, start: datetime, end: datetime, flag_style: str) -> Iterator[list[str]]:
+    """The CSV-quoted values of `iter_rows`, as lists in `_LINE_COLUMNS` order."""
+    yes, no = ("Y", "N") if flag_style == "YN" else ("true", "false")
+    org = history.catalog.org
+    org_created = (history.start - timedelta(days=org.created_day_offset)).date().isoformat()
+    project_created = (history.start - timedelta(days=project.created_at_day_offset)).date().isoformat()
+    head = [
+        _quote(org.id), _quote(org.name), org_created, _quote(project.id), _quote(project.name), project_created,
+        _ts(history.last_build_finished_at[project.index]), "github", _quote(project.vcs_url),
+    ]  # fmt: skip
+    q: dict[str, str] = {}  # quoted job-level strings (few distinct values)
+
+    def qq(value: str) -> str:
+        out = q.get(value)
+        if out is None:
+            out = q[value] = _quote(value)
+        return out
+
+    first, last = history.day_of(start) - 1, history.day_of(end)
+    for pipeline in history.iter_pipelines(project, first, last):
+        pl_vals = head + [
+            _quote(pipeline.branch), _quote(pipeline.id), _ts(pipeline.created_at), str(pipeline.number), no,
+            qq(pipeline.trigger_type), _quote(pipeline.actor_id),
+        ]  # fmt: skip
+        default = yes if pipeline.branch == project.default_branch else no
+        for wf in pipeline.workflows:
+            executed = wf.executed_jobs
+            if not executed:
+                continue
+            builds = [j for j in wf.jobs if j.type == "build"]
+            wf_vals = pl_vals + [
+                _quote(wf.id), _quote(wf.name), _ts(min(j.queued_at for j in builds)),
+                _ts(min(j.started_at for j in builds)), _ts(wf.stopped_at), yes if wf.status == "success" else no,
+            ]  # fmt: skip
+            for j in executed:
+                started = j.started_at
+                if not start <= started <= end:
+                    continue
+                c = j.credits_centi
+                vals = wf_vals + [
+                    qq(j.name), _quote(j.id), str(j.number), started.date().isoformat(), _ts(j.queued_at),
+                    _ts(started), _ts(j.stopped_at), qq(j.status), qq(j.resource_class), qq(j.os), qq(j.executor),
+                    str(j.parallelism), str(j.run_seconds), _num(j.cpu_median), _num(j.cpu_max), _num(j.ram_median),
+                    _num(j.ram_max),
+                ]  # fmt: skip
+                vals += [_credits(v) for v in c]
+                vals.append(_credits(sum(c)))
+                vals.append(default)
+                yield vals
 
 
 def iter_part_gzip(chunks: Iterator[str], truncate: bool = False) -> Iterator[bytes]:
