@@ -116,12 +116,27 @@ class ClientStats:
 
 
 class _Transient(Exception):
-    """Internal: a retryable outcome; ``error`` is raised if retries run out."""
+    """Internal: a retryable outcome; ``final(n)`` is the error raised if retries run out."""
 
     def __init__(self, error: CircleCIError, retry_after: float | None = None) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+
+    def final(self, attempts: int) -> CircleCIError:
+        err = self.error
+        note = f"gave up after {attempts} attempt(s)"
+        if isinstance(err, RateLimited):
+            if err.retry_after is not None:
+                note += f"; the server asks to wait {err.retry_after:.0f}s"
+            return RateLimited(
+                err.status, err.message, err.method, err.path, hint=note, retry_after=err.retry_after
+            )
+        if isinstance(err, ApiStatusError):
+            return type(err)(err.status, err.message, err.method, err.path, hint=note)
+        if isinstance(err, TransportFailure):
+            return TransportFailure(f"{err} ({note})", method=err.method, path=err.path)
+        return err
 
 
 def format_datetime(value: datetime | date) -> str:
@@ -178,13 +193,20 @@ def _parse_seconds(value: str | None, *, now: float) -> float | None:
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Longest wait requested by ``Retry-After``, ``RateLimit-Reset`` or ``X-RateLimit-Reset``."""
+    """How long the server asks us to wait, in seconds (``None`` if it does not say).
+
+    ``Retry-After`` is authoritative when present (it says when one more request is
+    allowed). Without it, ``RateLimit-Reset`` / ``X-RateLimit-Reset`` (seconds until
+    the window resets) are honoured, the longer of the two if both are sent.
+    """
     now = time.time()
-    hints = [
-        _parse_seconds(headers.get(name), now=now)
-        for name in ("retry-after", "ratelimit-reset", "x-ratelimit-reset")
+    retry_after = _parse_seconds(headers.get("retry-after"), now=now)
+    if retry_after is not None:
+        return retry_after
+    resets = [
+        _parse_seconds(headers.get(name), now=now) for name in ("ratelimit-reset", "x-ratelimit-reset")
     ]
-    known = [h for h in hints if h is not None]
+    known = [r for r in resets if r is not None]
     return max(known) if known else None
 
 
@@ -328,13 +350,15 @@ class CircleCIClient:
             before_sleep=lambda state: self._before_sleep(state, method, path, family),
             reraise=True,
         )
+        attempts = 0
         try:
             async for attempt in retrying:
+                attempts = attempt.retry_state.attempt_number
                 with attempt:
                     return await self._send_once(method, path, query, json, family, resource)
         except _Transient as exc:
             self.stats.errors[family] += 1
-            raise exc.error from None
+            raise exc.final(attempts) from None
         except CircleCIError:
             self.stats.errors[family] += 1
             raise
@@ -353,11 +377,16 @@ class CircleCIClient:
         self.stats.retries[family] += 1
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
+        reason = (
+            f"HTTP {exc.error.status}"
+            if isinstance(exc, _Transient) and isinstance(exc.error, ApiStatusError)
+            else type(exc.error).__name__ if isinstance(exc, _Transient) else repr(exc)
+        )
         logger.warning(
             "retrying %s %s after %s (attempt %d/%d), waiting %.1fs",
             method,
             self.scrub(path),
-            exc,
+            reason,
             state.attempt_number,
             self.retry.max_attempts,
             wait,
@@ -374,8 +403,8 @@ class CircleCIClient:
     ) -> httpx.Response:
         safe_path = self.scrub(path)
         headers = {"Circle-Token": self.__token, "Accept": "application/json"}
+        await self.rate_limiters.acquire(family, sleep=self.retry.sleep)
         async with self._semaphore:
-            await self.rate_limiters.acquire(family)
             self.stats.calls[family] += 1
             started = time.perf_counter()
             try:
@@ -404,30 +433,26 @@ class CircleCIClient:
         )
         if response.is_success:
             return response
-        raise self._status_error(response, method, safe_path, resource)
+        raise self._status_error(response, method, safe_path, resource, family)
 
     def _status_error(
-        self, response: httpx.Response, method: str, path: str, resource: str | None
+        self, response: httpx.Response, method: str, path: str, resource: str | None, family: str
     ) -> Exception:
         status = response.status_code
         message = self.scrub(_api_message(response))
         if status == 429 or status >= 500:
             retry_after = retry_after_seconds(response.headers)
-            attempts = f"after {self.retry.max_attempts} attempt(s)"
             if status == 429:
                 error: ApiStatusError = RateLimited(
-                    status,
-                    message,
-                    method,
-                    path,
-                    hint=f"rate limited {attempts}"
-                    + (f"; server asks to wait {retry_after:.0f}s" if retry_after else ""),
-                    retry_after=retry_after,
+                    status, message, method, path, retry_after=retry_after
                 )
             else:
-                error = ServerError(status, message, method, path, hint=f"server error {attempts}")
+                error = ServerError(status, message, method, path)
             if retry_after is not None and retry_after > self.retry.max_retry_after:
-                return error  # too long to wait inside one run: give up now
+                return _Transient(error, retry_after).final(1)  # too long to wait in one run
+            if status == 429 and retry_after:
+                # hold back every request of this family, not only the one that was refused
+                self.rate_limiters.pause(family, retry_after)
             return _Transient(error, retry_after)
         if status in (401, 403):
             return AuthError(

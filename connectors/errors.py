@@ -69,7 +69,7 @@ class ApiStatusError(CircleCIError):
         self.hint = hint
         text = f"{method} {path} -> HTTP {status}: {message}"
         if hint:
-            text = f"{text}. {hint}"
+            text = f"{text.rstrip('.')}. {hint}"
         super().__init__(text)
 
 

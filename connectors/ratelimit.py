@@ -10,12 +10,16 @@ provoke 429s. Families:
 * ``core``          everything else (projects, pipelines, workflows, jobs)
 
 Rates are requests per second; ``None`` or ``0`` disables limiting for a family.
+After a 429 with a wait hint the client pauses the whole family for that long, so
+concurrent requests do not stampede into more 429s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiolimiter import AsyncLimiter
 
@@ -60,13 +64,25 @@ class RateLimiters:
         merged.update(rates or {})
         self.rates: dict[str, float | None] = merged
         self._limiters = {family: _limiter(rate) for family, rate in merged.items()}
+        self._paused_until: dict[str, float] = {}
 
     def limiter(self, family: str) -> AsyncLimiter | None:
         if family in self._limiters:
             return self._limiters[family]
         return self._limiters.get("core")
 
-    async def acquire(self, family: str) -> None:
+    def pause(self, family: str, seconds: float) -> None:
+        """Hold back all requests of ``family`` for ``seconds`` (after a 429 with a wait hint)."""
+        until = time.monotonic() + max(0.0, seconds)
+        self._paused_until[family] = max(self._paused_until.get(family, 0.0), until)
+
+    async def acquire(
+        self, family: str, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
+        """Wait out a pause of the family, then take a token from its bucket."""
+        delay = self._paused_until.get(family, 0.0) - time.monotonic()
+        if delay > 0:
+            await sleep(delay)
         limiter = self.limiter(family)
         if limiter is not None:
             await limiter.acquire()

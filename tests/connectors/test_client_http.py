@@ -304,3 +304,36 @@ def test_concurrency_is_bounded(make_client):
 
     assert run(go()) == 12
     assert state["max"] == 3
+
+
+def test_retry_after_preferred_over_window_reset(make_client, fake_sleep):
+    responses = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": "2", "RateLimit-Reset": "60", "X-RateLimit-Reset": "60"}),
+            httpx.Response(200, json={}),
+        ]
+    )
+
+    async def go():
+        async with make_client(lambda r: next(responses)) as client:
+            await client.get_json("/me")
+
+    run(go())
+    assert 2.0 <= fake_sleep.waits[0] < 60
+
+
+def test_429_pauses_the_whole_family(make_client, fake_sleep):
+    responses = iter([httpx.Response(429, headers={"Retry-After": "30"})] + [httpx.Response(200, json={})] * 3)
+
+    async def go():
+        async with make_client(lambda r: next(responses)) as client:
+            await client.get_json("/insights/gh/a/b/workflows")
+            before = len(fake_sleep.waits)
+            await client.get_json("/insights/gh/a/b/branches")  # another request, same family
+            after = fake_sleep.waits[before:]
+            await client.get_json("/me")  # other family: not paused
+            return after, fake_sleep.waits[before + len(after):]
+
+    paused, other = run(go())
+    assert paused and paused[0] == pytest.approx(30, abs=1)
+    assert other == []
