@@ -298,9 +298,12 @@ class CircleCIClient:
         *,
         family: str | None = None,
         resource: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         """GET ``path`` and return the decoded JSON body."""
-        return await self.request_json("GET", path, params=params, family=family, resource=resource)
+        return await self.request_json(
+            "GET", path, params=params, family=family, resource=resource, retry=retry
+        )
 
     async def request_json(
         self,
@@ -311,9 +314,10 @@ class CircleCIClient:
         json: Any = None,
         family: str | None = None,
         resource: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         response = await self.request(
-            method, path, params=params, json=json, family=family, resource=resource
+            method, path, params=params, json=json, family=family, resource=resource, retry=retry
         )
         if not response.content:
             return None
@@ -334,20 +338,23 @@ class CircleCIClient:
         json: Any = None,
         family: str | None = None,
         resource: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> httpx.Response:
         """Send one logical request (with retries) and return the 2xx response.
 
-        ``resource`` ("project 'gh/acme/api'") makes 404 messages specific.
+        ``resource`` ("project 'gh/acme/api'") makes 404 messages specific. ``retry``
+        overrides the client's policy for this call (e.g. ``RetryPolicy(max_attempts=1)``
+        for a non-idempotent POST).
         """
         family = family or family_for_path(path)
         query = normalize_params(params)
-        policy = self.retry
+        policy = retry or self.retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
-            wait=self._wait,
+            wait=lambda state: self._wait(state, policy),
             retry=retry_if_exception_type(_Transient),
             sleep=policy.sleep,
-            before_sleep=lambda state: self._before_sleep(state, method, path, family),
+            before_sleep=lambda state: self._before_sleep(state, method, path, family, policy),
             reraise=True,
         )
         attempts = 0
@@ -355,7 +362,7 @@ class CircleCIClient:
             async for attempt in retrying:
                 attempts = attempt.retry_state.attempt_number
                 with attempt:
-                    return await self._send_once(method, path, query, json, family, resource)
+                    return await self._send_once(method, path, query, json, family, resource, policy)
         except _Transient as exc:
             self.stats.errors[family] += 1
             raise exc.final(attempts) from None
@@ -364,8 +371,7 @@ class CircleCIClient:
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait(self, state: RetryCallState) -> float:
-        policy = self.retry
+    def _wait(self, state: RetryCallState, policy: RetryPolicy) -> float:
         backoff = wait_exponential_jitter(
             initial=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
         )(state)
@@ -373,7 +379,9 @@ class CircleCIClient:
         hint = getattr(exc, "retry_after", None)
         return max(backoff, hint) if hint is not None else backoff
 
-    def _before_sleep(self, state: RetryCallState, method: str, path: str, family: str) -> None:
+    def _before_sleep(
+        self, state: RetryCallState, method: str, path: str, family: str, policy: RetryPolicy
+    ) -> None:
         self.stats.retries[family] += 1
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
@@ -388,7 +396,7 @@ class CircleCIClient:
             self.scrub(path),
             reason,
             state.attempt_number,
-            self.retry.max_attempts,
+            policy.max_attempts,
             wait,
         )
 
@@ -400,10 +408,11 @@ class CircleCIClient:
         json: Any,
         family: str,
         resource: str | None,
+        policy: RetryPolicy,
     ) -> httpx.Response:
         safe_path = self.scrub(path)
         headers = {"Circle-Token": self.__token, "Accept": "application/json"}
-        await self.rate_limiters.acquire(family, sleep=self.retry.sleep)
+        await self.rate_limiters.acquire(family, sleep=policy.sleep)
         async with self._semaphore:
             self.stats.calls[family] += 1
             started = time.perf_counter()
@@ -433,10 +442,16 @@ class CircleCIClient:
         )
         if response.is_success:
             return response
-        raise self._status_error(response, method, safe_path, resource, family)
+        raise self._status_error(response, method, safe_path, resource, family, policy)
 
     def _status_error(
-        self, response: httpx.Response, method: str, path: str, resource: str | None, family: str
+        self,
+        response: httpx.Response,
+        method: str,
+        path: str,
+        resource: str | None,
+        family: str,
+        policy: RetryPolicy,
     ) -> Exception:
         status = response.status_code
         message = self.scrub(_api_message(response))
@@ -448,7 +463,7 @@ class CircleCIClient:
                 )
             else:
                 error = ServerError(status, message, method, path)
-            if retry_after is not None and retry_after > self.retry.max_retry_after:
+            if retry_after is not None and retry_after > policy.max_retry_after:
                 return _Transient(error, retry_after).final(1)  # too long to wait in one run
             if status == 429 and retry_after:
                 # hold back every request of this family, not only the one that was refused

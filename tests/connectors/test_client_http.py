@@ -337,3 +337,38 @@ def test_429_pauses_the_whole_family(make_client, fake_sleep):
     paused, other = run(go())
     assert paused and paused[0] == pytest.approx(30, abs=1)
     assert other == []
+
+
+def test_asgi_server_receives_percent_2f():
+    """The raw path reaches an ASGI server unchanged (``%2F`` is not decoded to ``/``)."""
+    received: list[bytes] = []
+
+    async def app(scope, receive, send):
+        received.append(scope["raw_path"])
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    path = render_path("/insights/{project_slug}/workflows/{workflow_name}/summary", project_slug="gh/o/r", workflow_name="a/b c&d")
+
+    async def go():
+        async with CircleCIClient(TOKEN, "http://sim/api/v2", transport=httpx.ASGITransport(app=app)) as client:
+            await client.get_json(path)
+
+    run(go())
+    assert received == [b"/api/v2/insights/gh/o/r/workflows/a%2Fb%20c%26d/summary"]
+
+
+def test_per_call_retry_override(make_client):
+    calls = []
+
+    def handler(request):
+        calls.append(request.method)
+        return httpx.Response(500, json={"message": "Internal server error."})
+
+    async def go():
+        async with make_client(handler) as client:
+            await client.request_json("POST", "/organizations/o/usage_export_job", json={}, retry=RetryPolicy(max_attempts=1))
+
+    with pytest.raises(ServerError, match="gave up after 1 attempt"):
+        run(go())
+    assert calls == ["POST"]
