@@ -120,12 +120,12 @@ PAGES: list[Page] = [
         "elements": [
             {"id": "flaky_by_credits", "type": "barh", "query": "flaky_tests",
              "title": "Top flaky tests by credits wasted",
-             "category": ["test_name", "job_name"], "category_format": "{0} ({1})",
+             "category": ["test_label", "job_name", "project_name"], "category_format": "{0} ({1}, {2})",
              "value": {"sum": "credits_wasted"}, "limit": 15, "positive_only": True,
              "x_title": "credits wasted", "empty": NO_TESTS},
             {"id": "flaky_by_time", "type": "barh", "query": "flaky_tests",
              "title": "Top flaky tests by time wasted (job minutes)",
-             "category": ["test_name", "job_name"], "category_format": "{0} ({1})",
+             "category": ["test_label", "job_name", "project_name"], "category_format": "{0} ({1}, {2})",
              "value": {"sum": "job_seconds_wasted"}, "x_scale": 1 / 60, "limit": 15, "positive_only": True,
              "x_title": "minutes of job runs wasted", "empty": NO_TESTS},
             {"id": "flaky_trend", "type": "series", "query": "flaky_trend",
@@ -187,9 +187,9 @@ PAGES: list[Page] = [
         "save per 30 days (negative: an upsize). Check the resource-class table against CircleCI's pricing "
         "page before relying on the savings.",
         "elements": [
-            {"id": "rightsizing_savings", "type": "barh", "query": "right_sizing",
+            {"id": "rightsizing_savings", "type": "barh", "query": "right_sizing", "wide": True,
              "title": "Projected savings (credits per 30 days)",
-             "category": ["job_name", "resource_class", "recommended_resource_class", "project_slug"],
+             "category": ["job_name", "resource_class", "recommended_resource_class", "project_name"],
              "category_format": "{0}: {1} → {2} ({3})", "value": {"sum": "projected_monthly_savings_credits"},
              "limit": 20, "positive_only": True, "x_title": "credits / 30 days", "empty": NO_RECOMMENDATIONS},
             {"id": "rightsizing_table", "type": "table", "query": "right_sizing",

@@ -208,7 +208,7 @@
     var trace = { type: "bar", orientation: "h", y: rows.map(function (r) { return r[0]; }),
                   x: rows.map(function (r) { return r[1]; }), marker: { color: "#1f77b4" } };
     Plotly.react(box.querySelector(".chart"), [trace],
-      baseLayout(el, { height: Math.max(220, 26 * rows.length + 60), margin: { l: 330, r: 20, t: 10, b: 40 },
+      baseLayout(el, { height: Math.max(220, 26 * rows.length + 60), margin: { l: 20, r: 20, t: 10, b: 40 },
                        xaxis: { title: { text: el.x_title || "" } }, yaxis: { automargin: true } }),
       plotConfig);
   }
