@@ -58,10 +58,17 @@ _FLAKY_MESSAGES = (
 _BROKEN_MESSAGE = "AssertionError: expected status 200, got 500"
 
 
+#: Bits `uuid.UUID(int=..., version=4)` clears and sets (variant RFC 4122, version 4).
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (0x4000 << 64)
+
+
 def _encoded_uuid(rng: random.Random, kind: str, project: int, day: int, seq: int) -> str:
     node = (_KIND[kind] << 44) | (project << 28) | (day << 16) | (seq & 0xFFFF)
     high = rng.getrandbits(80)
-    return str(uuid.UUID(int=(high << 48) | node, version=4))
+    # Same text as str(uuid.UUID(int=..., version=4)), ~3x faster (a hot path for `large`).
+    h = "%032x" % ((((high << 48) | node) & _UUID4_CLEAR) | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def decode_id(value: str) -> tuple[str, int, int, int] | None:
