@@ -6,27 +6,21 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from mart_fixture import build_fixture_warehouse, build_real_warehouse, real_build_available
+from mart_fixture import build_test_warehouse
 
 from dashboards import DashboardResult, render_dashboard
 
 
 @pytest.fixture(scope="session")
 def warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny preset's warehouse: the real build when it exists, else the documented-marts stand-in."""
-    root = tmp_path_factory.mktemp("dash-warehouse")
-    if real_build_available():
-        return build_real_warehouse(root)
-    return build_fixture_warehouse(root / "warehouse.duckdb")
+    """The tiny preset's warehouse (real lake + real build), built once per session."""
+    return build_test_warehouse(tmp_path_factory.mktemp("dash-warehouse"))
 
 
 @pytest.fixture(scope="session")
 def empty_warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse whose marts exist but hold no rows (nothing landed yet)."""
-    root = tmp_path_factory.mktemp("dash-empty")
-    if real_build_available():
-        return build_real_warehouse(root, empty=True)
-    return build_fixture_warehouse(root / "warehouse.duckdb", empty=True)
+    return build_test_warehouse(tmp_path_factory.mktemp("dash-empty"), empty=True)
 
 
 @pytest.fixture(scope="session")
