@@ -1,0 +1,253 @@
+"""The nightly flow: projects -> Insights -> usage export -> job tests -> land -> build ->
+dashboard -> one markdown artifact. One project failing does not lose the others."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed
+from pydantic import BaseModel, Field
+
+from connectors import CircleCIClient, CircleCIError, Extract
+from warehouse import BuildResult, Lake, build_warehouse
+
+from . import steps
+from .state import LakeStateStore, PipelineState
+from .summary import RunSummary, warehouse_highlights
+
+__all__ = ["OrgTarget", "nightly", "resolve_token", "run_org", "build_and_render"]
+
+TOKEN_ENV = "CIRCLECI_TOKEN"
+
+
+class OrgTarget(BaseModel):
+    """One CircleCI organisation to pull: its id (usage export) and slug (Insights)."""
+
+    id: str = Field(description="Organization id (UUID), for the usage export")
+    slug: str = Field(description="Org slug, e.g. gh/acme, for Insights")
+    projects: list[str] = Field(default_factory=list, description="Project slugs; empty = discover")
+
+
+class MissingToken(RuntimeError):
+    pass
+
+
+def resolve_token(secret_block: str | None = None) -> str:
+    """The API token from a Prefect Secret block (if named) or $CIRCLECI_TOKEN."""
+    if secret_block:
+        from prefect.blocks.system import Secret
+
+        return Secret.load(secret_block).get()
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise MissingToken(
+            f"no CircleCI token: set {TOKEN_ENV} to a personal API token "
+            "(https://app.circleci.com/settings/user/tokens) or pass token_secret_block"
+        )
+    return token
+
+
+# -- tasks (I/O, retried; arguments are live objects, so no input caching) ---------------------
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, tags=["circleci-api"])
+async def resolve_projects_task(client: CircleCIClient, org: OrgTarget) -> tuple[Extract, list[str]]:
+    """Resolve (or discover) the org's projects."""
+    slugs = org.projects or await steps.discover_project_slugs(client, org.slug)
+    return await steps.resolve_projects(client, slugs)
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, tags=["circleci-api"])
+async def project_insights_task(client: CircleCIClient, slug: str, state: PipelineState,
+                                cfg: steps.PipelineConfig) -> steps.ProjectInsights:  # fmt: skip
+    """Every Insights stream of one project."""
+    return await steps.extract_project_insights(client, slug, state, cfg)
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, tags=["circleci-api"])
+async def org_insights_task(client: CircleCIClient, org_slug: str) -> list[Extract]:
+    """Org-level Insights summaries."""
+    return await steps.extract_org_insights(client, org_slug)
+
+
+@task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE, tags=["circleci-usage-export"])
+async def usage_export_task(client: CircleCIClient, cfg: steps.PipelineConfig, store: LakeStateStore,
+                            start: datetime, end: datetime, workdir: str):  # fmt: skip
+    """Create or resume, poll, download and merge the usage export (resumable)."""
+    return await steps.export_usage_window(client, cfg, store, start, end, Path(workdir))
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, tags=["circleci-api"])
+async def job_tests_task(client: CircleCIClient, refs: list, state: PipelineState, cfg: steps.PipelineConfig):
+    """Test metadata of newly seen jobs."""
+    return await steps.fetch_new_job_tests(client, refs, state, cfg)
+
+
+@task(cache_policy=NO_CACHE)
+def land_task(lake: Lake, extracts: list[Extract]) -> dict[str, int]:
+    """Land extracts in the lake (idempotent)."""
+    return steps.land_extracts(lake, extracts)
+
+
+@task(cache_policy=NO_CACHE)
+def land_usage_task(lake: Lake, result: Any) -> dict[str, int]:
+    """Land a merged usage export, replacing its window."""
+    return steps.land_usage(lake, result)
+
+
+@task(cache_policy=NO_CACHE)
+def build_task(lake: Lake, cfg: steps.PipelineConfig) -> BuildResult:
+    """Build the DuckDB warehouse and run the data tests (atomic swap)."""
+    return build_warehouse(lake, cfg.warehouse_path, price_per_credit=cfg.price_per_credit,
+                           headroom=cfg.rightsizing_headroom, fail_on_test_error=False)  # fmt: skip
+
+
+@task(cache_policy=NO_CACHE)
+def render_task(cfg: steps.PipelineConfig) -> str:
+    """Render the offline dashboard from the marts."""
+    from dashboards import render_dashboard
+
+    return str(render_dashboard(cfg.warehouse_path, cfg.dashboard_dir).index)
+
+
+# -- orchestration ----------------------------------------------------------------------------
+async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: Lake, summary: RunSummary,
+                  *, usage_start: datetime | None = None) -> None:  # fmt: skip
+    """Extract and land one org; state is saved only after its data has landed."""
+    logger = get_run_logger()
+    store = LakeStateStore(lake)
+    state = PipelineState.load(store, org.id)
+    org_cfg = steps.PipelineConfig(**{**cfg.__dict__, "org_id": org.id, "org_slug": org.slug, "projects": org.projects})
+    scratch = steps.scratch_dir(org_cfg)
+    workdir = org_cfg.workdir or scratch.name
+    try:
+        async with steps.make_client(org_cfg, token) as client:
+            projects, unknown = await resolve_projects_task(client, org)
+            summary.unknown_projects += unknown
+            slugs = projects.table.column("project_slug").to_pylist()
+            summary.add_rows(await asyncio.to_thread(land_task, lake, [projects]))
+            logger.info("org %s: %d projects", org.slug, len(slugs))
+
+            results = await asyncio.gather(
+                *(project_insights_task(client, s, state, org_cfg) for s in slugs), return_exceptions=True
+            )
+            extracts: list[Extract] = []
+            for slug, res in zip(slugs, results, strict=True):
+                if isinstance(res, BaseException):
+                    summary.failed_projects[slug] = _describe(res)
+                    logger.warning("project %s failed: %s", slug, _describe(res))
+                else:
+                    extracts += res.extracts
+                    state.workflow_run_watermarks.update(res.watermarks)
+            try:
+                extracts += await org_insights_task(client, org.slug)
+            except CircleCIError as e:
+                logger.warning("org summary failed: %s", e)
+            summary.add_rows(await asyncio.to_thread(land_task, lake, extracts))
+
+            start, end = steps.usage_window(state, org_cfg, usage_start)
+            usage = await usage_export_task(client, org_cfg, store, start, end, workdir)
+            summary.usage_windows += [f"{w.start:%Y-%m-%d}..{w.end:%Y-%m-%d}" for w in usage.windows]
+            summary.quarantined_rows += usage.quarantined_rows
+            summary.unknown_columns = sorted(set(summary.unknown_columns) | set(usage.unknown_columns))
+            summary.add_rows(await asyncio.to_thread(land_usage_task, lake, usage))
+
+            import pyarrow.parquet as pq
+
+            since = org_cfg.clock() - timedelta(days=org_cfg.tests_lookback_days)
+            refs = steps.job_refs_from_usage(pq.read_table(usage.output), projects, since)
+            refs = [r for r in refs if r.project_slug not in summary.failed_projects]
+            tests = await job_tests_task(client, refs, state, org_cfg)
+            summary.tests_jobs_probed += tests.probed
+            for reason, n in tests.skipped.items():
+                summary.tests_jobs_skipped[reason] = summary.tests_jobs_skipped.get(reason, 0) + n
+            summary.add_rows(await asyncio.to_thread(land_task, lake, [tests.extract]))
+            state.test_probe = tests.state.to_dict()
+            state.usage_exported_until = end
+            state.save(store)
+            for family, n in client.stats.as_dict()["calls"].items():
+                summary.api_calls[family] = summary.api_calls.get(family, 0) + n
+            summary.api_calls["total_calls"] = summary.api_calls.get("total_calls", 0) + client.stats.total_calls
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def build_and_render(lake: Lake, cfg: steps.PipelineConfig, summary: RunSummary, window_start: datetime | None,
+                     render: bool = True) -> None:  # fmt: skip
+    result = build_task(lake, cfg)
+    summary.models_built = len(result.models)
+    summary.data_tests = len(result.tests)
+    summary.data_tests_failed = [t.name for t in result.failed_tests]
+    summary.highlights = warehouse_highlights(str(result.db_path), window_start.date() if window_start else None)
+    if render:
+        summary.dashboard_path = render_task(cfg)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@flow(name="circleci-nightly", description="Nightly CircleCI analytics: extract, land, build, render.")
+async def nightly(
+    orgs: list[OrgTarget],
+    api_base_url: str = "https://circleci.com/api/v2",
+    lake_root: str = "data/lake",
+    warehouse_path: str = "data/warehouse.duckdb",
+    dashboard_dir: str = "data/dashboard",
+    price_per_credit: float = 0.0006,
+    rightsizing_headroom: float = 0.8,
+    initial_lookback_days: int = 30,
+    overlap_days: int = 2,
+    tests_lookback_days: int = 14,
+    max_concurrency: int = 8,
+    export_poll_seconds: float = 360.0,
+    job_include: list[str] | None = None,
+    job_exclude: list[str] | None = None,
+    token_secret_block: str | None = None,
+    rate_limits: dict[str, float | None] | None = None,
+    now: datetime | None = None,
+    render: bool = True,
+) -> RunSummary:
+    """Pull every org, land it, build the warehouse, render the dashboard.
+
+    The token comes from $CIRCLECI_TOKEN or the Prefect Secret block `token_secret_block`;
+    it is never a flow parameter, so it never lands in Prefect's database or logs.
+    """
+    t0 = time.perf_counter()
+    token = resolve_token(token_secret_block)
+    cfg = steps.PipelineConfig(
+        org_id="", org_slug="", api_base_url=api_base_url, lake_root=lake_root, warehouse_path=warehouse_path,
+        dashboard_dir=dashboard_dir, price_per_credit=price_per_credit, rightsizing_headroom=rightsizing_headroom,
+        initial_lookback_days=initial_lookback_days, overlap_days=overlap_days, tests_lookback_days=tests_lookback_days,
+        max_concurrency=max_concurrency, export_poll_seconds=export_poll_seconds, job_include=job_include or [],
+        job_exclude=job_exclude or [], rate_limits=rate_limits, now=now,
+    )  # fmt: skip
+    lake = Lake(lake_root)
+    summary = RunSummary("nightly", [o.slug for o in orgs], lake_root=lake_root, warehouse_path=warehouse_path)
+    window_start = None
+    for org in orgs:
+        try:
+            await run_org(org, cfg, token, lake, summary)
+        except CircleCIError as e:
+            summary.failed_projects[f"org {org.slug}"] = _describe(e)
+            get_run_logger().error("org %s failed: %s", org.slug, _describe(e))
+    state = PipelineState.load(LakeStateStore(lake), orgs[0].id) if orgs else None
+    if state and state.usage_exported_until:
+        window_start = state.usage_exported_until - timedelta(days=max(1, overlap_days))
+    await asyncio.to_thread(build_and_render, lake, cfg, summary, window_start, render)
+    summary.seconds = time.perf_counter() - t0
+    await create_markdown_artifact(markdown=summary.markdown(), key="circleci-nightly-summary",
+                                   description="What the nightly run landed, built and found")  # fmt: skip
+    if summary.status == "failed":
+        return Failed(message=f"data tests failed: {', '.join(summary.data_tests_failed)}", data=summary)
+    if summary.status == "partial":
+        return Completed(name="Partially Completed", data=summary,
+                         message=f"{len(summary.failed_projects) + len(summary.unknown_projects)} project(s) not updated")  # fmt: skip
+    return summary
