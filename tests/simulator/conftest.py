@@ -6,15 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sim_helpers import NOW, SyncASGIClient
+from sim_helpers import SyncASGIClient, tiny_config
 
-from simulator import SimConfig, Simulator, create_app
-
-
-def tiny_config(**changes: Any) -> SimConfig:
-    """The tiny preset at the fixed NOW; rate limits off unless `rate_limits` is given."""
-    changes.setdefault("rate_limits", {})
-    return SimConfig(seed=7, preset="tiny", now=NOW).with_(**changes)
+from simulator import Simulator, create_app
 
 
 @pytest.fixture(scope="session")

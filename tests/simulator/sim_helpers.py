@@ -26,6 +26,17 @@ import jsonschema
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 BASE_URL = "http://sim/api/v2"
 
+
+def tiny_config(**changes: Any) -> Any:
+    """The tiny preset at the fixed NOW; rate limits off unless `rate_limits` is given.
+
+    Lives here, not in conftest.py: several test folders have a conftest module, so
+    `from conftest import ...` would pick whichever was imported last."""
+    from simulator import SimConfig
+
+    changes.setdefault("rate_limits", {})
+    return SimConfig(seed=7, preset="tiny", now=NOW).with_(**changes)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import tiny_config
-from sim_helpers import NOW, SyncASGIClient, quote_segment
+from sim_helpers import NOW, SyncASGIClient, quote_segment, tiny_config
 
 from simulator import Simulator, create_app
 from simulator.history import History

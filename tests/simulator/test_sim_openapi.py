@@ -142,8 +142,7 @@ def export_bodies(make_sim_module) -> list[tuple[str, int, Any]]:
 
 @pytest.fixture(scope="module")
 def make_sim_module():
-    from conftest import tiny_config
-    from sim_helpers import SyncASGIClient
+    from sim_helpers import SyncASGIClient, tiny_config
 
     from simulator import FaultRule, Simulator, create_app
 

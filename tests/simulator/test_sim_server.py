@@ -8,8 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from conftest import tiny_config
-from sim_helpers import NOW, quote_segment
+from sim_helpers import NOW, quote_segment, tiny_config
 
 from simulator import FaultRule, Simulator
 from simulator.server import running_server

@@ -47,8 +47,7 @@ def export(make_sim_module_export):
 
 @pytest.fixture(scope="module")
 def make_sim_module_export():
-    from conftest import tiny_config
-    from sim_helpers import SyncASGIClient
+    from sim_helpers import SyncASGIClient, tiny_config
 
     from simulator import Simulator, create_app
 
