@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_PRICE_PER_CREDIT",
     "DEFAULT_SQL_DIR",
     "MATERIALIZATIONS",
+    "MATERIALIZATION_OVERRIDES",
     "BuildError",
     "BuildResult",
     "DataTestError",
@@ -60,8 +61,17 @@ DEFAULT_PRICE_PER_CREDIT = Decimal("0.0006")
 DEFAULT_HEADROOM = 0.8
 DEFAULT_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 LAYERS = ("staging", "intermediate", "marts")
-#: How each layer is materialised (the one place this is decided).
+#: How each layer is materialised (the one place this is decided) ...
 MATERIALIZATIONS: dict[str, str] = {"staging": "view", "intermediate": "table", "marts": "table"}
+#: ... and the exceptions: thin projections of the widest table (one row per job run or test
+#: result). Materialising them would write the same tens of millions of rows two or three
+#: times over; as views over the materialised ``int_*_enriched``/``int_*_flagged`` tables
+#: they cost nothing to build and stay as fast to query.
+MATERIALIZATION_OVERRIDES: dict[str, str] = {
+    "int_job_runs_keyed": "view",
+    "fct_job_runs": "view",
+    "fct_test_runs": "view",
+}
 SEEDS = ("seed_resource_classes",)
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(ref|source|var)\(\s*['\"]([^'\"]+)['\"]\s*\)\s*\}\}")
@@ -94,7 +104,7 @@ class Model:
 
     @property
     def materialization(self) -> str:
-        return MATERIALIZATIONS[self.layer]
+        return MATERIALIZATION_OVERRIDES.get(self.name, MATERIALIZATIONS[self.layer])
 
 
 @dataclass
@@ -381,6 +391,7 @@ def build_warehouse(
     con = duckdb.connect(str(tmp))
     try:
         con.execute("set TimeZone = 'UTC'")
+        con.execute("set preserve_insertion_order = false")
         if threads:
             con.execute(f"set threads = {int(threads)}")
         t0 = time.perf_counter()

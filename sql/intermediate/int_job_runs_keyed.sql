@@ -1,6 +1,7 @@
--- Usage-export job runs with the project slug, the re-run attempt of their workflow
--- and derived measures. A workflow is a re-run when an earlier workflow of the same
--- name ran in the same pipeline (ordered by the first start of their job runs).
+-- Usage-export job runs with the project slug, the re-run attempt of their workflow and
+-- derived measures; only the columns the marts use (this is the widest table). A workflow
+-- is a re-run when an earlier workflow of the same name ran in the same pipeline (ordered
+-- by the first start of their job runs).
 with
 
 job_runs as (
@@ -32,7 +33,40 @@ workflow_attempts as (
 final as (
 
     select
-        job_runs.*,
+        job_runs.job_id,
+        job_runs.org_id,
+        job_runs.project_id,
+        job_runs.project_name,
+        job_runs.pipeline_id,
+        job_runs.pipeline_number,
+        job_runs.branch,
+        job_runs.workflow_id,
+        job_runs.workflow_name,
+        job_runs.job_name,
+        job_runs.job_number,
+        job_runs.job_run_date,
+        job_runs.queued_at,
+        job_runs.started_at,
+        job_runs.stopped_at,
+        job_runs.job_status,
+        job_runs.resource_class,
+        job_runs.operating_system,
+        job_runs.executor,
+        job_runs.parallelism,
+        job_runs.run_seconds,
+        job_runs.median_cpu_pct,
+        job_runs.max_cpu_pct,
+        job_runs.median_ram_pct,
+        job_runs.max_ram_pct,
+        job_runs.compute_credits,
+        job_runs.dlc_credits,
+        job_runs.user_credits,
+        job_runs.storage_credits,
+        job_runs.network_credits,
+        job_runs.lease_credits,
+        job_runs.lease_overage_credits,
+        job_runs.ipranges_credits,
+        job_runs.total_credits,
         projects.project_slug,
         workflow_attempts.rerun_attempt,
         workflow_attempts.rerun_attempt > 1 as is_rerun,
