@@ -1,0 +1,5 @@
+-- A flaky job failure is a failed job run with at least one failing test.
+select job_id, job_status, failed_tests
+from {{ ref('fct_job_runs') }}
+where is_flaky_failure
+    and (job_status <> 'failed' or failed_tests = 0)
