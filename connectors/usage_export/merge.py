@@ -55,6 +55,7 @@ _TRUE = ("y", "yes", "true", "t", "1")
 _FALSE = ("n", "no", "false", "f", "0")
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S%.f"
 _KNOWN = frozenset(CSV_COLUMNS)
+_QUARANTINE_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,20 @@ def _parse_with(values: pl.Series, fmt: str, zoned: bool) -> pl.Series:
     return values.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
 
 
+def _sniff_format(values: pl.Series) -> tuple[str, bool]:
+    """The first layout that parses a sample of the non-null values (polars' fast paths
+    are per format, so one well-chosen format does almost all the work)."""
+    present = values.drop_nulls()
+    sample = present.filter(present != "").head(64)
+    for fmt, zoned in _TS_FORMATS:
+        if sample.len() == 0 or _parse_with(sample, fmt, zoned).null_count() == 0:
+            return fmt, zoned
+    return _TS_FORMATS[0]
+
+
 def parse_timestamps(values: pl.Series) -> pl.Series:
     """UTC timestamps from text in any accepted layout; null where nothing parses."""
-    fmt, zoned = _TS_FORMATS[0]
+    fmt, zoned = _sniff_format(values)
     out = _parse_with(values, fmt, zoned)
     todo = values.is_not_null() & out.is_null()
     if not todo.any():  # the usual case: one layout throughout
@@ -203,14 +215,19 @@ class UsageMerger:
     ``output`` is the job-run Parquet file, ``quarantine`` the malformed-row file.
     """
 
-    def __init__(self, output: Path, quarantine: Path, *, extracted_at: datetime) -> None:
+    def __init__(
+        self, output: Path, quarantine: Path, *, extracted_at: datetime, batch_rows: int = 100_000
+    ) -> None:
         self.output = Path(output)
         self.quarantine = Path(quarantine)
         self.extracted_at = extracted_at
+        self.batch_rows = batch_rows
         self.stats = MergeStats()
         self._seen_hashes = pl.Series("h", [], dtype=pl.UInt64)
         self._seen_ids = pl.Series("job_id", [], dtype=pl.String)
         self._quarantine_rows: list[dict[str, object]] = []
+        self._quarantine_writer: pq.ParquetWriter | None = None
+        self._quarantine_tmp = self.quarantine
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self._tmp_output = self.output.with_name(self.output.name + ".partial")
         self._writer = pq.ParquetWriter(self._tmp_output, USAGE_JOB_RUNS_SCHEMA, compression="zstd")
@@ -270,19 +287,22 @@ class UsageMerger:
             .with_columns(failmask.alias("__failmask"))
             .drop([*typed_cols, _OVERFLOW])
         )
-        df = frame.collect()
-        if df.height == 0:
-            return 0
-
-        df = self._screen(df, part, header, list(fails))
-        if df.height == 0:
-            return 0
-        out = self._shape(df, known, unknown, part)
-        del df
-        added = self._dedupe(out)
-        self._write(added.to_arrow().cast(USAGE_JOB_RUNS_SCHEMA))
-        self.stats.rows += added.height
-        return added.height
+        added = 0
+        # Batches bound memory whatever the part size; each becomes one row group.
+        for df in frame.collect_batches(chunk_size=self.batch_rows):
+            if df.height == 0:
+                continue
+            df = self._screen(df, part, header, list(fails))
+            if df.height == 0:
+                continue
+            out = self._dedupe(self._shape(df, known, unknown, part))
+            del df
+            table = out.to_arrow().cast(USAGE_JOB_RUNS_SCHEMA)
+            del out
+            self._write(table)
+            self.stats.rows += table.num_rows
+            added += table.num_rows
+        return added
 
     def _dedupe(self, out: pl.DataFrame) -> pl.DataFrame:
         """Drop job ids already written (first occurrence wins) and repeats within ``out``.
@@ -354,6 +374,8 @@ class UsageMerger:
         key = reason.split(" in ")[0] if reason.startswith("unparseable") else reason.split(",")[0]
         key = "wrong field count" if key.startswith("expected") else key
         self.stats.quarantine_reasons[key] = self.stats.quarantine_reasons.get(key, 0) + 1
+        if len(self._quarantine_rows) >= _QUARANTINE_BATCH:
+            self._flush_quarantine()
         self._quarantine_rows.append(
             {
                 "part": part.name,
@@ -365,6 +387,14 @@ class UsageMerger:
                 "extracted_at": self.extracted_at,
             }
         )
+
+    def _flush_quarantine(self) -> None:
+        if self._quarantine_writer is None:
+            self._quarantine_tmp = self.quarantine.with_name(self.quarantine.name + ".partial")
+            self._quarantine_writer = pq.ParquetWriter(self._quarantine_tmp, QUARANTINE_SCHEMA, compression="zstd")
+        table = pa.Table.from_pylist(self._quarantine_rows, schema=QUARANTINE_SCHEMA)
+        self._quarantine_writer.write_table(table)
+        self._quarantine_rows.clear()
 
     def _shape(self, df: pl.DataFrame, known: list[str], unknown: list[str], part: PartInput) -> pl.DataFrame:
         """Rename to snake_case, add missing/extra/lineage columns, in schema order."""
@@ -398,8 +428,14 @@ class UsageMerger:
         self._pool.shutdown()
         self._writer.close()
         self._tmp_output.replace(self.output)
-        table = pa.Table.from_pylist(self._quarantine_rows, schema=QUARANTINE_SCHEMA)
-        pq.write_table(table, self.quarantine, compression="zstd")
+        if self._quarantine_writer is None:
+            table = pa.Table.from_pylist(self._quarantine_rows, schema=QUARANTINE_SCHEMA)
+            pq.write_table(table, self.quarantine, compression="zstd")
+        else:
+            if self._quarantine_rows:
+                self._flush_quarantine()
+            self._quarantine_writer.close()
+            self._quarantine_tmp.replace(self.quarantine)
         return self.stats
 
     def abort(self) -> None:
@@ -407,8 +443,12 @@ class UsageMerger:
         self._pool.shutdown(wait=True)
         try:
             self._writer.close()
+            if self._quarantine_writer is not None:
+                self._quarantine_writer.close()
         finally:
             self._tmp_output.unlink(missing_ok=True)
+            if self._quarantine_writer is not None:
+                self._quarantine_tmp.unlink(missing_ok=True)
 
 
 def merge_parts(
