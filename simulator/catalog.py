@@ -4,7 +4,7 @@ Derived from (seed, preset) alone. The history generator (history.py) plays even
 Planted patterns live here as data so tests can name them:
 
 - project 0 has a workflow whose name needs percent-encoding (``build & test/e2e``),
-  a feature branch with a hostile name, and a cost spike day;
+  a feature branch with a hostile name, and a cost spike every 30 days (history.py);
 - project 1 uses a GitHub-App style opaque slug ``circleci/<orgId>/<projectId>``;
 - every project has a few flaky tests (pass and fail on the same commit);
 - the ``lint`` job runs on an over-provisioned xlarge class;
@@ -137,8 +137,7 @@ class Project:
     pipelines_per_day: float
     feature_failure_rate: float
     incident_every_days: float  # mean gap between default-branch breakages
-    created_at_day_offset: int  # project created this many days before history start
-    spike_day: int | None = None  # day index (0 = first history day) with a cost spike
+    created_at_day_offset: int  # project created this many days before history.EPOCH
 
     @property
     def workflows(self) -> list[str]:
@@ -259,7 +258,6 @@ def build_catalog(seed: int, preset: Preset, org_name: str) -> Catalog:
                 feature_failure_rate=rng.uniform(0.08, 0.2),
                 incident_every_days=rng.uniform(2.0, 5.0),
                 created_at_day_offset=rng.randint(30, 800),
-                spike_day=(preset.days - 12) if idx == 0 else None,
             )
         )
     users = tuple((det_uuid(rng), f"dev-{i}") for i in range(max(5, preset.n_projects // 2)))

@@ -26,7 +26,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     # Unit tests: generated in well under a second.
-    "tiny": Preset("tiny", n_projects=3, days=28, pipelines_per_day=5, tests_per_suite=10, feature_branches=3),
+    "tiny": Preset("tiny", n_projects=3, days=45, pipelines_per_day=5, tests_per_suite=10, feature_branches=3),
     # A believable org for the demo and the metric tests.
     "demo": Preset("demo", n_projects=8, days=100, pipelines_per_day=10, tests_per_suite=30, feature_branches=6),
     # ~200 projects, ~1M job rows a month, 13 months; generated lazily per project-day.

@@ -50,6 +50,9 @@ CREDIT_TYPES = ("compute", "dlc", "user", "storage", "network", "lease", "lease_
 FAILED_STATUSES = frozenset({"failed", "error"})
 
 _KIND = {"pipeline": 1, "workflow": 2, "job": 3}
+#: Day zero of every simulated calendar: seeds and numbering count days from here.
+EPOCH = date(2020, 1, 1)
+SPIKE_PERIOD_DAYS = 30
 _FLAKY_MESSAGES = (
     "TimeoutError: timed out waiting for element #submit after 5.0s",
     "ConnectionResetError: [Errno 104] Connection reset by peer",
@@ -64,7 +67,8 @@ _UUID4_SET = (0x8000 << 48) | (0x4000 << 64)
 
 
 def _encoded_uuid(rng: random.Random, kind: str, project: int, day: int, seq: int) -> str:
-    node = (_KIND[kind] << 44) | (project << 28) | (day << 16) | (seq & 0xFFFF)
+    """`day` is the absolute day number since EPOCH (15 bits), `project` an index (14 bits)."""
+    node = (_KIND[kind] << 45) | (project << 31) | (day << 16) | (seq & 0xFFFF)
     high = rng.getrandbits(80)
     # Same text as str(uuid.UUID(int=..., version=4)), ~3x faster (a hot path for `large`).
     h = "%032x" % ((((high << 48) | node) & _UUID4_CLEAR) | _UUID4_SET)
@@ -72,16 +76,16 @@ def _encoded_uuid(rng: random.Random, kind: str, project: int, day: int, seq: in
 
 
 def decode_id(value: str) -> tuple[str, int, int, int] | None:
-    """(kind, project index, day index, sequence) encoded in a simulator id, or None."""
+    """(kind, project index, absolute day since EPOCH, sequence) encoded in a simulator id, or None."""
     try:
         node = uuid.UUID(value).int & ((1 << 48) - 1)
     except (ValueError, AttributeError, TypeError):
         return None
-    kind_n = node >> 44
+    kind_n = node >> 45
     kinds = {v: k for k, v in _KIND.items()}
     if kind_n not in kinds:
         return None
-    return kinds[kind_n], (node >> 28) & 0xFFFF, (node >> 16) & 0xFFF, node & 0xFFFF
+    return kinds[kind_n], (node >> 31) & 0x3FFF, (node >> 16) & 0x7FFF, node & 0xFFFF
 
 
 @dataclass(slots=True)
@@ -227,6 +231,11 @@ class History:
         self.now = config.resolved_now()
         self.end = datetime.combine(self.now.date(), datetime.min.time(), tzinfo=UTC)
         self.start = self.end - timedelta(days=self.preset.days)
+        #: Days from EPOCH to the first history day: randomness and numbering are keyed by the
+        #: calendar day, so moving `now` forward keeps every earlier day exactly as it was.
+        self.offset = (self.start.date() - EPOCH).days
+        if self.offset < 0:
+            raise ValueError(f"simulated history cannot start before {EPOCH}; use a later `now`")
         self.catalog: Catalog = build_catalog(config.seed, self.preset, config.org_name)
         self._cache: OrderedDict[tuple[int, int], list[Pipeline]] = OrderedDict()
         self._cache_days = cache_days
@@ -249,17 +258,27 @@ class History:
             plan = self._plans[project.index] = self._make_plan(project)
         return plan
 
+    def is_spike_day(self, project: Project, day: int) -> bool:
+        """Project 0 has a cost spike (a runaway API-triggered loop) every 30 days."""
+        return project.index == 0 and (day + self.offset + self.seed) % SPIKE_PERIOD_DAYS == 17
+
+    def spike_days(self, project: Project) -> list[int]:
+        return [d for d in range(self.days) if self.is_spike_day(project, d)]
+
     def _make_plan(self, project: Project) -> _ProjectPlan:
+        # Computed from EPOCH onwards, one draw sequence per project, so the numbers of a
+        # given calendar day never depend on how far the history extends.
         rng = random.Random(f"{self.seed}:plan:{project.index}")
         counts, pipeline_base, job_base = [], [], []
         jobs_per_pipeline = sum(len(w.jobs) for w in project.workflows_defs) * 3
         next_pipeline = 1 + rng.randint(0, 2000)
         next_job = next_pipeline * 4
-        for day in range(self.days):
-            weekday = self.day_start(day).weekday()
+        for abs_day in range(self.offset + self.days):
+            day = abs_day - self.offset
+            weekday = (EPOCH + timedelta(days=abs_day)).weekday()
             mean = project.pipelines_per_day * (0.25 if weekday >= 5 else 1.0)
             n = max(0, round(rng.gauss(mean, math.sqrt(mean) * 0.6)))
-            if day == project.spike_day:
+            if self.is_spike_day(project, day):
                 n = n * 6 + 10
             n += 1 if any(w.name == "nightly-e2e" for w in project.workflows_defs) else 0
             counts.append(n)
@@ -267,15 +286,18 @@ class History:
             job_base.append(next_job)
             next_pipeline += n
             next_job += n * jobs_per_pipeline + 1
+        counts, pipeline_base, job_base = (x[self.offset :] for x in (counts, pipeline_base, job_base))
+        rng = random.Random(f"{self.seed}:incidents:{project.index}")
         incidents = []
-        t = self.start - timedelta(days=3) + timedelta(hours=rng.uniform(0, 48))
+        t = datetime.combine(EPOCH, datetime.min.time(), tzinfo=UTC) + timedelta(hours=rng.uniform(0, 48))
         while t < self.end:
             hours = rng.uniform(0.5, 10.0) if rng.random() < 0.9 else rng.uniform(20.0, 40.0)
             job = rng.choice(("build", "unit-tests", "unit-tests", "integration-tests"))
             end = t + timedelta(seconds=int(hours * 3600))
             incidents.append(Incident(project.index, t.replace(microsecond=0), end.replace(microsecond=0), job))
             t = end + timedelta(days=rng.expovariate(1.0 / project.incident_every_days))
-        return _ProjectPlan(counts, pipeline_base, job_base, incidents, [i.start for i in incidents])
+        incidents = [i for i in incidents if i.end > self.start - timedelta(days=3)]
+        return _ProjectPlan(list(counts), list(pipeline_base), list(job_base), incidents, [i.start for i in incidents])
 
     def incidents(self, project: Project) -> list[Incident]:
         return list(self.plan(project).incidents)
@@ -323,14 +345,14 @@ class History:
         if not decoded or decoded[0] != "pipeline" or decoded[1] >= len(self.catalog.projects):
             return None
         project = self.catalog.projects[decoded[1]]
-        return next((p for p in self.pipelines(project, decoded[2]) if p.id == pipeline_id), None)
+        return next((p for p in self.pipelines(project, decoded[2] - self.offset) if p.id == pipeline_id), None)
 
     def find_workflow(self, workflow_id: str) -> WorkflowRun | None:
         decoded = decode_id(workflow_id)
         if not decoded or decoded[0] != "workflow" or decoded[1] >= len(self.catalog.projects):
             return None
         project = self.catalog.projects[decoded[1]]
-        for p in self.pipelines(project, decoded[2]):
+        for p in self.pipelines(project, decoded[2] - self.offset):
             for w in p.workflows:
                 if w.id == workflow_id:
                     return w
@@ -364,7 +386,7 @@ class History:
 
     # -- generation --------------------------------------------------------------------
     def _generate_day(self, project: Project, day: int) -> list[Pipeline]:
-        rng = random.Random(f"{self.seed}:day:{project.index}:{day}")
+        rng = random.Random(f"{self.seed}:day:{project.index}:{day + self.offset}")
         plan = self.plan(project)
         n = plan.pipelines_per_day[day]
         day0 = self.day_start(day)
@@ -378,12 +400,12 @@ class History:
         for k, offset in enumerate(offsets):
             created = day0 + timedelta(seconds=offset)
             nightly = has_nightly and k == 0
-            on_default = nightly or (day == project.spike_day and rng.random() < 0.85) or rng.random() < 0.5
+            on_default = nightly or (self.is_spike_day(project, day) and rng.random() < 0.85) or rng.random() < 0.5
             branch = project.default_branch if on_default else rng.choice(project.branches)
             user_id, login = users[rng.randrange(len(users))]
-            trigger = "scheduled_pipeline" if nightly else ("api" if day == project.spike_day and on_default and rng.random() < 0.8 else "webhook")
+            trigger = "scheduled_pipeline" if nightly else ("api" if self.is_spike_day(project, day) and on_default and rng.random() < 0.8 else "webhook")
             pipeline = Pipeline(
-                id=_encoded_uuid(rng, "pipeline", project.index, day, k),
+                id=_encoded_uuid(rng, "pipeline", project.index, day + self.offset, k),
                 number=plan.pipeline_base[day] + k,
                 project=project,
                 branch=branch,
@@ -432,7 +454,7 @@ class History:
         for attempt in range(3):
             counters["seq"] += 1
             run = WorkflowRun(
-                id=_encoded_uuid(rng, "workflow", project.index, day, counters["seq"]),
+                id=_encoded_uuid(rng, "workflow", project.index, day + self.offset, counters["seq"]),
                 name=wdef.name,
                 pipeline=pipeline,
                 created_at=created,
@@ -509,7 +531,7 @@ class History:
     def _approval(self, rng, project, day, run, jdef, start, stop, counters) -> JobRun:
         counters["seq"] += 1
         return JobRun(
-            id=_encoded_uuid(rng, "job", project.index, day, counters["seq"]),
+            id=_encoded_uuid(rng, "job", project.index, day + self.offset, counters["seq"]),
             name=jdef.name, type="approval", number=None, status="success", executor="", resource_class="",
             os="", parallelism=0, queued_at=start, started_at=start, stopped_at=stop,
             cpu_median=None, cpu_max=None, ram_median=None, ram_max=None,
@@ -559,7 +581,7 @@ class History:
         ipranges = rng.randint(50, 500) if jdef.ipranges else 0
         credits = (compute, dlc, 0, storage, network, 0, 0, ipranges)
         return JobRun(
-            id=_encoded_uuid(rng, "job", project.index, day, counters["seq"]),
+            id=_encoded_uuid(rng, "job", project.index, day + self.offset, counters["seq"]),
             name=jdef.name, type="build", number=number, status=status, executor=jdef.executor,
             resource_class=jdef.resource_class, os=jdef.os, parallelism=jdef.parallelism,
             queued_at=ready, started_at=started, stopped_at=stopped,

@@ -21,7 +21,7 @@ from typing import Iterator
 
 from .catalog import Project
 from .config import SimConfig
-from .history import CREDIT_TYPES, History, JobRun
+from .history import CREDIT_TYPES, EPOCH, History, JobRun
 
 __all__ = ["USAGE_COLUMNS", "ExportJob", "ExportPart", "plan_parts", "iter_rows", "iter_part_gzip", "render_part"]
 
@@ -105,8 +105,8 @@ def iter_rows(history: History, project: Project, start: datetime, end: datetime
     """One CSV row (as strings) per executed job run started in [start, end]."""
     yes, no = ("Y", "N") if flag_style == "YN" else ("true", "false")
     org = history.catalog.org
-    org_created = (history.start - timedelta(days=org.created_day_offset)).date().isoformat()
-    project_created = (history.start - timedelta(days=project.created_at_day_offset)).date().isoformat()
+    org_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=org.created_day_offset)).date().isoformat()
+    project_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=project.created_at_day_offset)).date().isoformat()
     last_build = _ts(history.last_build_finished_at[project.index])
     first, last = history.day_of(start) - 1, history.day_of(end)
     for pipeline in history.iter_pipelines(project, first, last):
@@ -217,8 +217,8 @@ def _iter_lines(history: History, project: Project, start: datetime, end: dateti
     """The CSV-quoted values of `iter_rows`, as lists in `_LINE_COLUMNS` order."""
     yes, no = ("Y", "N") if flag_style == "YN" else ("true", "false")
     org = history.catalog.org
-    org_created = (history.start - timedelta(days=org.created_day_offset)).date().isoformat()
-    project_created = (history.start - timedelta(days=project.created_at_day_offset)).date().isoformat()
+    org_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=org.created_day_offset)).date().isoformat()
+    project_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=project.created_at_day_offset)).date().isoformat()
     head = [
         _quote(org.id), _quote(org.name), org_created, _quote(project.id), _quote(project.name), project_created,
         _ts(history.last_build_finished_at[project.index]), "github", _quote(project.vcs_url),

@@ -69,13 +69,15 @@ def test_usage_export_post_is_10_per_hour_per_org_by_default(make_sim, make_clie
 
 
 def test_time_scale_makes_hourly_limits_fast(make_sim, make_client):
-    s = make_sim(rate_limits={"usage_export_post": FamilyLimit(10, 3600)}, time_scale=3600.0)
+    # 10 per hour / 36 = 10 per 100 s: slow enough that real time cannot refill the bucket
+    # during the test, fast enough that the clock jump below is short.
+    s = make_sim(rate_limits={"usage_export_post": FamilyLimit(10, 3600)}, time_scale=36.0)
     c = make_client(s)
     url = f"/organizations/{s.org.id}/usage_export_job"
     assert [c.post(url, json=EXPORT_BODY).status_code for _ in range(11)][-1] == 429
     limited = c.post(url, json=EXPORT_BODY)
-    assert limited.headers["Retry-After"] == "1"  # 10 per hour / 3600 = 10 per second
-    s.backend.advance_clock(0.2)
+    assert limited.headers["Retry-After"] == "10"  # one request every 360 s / 36
+    s.backend.advance_clock(10.5)
     assert c.post(url, json=EXPORT_BODY).status_code == 201
 
 

@@ -180,8 +180,8 @@ def test_yn_flag_style(make_sim, make_client):
 
 
 def test_shuffled_columns_and_extra_column_carry_the_same_rows(make_sim, make_client):
-    plain = make_sim(export_rows_per_part=300)
-    odd = make_sim(export_rows_per_part=300, export_shuffle_columns=True, export_extra_column=True)
+    plain = make_sim(export_rows_per_part=100)
+    odd = make_sim(export_rows_per_part=100, export_shuffle_columns=True, export_extra_column=True)
     pc, oc = make_client(plain), make_client(odd)
     p_headers, p_rows = _all_rows(pc, _completed_urls(pc, plain))
     o_headers, o_rows = _all_rows(oc, _completed_urls(oc, odd))
@@ -241,7 +241,7 @@ def test_presigned_url_expires_after_ttl(make_sim, make_client):
 
 @pytest.mark.parametrize("tamper", ["signature", "expiry", "part", "no signature"])
 def test_tampered_url_is_refused(make_sim, make_client, tamper):
-    s = make_sim(export_rows_per_part=300)
+    s = make_sim(export_rows_per_part=100)
     c = make_client(s, auth=False)
     urls = _completed_urls(make_client(s), s)
     url = urls[0]
