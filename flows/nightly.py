@@ -128,15 +128,17 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
     workdir = org_cfg.workdir or scratch.name
     try:
         async with steps.make_client(org_cfg, token) as client:
-            projects, unknown = await resolve_projects_task(client, org)
+            with summary.timed("projects"):
+                projects, unknown = await resolve_projects_task(client, org)
             summary.unknown_projects += unknown
             slugs = projects.table.column("project_slug").to_pylist()
             summary.add_rows(await asyncio.to_thread(land_task, lake, [projects]))
             logger.info("org %s: %d projects", org.slug, len(slugs))
 
-            results = await asyncio.gather(
-                *(project_insights_task(client, s, state, org_cfg) for s in slugs), return_exceptions=True
-            )
+            with summary.timed("insights"):
+                results = await asyncio.gather(
+                    *(project_insights_task(client, s, state, org_cfg) for s in slugs), return_exceptions=True
+                )
             extracts: list[Extract] = []
             for slug, res in zip(slugs, results, strict=True):
                 if isinstance(res, BaseException):
@@ -146,28 +148,34 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
                     extracts += res.extracts
                     state.workflow_run_watermarks.update(res.watermarks)
             try:
-                extracts += await org_insights_task(client, org.slug)
+                with summary.timed("insights"):
+                    extracts += await org_insights_task(client, org.slug)
             except CircleCIError as e:
                 logger.warning("org summary failed: %s", e)
-            summary.add_rows(await asyncio.to_thread(land_task, lake, extracts))
+            with summary.timed("land"):
+                summary.add_rows(await asyncio.to_thread(land_task, lake, extracts))
 
             start, end = steps.usage_window(state, org_cfg, usage_start)
-            usage = await usage_export_task(client, org_cfg, store, start, end, workdir)
+            with summary.timed("usage_export"):
+                usage = await usage_export_task(client, org_cfg, store, start, end, workdir)
             summary.usage_windows += [f"{w.start:%Y-%m-%d}..{w.end:%Y-%m-%d}" for w in usage.windows]
             summary.quarantined_rows += usage.quarantined_rows
             summary.unknown_columns = sorted(set(summary.unknown_columns) | set(usage.unknown_columns))
-            summary.add_rows(await asyncio.to_thread(land_usage_task, lake, usage))
+            with summary.timed("land"):
+                summary.add_rows(await asyncio.to_thread(land_usage_task, lake, usage))
 
             import pyarrow.parquet as pq
 
             since = org_cfg.clock() - timedelta(days=org_cfg.tests_lookback_days)
             refs = steps.job_refs_from_usage(pq.read_table(usage.output), projects, since)
             refs = [r for r in refs if r.project_slug not in summary.failed_projects]
-            tests = await job_tests_task(client, refs, state, org_cfg)
+            with summary.timed("job_tests"):
+                tests = await job_tests_task(client, refs, state, org_cfg)
             summary.tests_jobs_probed += tests.probed
             for reason, n in tests.skipped.items():
                 summary.tests_jobs_skipped[reason] = summary.tests_jobs_skipped.get(reason, 0) + n
-            summary.add_rows(await asyncio.to_thread(land_task, lake, [tests.extract]))
+            with summary.timed("land"):
+                summary.add_rows(await asyncio.to_thread(land_task, lake, [tests.extract]))
             state.test_probe = tests.state.to_dict()
             state.usage_exported_until = end
             state.save(store)
@@ -181,13 +189,15 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
 
 def build_and_render(lake: Lake, cfg: steps.PipelineConfig, summary: RunSummary, window_start: datetime | None,
                      render: bool = True) -> None:  # fmt: skip
-    result = build_task(lake, cfg)
+    with summary.timed("build"):
+        result = build_task(lake, cfg)
     summary.models_built = len(result.models)
     summary.data_tests = len(result.tests)
     summary.data_tests_failed = [t.name for t in result.failed_tests]
     summary.highlights = warehouse_highlights(str(result.db_path), window_start.date() if window_start else None)
     if render:
-        summary.dashboard_path = render_task(cfg)
+        with summary.timed("dashboard"):
+            summary.dashboard_path = render_task(cfg)
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -33,12 +34,17 @@ class RunSummary:
     warehouse_path: str = ""
     dashboard_path: str | None = None
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
 
     @property
     def status(self) -> str:
         if self.data_tests_failed:
             return "failed"
         return "partial" if self.failed_projects or self.unknown_projects else "success"
+
+    def timed(self, step: str):
+        """Context manager adding the wall time of a step to `timings`."""
+        return _Timer(self.timings, step)
 
     def add_rows(self, rows: dict[str, int]) -> None:
         for k, v in rows.items():
@@ -79,7 +85,20 @@ class RunSummary:
         if self.dashboard_path:
             lines.append(f"- dashboard: `{self.dashboard_path}`")
         lines.append(f"- API calls: {self.api_calls.get('total_calls', 0):,}; wall time {self.seconds:,.1f} s")
+        if self.timings:
+            lines.append("- step times: " + ", ".join(f"{k} {v:,.1f} s" for k, v in self.timings.items()))
         return "\n".join(lines)
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float], step: str):
+        self.timings, self.step = timings, step
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.step] = self.timings.get(self.step, 0.0) + time.perf_counter() - self.t0
 
 
 def warehouse_highlights(db_path: str, window_start: date | None = None) -> dict[str, Any]:
