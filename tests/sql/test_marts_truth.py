@@ -196,7 +196,8 @@ def test_anomalies_equal_truth(q, tiny_truth):
     assert got == expected and expected
     # Every project-day of the lake is present (zero-filled).
     (r,) = q("select count(*) as n, count(distinct spend_date) as days from fct_credit_anomalies")
-    assert r["days"] == 28 and r["n"] == 28 * 3
+    days, projects = tiny_truth.history.days, len(tiny_truth.projects)
+    assert r["days"] == days and r["n"] == days * projects
 
 
 def test_right_sizing_p95_equals_truth(q, tiny_truth):
