@@ -21,10 +21,10 @@ from prefect.states import Completed
 from connectors.usage_export import plan_windows
 from warehouse import Lake
 
-from . import steps
-from .nightly import OrgTarget, build_and_render, land_usage_task, resolve_projects_task, resolve_token, usage_export_task
-from .state import LakeStateStore
-from .summary import RunSummary
+from flows import steps
+from flows.nightly import OrgTarget, build_and_render, land_usage_task, resolve_projects_task, resolve_token, usage_export_task
+from flows.state import LakeStateStore
+from flows.summary import RunSummary
 
 __all__ = ["backfill", "backfill_windows"]
 

@@ -19,9 +19,9 @@ from pydantic import BaseModel, Field
 from connectors import CircleCIClient, CircleCIError, Extract
 from warehouse import BuildResult, Lake, build_warehouse
 
-from . import steps
-from .state import LakeStateStore, PipelineState
-from .summary import RunSummary, warehouse_highlights
+from flows import steps
+from flows.state import LakeStateStore, PipelineState
+from flows.summary import RunSummary, warehouse_highlights
 
 __all__ = ["OrgTarget", "nightly", "resolve_token", "run_org", "build_and_render"]
 

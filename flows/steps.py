@@ -43,7 +43,7 @@ from connectors import (
 from connectors.usage_export import UsageExportResult, export_usage
 from warehouse import Lake
 
-from .state import LakeStateStore, PipelineState
+from flows.state import LakeStateStore, PipelineState
 
 __all__ = [
     "PipelineConfig",
