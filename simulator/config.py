@@ -30,7 +30,7 @@ PRESETS: dict[str, Preset] = {
     # A believable org for the demo and the metric tests.
     "demo": Preset("demo", n_projects=8, days=100, pipelines_per_day=10, tests_per_suite=30, feature_branches=6),
     # ~200 projects, ~1M job rows a month, 13 months; generated lazily per project-day.
-    "large": Preset("large", n_projects=200, days=400, pipelines_per_day=20, tests_per_suite=25, feature_branches=8),
+    "large": Preset("large", n_projects=200, days=400, pipelines_per_day=33, tests_per_suite=25, feature_branches=8),
 }
 
 
