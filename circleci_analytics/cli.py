@@ -165,7 +165,10 @@ def _run_flow(coro):
     import asyncio
 
     state = asyncio.run(coro)
-    return state.result(raise_on_failure=False) if hasattr(state, "result") else state
+    result = state.result(raise_on_failure=False) if hasattr(state, "result") else state
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _org_targets(settings):
@@ -189,12 +192,14 @@ def _require_token(settings) -> None:
 
 
 def _api_error(e: Exception) -> click.ClickException:
-    from connectors import AuthError, NotFound
+    from connectors import AuthError, NotFound, TransportFailure
 
     if isinstance(e, AuthError):
         return UserError(f"the CircleCI API refused the token: {e}")
     if isinstance(e, NotFound):
         return UserError(f"not found: {e} (check --org-id, --org-slug and --project)")
+    if isinstance(e, TransportFailure):
+        return UserError(f"cannot reach the CircleCI API: {e} (check --api-url and the network)")
     return click.ClickException(str(e))
 
 

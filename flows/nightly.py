@@ -242,12 +242,17 @@ async def nightly(
     lake = Lake(lake_root)
     summary = RunSummary("nightly", [o.slug for o in orgs], lake_root=lake_root, warehouse_path=warehouse_path)
     window_start = None
+    org_errors: list[CircleCIError] = []
     for org in orgs:
         try:
             await run_org(org, cfg, token, lake, summary)
         except CircleCIError as e:
+            org_errors.append(e)
             summary.failed_projects[f"org {org.slug}"] = _describe(e)
             get_run_logger().error("org %s failed: %s", org.slug, _describe(e))
+    if orgs and len(org_errors) == len(orgs):
+        # Nothing was extracted: a wrong token, org id/slug or API URL. Say so, don't build.
+        raise org_errors[0]
     state = PipelineState.load(LakeStateStore(lake), orgs[0].id) if orgs else None
     if state and state.usage_exported_until:
         window_start = state.usage_exported_until - timedelta(days=max(1, overlap_days))

@@ -48,7 +48,9 @@ def running_server(sim: Simulator, host: str = "127.0.0.1", port: int | None = N
     """A real HTTP server on loopback in a background thread; yields its API base URL."""
     port = port or free_port(host)
     _quiet_drops()
-    config = uvicorn.Config(create_app(sim), host=host, port=port, log_level="error", lifespan="off")
+    # A long keep-alive: clients reuse pooled connections without racing the server's close.
+    config = uvicorn.Config(create_app(sim), host=host, port=port, log_level="error", lifespan="off",
+                            timeout_keep_alive=60)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"circleci-sim-{port}", daemon=True)
     thread.start()
