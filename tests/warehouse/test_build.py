@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import usage_table
+from warehouse_helpers import usage_table
 
 import warehouse.build as build_mod
 from warehouse import DataTestError, Lake, ModelError, build_warehouse, load_models

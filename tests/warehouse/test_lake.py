@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ORG, T0, flaky_table, usage_table
+from warehouse_helpers import ORG, T0, flaky_table, usage_table
 
 from connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
 from simulator.catalog import HOSTILE_BRANCH

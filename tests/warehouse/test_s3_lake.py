@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import duckdb
 import pytest
-from conftest import ORG, usage_table
+from warehouse_helpers import ORG, usage_table
 
 from simulator.catalog import HOSTILE_BRANCH
 from warehouse import Lake, build_warehouse
