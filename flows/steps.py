@@ -240,11 +240,15 @@ async def fetch_new_job_tests(client: CircleCIClient, refs: list[JobRef], state:
 
 # -- landing -----------------------------------------------------------------------------------
 def land_extracts(lake: Lake, extracts: list[Extract]) -> dict[str, int]:
-    """Land each extract in the lake table named like its stream; rows per table."""
-    rows: dict[str, int] = {}
+    """Land extracts in the lake tables named like their streams, one write per table
+    (extracts of one stream are concatenated first); returns rows per table."""
+    by_stream: dict[str, list[pa.Table]] = {}
     for e in extracts:
-        result = lake.land(e.stream, e)
-        rows[e.stream] = rows.get(e.stream, 0) + result.rows_in
+        by_stream.setdefault(e.stream, []).append(e.table)
+    rows: dict[str, int] = {}
+    for stream, tables in by_stream.items():
+        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        rows[stream] = lake.land(stream, table).rows_in
     return rows
 
 
