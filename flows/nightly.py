@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.asyncio import concurrency
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
@@ -26,6 +27,8 @@ from flows.summary import RunSummary, warehouse_highlights
 __all__ = ["OrgTarget", "nightly", "resolve_token", "run_org", "build_and_render"]
 
 TOKEN_ENV = "CIRCLECI_TOKEN"
+#: Prefect global concurrency limit (optional) on projects extracted at once.
+INSIGHTS_CONCURRENCY_LIMIT = "circleci-insights"
 
 
 class OrgTarget(BaseModel):
@@ -65,9 +68,28 @@ async def resolve_projects_task(client: CircleCIClient, org: OrgTarget) -> tuple
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, tags=["circleci-api"])
 async def project_insights_task(client: CircleCIClient, slug: str, state: PipelineState,
-                                cfg: steps.PipelineConfig) -> steps.ProjectInsights:  # fmt: skip
-    """Every Insights stream of one project."""
-    return await steps.extract_project_insights(client, slug, state, cfg)
+                                cfg: steps.PipelineConfig, limited: bool = False) -> steps.ProjectInsights:  # fmt: skip
+    """Every Insights stream of one project.
+
+    Projects run concurrently; `prefect gcl create circleci-insights --limit N` caps how many
+    run at once across every worker (without that limit, only the client's own bounds apply).
+    """
+    if not limited:
+        return await steps.extract_project_insights(client, slug, state, cfg)
+    async with concurrency(INSIGHTS_CONCURRENCY_LIMIT, occupy=1):
+        return await steps.extract_project_insights(client, slug, state, cfg)
+
+
+async def _concurrency_limit_exists(name: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as prefect_client:
+        try:
+            await prefect_client.read_global_concurrency_limit_by_name(name)
+            return True
+        except ObjectNotFound:
+            return False
 
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, tags=["circleci-api"])
@@ -135,9 +157,10 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
             summary.add_rows(await asyncio.to_thread(land_task, lake, [projects]))
             logger.info("org %s: %d projects", org.slug, len(slugs))
 
+            limited = await _concurrency_limit_exists(INSIGHTS_CONCURRENCY_LIMIT)
             with summary.timed("insights"):
                 results = await asyncio.gather(
-                    *(project_insights_task(client, s, state, org_cfg) for s in slugs), return_exceptions=True
+                    *(project_insights_task(client, s, state, org_cfg, limited) for s in slugs), return_exceptions=True
                 )
             extracts: list[Extract] = []
             for slug, res in zip(slugs, results, strict=True):
