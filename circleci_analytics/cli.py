@@ -46,7 +46,13 @@ def cli() -> None:
 # -- simulator -------------------------------------------------------------------------------
 @cli.group()
 def simulator() -> None:
-    """The built-in CircleCI API simulator (ground truth for tests and the demo)."""
+    """The built-in CircleCI API simulator (ground truth for tests and the demo).
+
+    \b
+    Example:
+      circleci-analytics simulator serve --port 8765 --scale demo
+      circleci-analytics simulator truth --scale tiny --out data/truth
+    """
 
 
 def _sim_options(f):
