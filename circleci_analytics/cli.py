@@ -384,6 +384,10 @@ def build_cmd(config, lake_root, warehouse_path, dashboard_dir, price_per_credit
     from warehouse import BuildError, build_warehouse
 
     s = _settings(config, lake_root=lake_root, warehouse_path=warehouse_path, price_per_credit=price_per_credit)
+    local = "://" not in s.lake_root or s.lake_root.startswith("file://")
+    if local and not Path(s.lake_root.removeprefix("file://")).expanduser().is_dir():
+        # Lake() would create it, and the build would swap in an empty warehouse.
+        raise UserError(f"lake not found: {s.lake_root} (pass --lake, or run `circleci-analytics demo` or `run` first)")
     try:
         result = build_warehouse(s.lake_root, s.warehouse_path, price_per_credit=s.price_per_credit,
                                  headroom=s.rightsizing_headroom)  # fmt: skip
