@@ -22,6 +22,7 @@ Printed figures:
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -38,15 +39,31 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from circleci_analytics import RESOURCE_CLASSES_CSV  # noqa: E402
-from connectors.schemas import WORKFLOW_RUNS  # noqa: E402
+from connectors.schemas import JOB_TESTS, WORKFLOW_RUNS  # noqa: E402
 from connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA  # noqa: E402
 from warehouse import Lake, build_warehouse  # noqa: E402
 
 ORG_ID = "6f1c2d3e-4b5a-4c6d-8e7f-000000000001"
 CREDIT_TYPES = ("compute", "dlc", "user", "storage", "network", "lease", "lease_overage", "ipranges")
-JOBS = ("build", "unit-tests", "integration-tests", "lint", "deploy", "notify")
-WORKFLOWS = ("build-and-test", "nightly", "deploy", "lint")
-BRANCHES = ("main", "develop", "feature/a", "feature/b", "fix/../'quoted\" ünïcode=branch")
+#: Workflow templates: name -> its jobs in order (a job name keeps its resource class and
+#: executor within a project, as a .circleci/config.yml pins them).
+WORKFLOW_JOBS = {
+    "build-and-test": ("checkout", "build", "unit-tests", "integration-tests"),
+    "lint": ("lint", "typecheck", "format-check", "license-scan"),
+    "deploy": ("build-image", "push-image", "deploy-staging", "smoke-tests"),
+    "nightly": ("build", "e2e-tests", "perf-tests", "notify"),
+    "release": ("build", "package", "publish", "notify"),
+    "docs": ("build-docs", "link-check", "publish-docs", "notify"),
+}
+WORKFLOW_NAMES = tuple(WORKFLOW_JOBS)
+#: Rows of the resource-class table a job is pinned to, weighted: mostly docker small..xlarge,
+#: some arm and machine, a little macOS.
+CLASS_MIX = (0, 1, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16)
+JOBS_PER_WORKFLOW = 4
+TEST_JOBS = ("unit-tests", "integration-tests", "e2e-tests", "smoke-tests")
+#: The default branch of every benchmark project; one project also uses a hostile branch name.
+DEFAULT_BRANCH = "main"
+HOSTILE_BRANCH = "fix/../'quoted\" ünïcode=branch"
 
 
 def _month_starts(end: datetime, months: int) -> list[datetime]:
@@ -60,38 +77,99 @@ def _month_starts(end: datetime, months: int) -> list[datetime]:
     return sorted(starts)
 
 
-def synth_month(start: datetime, end: datetime, rows: int, seed: int, n_projects: int = 200) -> pa.Table:
-    """`rows` usage-export rows with job starts spread over [start, end) (polars only)."""
+def synth_month(
+    start: datetime,
+    end: datetime,
+    rows: int,
+    seed: int,
+    n_projects: int = 200,
+    *,
+    feature_branches: int = 30,
+    test_job_fraction: float = 0.1,
+    tests_per_job: int = 10,
+) -> tuple[pa.Table, pa.Table]:
+    """`rows` usage-export rows with job starts spread over [start, end), and the test
+    results of a fraction of them (polars only, vectorised).
+
+    Shape, as in a real organisation: projects have skewed activity (a few busy ones);
+    each project runs a handful (2-5) of its workflow templates; a pipeline runs two
+    workflows on one branch (3% of them re-run one: same name, same pipeline); the default
+    branch carries ~50% of pipelines, the rest spread over `feature_branches` branches per
+    project per month; a job name keeps one resource class (and executor) per project.
+    Test results: jobs of a testing kind (``TEST_JOBS``) in `test_job_fraction` of the
+    projects report `tests_per_job` tests; a failed job fails one of them, so a re-run that
+    passes makes it flake on that commit (same pipeline).
+    """
     classes = pl.read_csv(RESOURCE_CLASSES_CSV).with_row_index("cls").with_columns(pl.col("cls").cast(pl.Int64))
     span = int((end - start).total_seconds())
+    month_tag = f"{start:%Y%m}"
     i = pl.int_range(0, rows, dtype=pl.Int64)
 
-    def rnd(salt: int, mod: int) -> pl.Expr:
-        return (i.hash(seed * 1000 + salt) % mod).cast(pl.Int64)
+    def h(expr: pl.Expr, salt: int, mod: int) -> pl.Expr:
+        return (expr.hash(seed * 1000 + salt) % mod).cast(pl.Int64)
 
     def unif(salt: int) -> pl.Expr:
-        return rnd(salt, 1_000_000).cast(pl.Float64) / 1_000_000 + 0.5e-6
+        return h(i, salt, 1_000_000).cast(pl.Float64) / 1_000_000 + 0.5e-6
 
     normal = (-2 * unif(1).log()).sqrt() * (2 * 3.141592653589793 * unif(2)).cos()  # Box-Muller
+    wf = i // JOBS_PER_WORKFLOW  # workflows of 4 jobs, in time order
+    pipe = wf // 2  # two workflows per pipeline
+    # Skewed project activity: project = floor(n * u^2) over a per-pipeline uniform.
+    pipe_u = (pipe.hash(seed * 1000 + 20) % 1_000_000).cast(pl.Float64) / 1_000_000
     base = pl.select(
         i.alias("n"),
-        # Jobs come in workflows of 4, in time order, so a workflow's jobs are close together.
         (i * span // rows).alias("offset"),
-        (i // 4 + seed * 10_000_000).alias("wf"),
+        (wf + seed * 10_000_000).alias("wf"),
+        (pipe + seed * 10_000_000).alias("pipe"),
+        (i % JOBS_PER_WORKFLOW).alias("job_pos"),
+        (wf % 2).alias("wf_pos"),
         (i + seed * 10_000_000).alias("seq"),
-        ((i // 4 * 7919 + seed) % n_projects).alias("project"),
+        (pipe_u * pipe_u * n_projects).floor().cast(pl.Int64).clip(0, n_projects - 1).alias("project"),
+        (h(pipe, 21, 100) < 50).alias("on_default"),
+        # A feature branch lives ~5 days: each 5-day slice of the month has its own
+        # `feature_branches // 6` branches per project (~`feature_branches` a month).
+        ((i * span // rows) // (5 * 86_400) * max(1, feature_branches // 6) + h(pipe, 22, max(1, feature_branches // 6))).alias("feature"),
+        (h(pipe, 23, 100) < 3).alias("rerun_pipe"),
         (normal * 0.8 + 5.0).exp().clip(3, 36_000).cast(pl.Int64).alias("run_seconds"),
-        pl.when(rnd(3, 100) < 94).then(pl.lit("success")).when(rnd(4, 10) < 9).then(pl.lit("failed"))
+        (unif(13) * unif(14) * 120).cast(pl.Int64).alias("queue_seconds"),
+        pl.when(h(i, 3, 100) < 94).then(pl.lit("success")).when(h(i, 4, 10) < 9).then(pl.lit("failed"))
         .otherwise(pl.lit("canceled")).alias("status"),
-        rnd(5, classes.height).alias("cls"),
-        (rnd(6, 950) / 10 + 5).alias("cpu_raw"),
-        (rnd(7, 950) / 10 + 5).alias("ram_raw"),
-        pl.when(rnd(8, 10) == 0).then(20000).otherwise(0).alias("dlc_cents"),
-        rnd(9, 300).alias("storage_cents"),
-        rnd(10, 120).alias("network_cents"),
-        pl.when(rnd(11, 20) == 0).then(rnd(12, 450) + 50).otherwise(0).alias("ipranges_cents"),
-    ).join(classes, on="cls", how="left")  # fmt: skip
-    df = base.with_columns(
+        (h(i, 6, 950) / 10 + 5).alias("cpu_raw"),
+        (h(i, 7, 950) / 10 + 5).alias("ram_raw"),
+        pl.when(h(i, 8, 10) == 0).then(20000).otherwise(0).alias("dlc_cents"),
+        h(i, 9, 300).alias("storage_cents"),
+        h(i, 10, 120).alias("network_cents"),
+        pl.when(h(i, 11, 20) == 0).then(h(i, 12, 450) + 50).otherwise(0).alias("ipranges_cents"),
+    )  # fmt: skip
+    # Each project runs 2-5 of the workflow templates; a pipeline runs two of them (or, when
+    # re-run, the same one twice).
+    wf_count = 2 + pl.col("project") % 4
+    first = pl.col("project") * 7 + pl.col("pipe") % wf_count
+    second = pl.when(pl.col("rerun_pipe")).then(first).otherwise(pl.col("project") * 7 + (pl.col("pipe") + 1) % wf_count)
+    wf_idx = pl.when(pl.col("wf_pos") == 0).then(first).otherwise(second) % len(WORKFLOW_NAMES)
+    job_table = pl.DataFrame(
+        {
+            "wf_idx": [w for w in range(len(WORKFLOW_NAMES)) for _ in range(JOBS_PER_WORKFLOW)],
+            "job_pos": [p for _ in WORKFLOW_NAMES for p in range(JOBS_PER_WORKFLOW)],
+            "workflow_name": [w for w in WORKFLOW_NAMES for _ in range(JOBS_PER_WORKFLOW)],
+            "job_name": [j for w in WORKFLOW_NAMES for j in WORKFLOW_JOBS[w]],
+        },
+        schema={"wf_idx": pl.Int64, "job_pos": pl.Int64, "workflow_name": pl.String, "job_name": pl.String},
+    )
+    df = (
+        base.with_columns(wf_idx.alias("wf_idx"))
+        .join(job_table, on=["wf_idx", "job_pos"], how="left")
+        .with_columns(
+            # One resource class per project x job name (mostly docker; a few arm/machine/macos).
+            pl.lit(CLASS_MIX).list.get(pl.struct("project", "job_name").hash(77) % len(CLASS_MIX)).alias("cls"),
+            pl.when(pl.col("on_default")).then(pl.lit(DEFAULT_BRANCH))
+            .when((pl.col("project") == 0) & (pl.col("feature") == 0)).then(pl.lit(HOSTILE_BRANCH))
+            .otherwise(pl.format("feature/p{}-{}-{}", pl.col("project"), pl.lit(month_tag), pl.col("feature")))
+            .alias("vcs_branch"),
+        )
+        .join(classes, on="cls", how="left")
+    )  # fmt: skip
+    df = df.with_columns(
         (pl.col("run_seconds") / 60).ceil().cast(pl.Int64).mul(pl.col("credits_per_minute")).mul(100).alias("compute_cents"),
         pl.lit(0).alias("user_cents"),
         pl.lit(0).alias("lease_cents"),
@@ -108,21 +186,21 @@ def synth_month(start: datetime, end: datetime, rows: int, seed: int, n_projects
         pl.format("project-{}", pl.col("project")).alias("project_name"),
         pl.lit("github").alias("vcs_name"),
         pl.format("https://github.com/bench-org/project-{}", pl.col("project")).alias("vcs_url"),
-        pl.lit(list(BRANCHES)).list.get(pl.col("wf") % len(BRANCHES)).alias("vcs_branch"),
-        pl.format("pipe-{}", pl.col("wf") // 2).alias("pipeline_id"),
-        (pl.col("wf") // 2).alias("pipeline_number"),
+        pl.col("vcs_branch"),
+        pl.format("pipe-{}", pl.col("pipe")).alias("pipeline_id"),
+        pl.col("pipe").alias("pipeline_number"),
         pl.format("wf-{}", pl.col("wf")).alias("workflow_id"),
-        pl.lit(list(WORKFLOWS)).list.get(pl.col("wf") % len(WORKFLOWS)).alias("workflow_name"),
-        pl.lit(list(JOBS)).list.get(pl.col("seq") % len(JOBS)).alias("job_name"),
+        pl.col("workflow_name"),
+        pl.col("job_name"),
         pl.format("job-{}", pl.col("seq")).alias("job_id"),
         pl.col("seq").alias("job_run_number"),
         pl.col("started_us").cast(ts).dt.truncate("1d").alias("job_run_date"),
-        (pl.col("started_us") - 10_000_000).cast(ts).alias("job_run_queued_at"),
+        (pl.col("started_us") - pl.col("queue_seconds") * 1_000_000).cast(ts).alias("job_run_queued_at"),
         pl.col("started_us").cast(ts).alias("job_run_started_at"),
         (pl.col("started_us") + pl.col("run_seconds") * 1_000_000).cast(ts).alias("job_run_stopped_at"),
         pl.col("status").alias("job_build_status"),
         pl.col("resource_class"),
-        pl.lit("linux").alias("operating_system"),
+        pl.when(pl.col("executor") == "macos").then(pl.lit("macos")).otherwise(pl.lit("linux")).alias("operating_system"),
         pl.col("executor"),
         pl.lit(1, dtype=pl.Int64).alias("parallelism"),
         pl.col("run_seconds").cast(pl.Float64).alias("job_run_seconds"),
@@ -146,7 +224,51 @@ def synth_month(start: datetime, end: datetime, rows: int, seed: int, n_projects
             arrays.append(table.column(f.name).cast(f.type))
         else:
             arrays.append(pa.nulls(rows, f.type))
-    return pa.Table.from_arrays(arrays, schema=USAGE_JOB_RUNS_SCHEMA)
+    usage = pa.Table.from_arrays(arrays, schema=USAGE_JOB_RUNS_SCHEMA)
+    tests = _synth_tests(out, seed, n_projects, test_job_fraction, tests_per_job, end)
+    return usage, tests
+
+
+def _synth_tests(
+    usage: pl.DataFrame, seed: int, n_projects: int, fraction: float, per_job: int, extracted: datetime
+) -> pa.Table:
+    """Test results of the testing jobs of `fraction` of the projects (see `synth_month`)."""
+    test_projects = [f"project-{p}" for p in range(n_projects) if (p * 37 + 11) % 100 < fraction * 100]
+    jobs = usage.filter(
+        pl.col("job_name").is_in(list(TEST_JOBS))
+        & pl.col("project_name").is_in(test_projects)
+        & (pl.col("job_build_status") != "canceled")
+    ).select(
+        pl.format("gh/bench-org/{}", pl.col("project_name")).alias("project_slug"),
+        pl.col("job_run_number").alias("job_number"),
+        "job_name",
+        "pipeline_id",
+        "workflow_id",
+        pl.col("job_run_started_at").alias("job_started_at"),
+        (pl.col("job_build_status") == "failed").alias("job_failed"),
+        (pl.col("job_run_number").hash(seed * 1000 + 40) % per_job).cast(pl.Int64).alias("failing_test"),
+    )
+    t = pl.DataFrame({"t": list(range(per_job))}, schema={"t": pl.Int64})
+    tests = jobs.join(t, how="cross").select(
+        "project_slug",
+        "job_number",
+        "job_name",
+        "pipeline_id",
+        "workflow_id",
+        "job_started_at",
+        pl.format("com.bench.{}.Suite{}", pl.col("job_name").str.replace_all("-", "_"), pl.col("t") % 3).alias("classname"),
+        pl.format("test_case_{}", pl.col("t")).alias("name"),
+        pl.format("src/test/{}/suite_{}.py", pl.col("job_name"), pl.col("t") % 3).alias("file"),
+        pl.lit("junit").alias("source"),
+        pl.when(pl.col("job_failed") & (pl.col("t") == pl.col("failing_test"))).then(pl.lit("failure"))
+        .when(pl.col("t") == per_job - 1).then(pl.lit("skipped"))
+        .otherwise(pl.lit("success")).alias("result"),
+        ((pl.col("job_number") * 31 + pl.col("t")).hash(seed) % 5000 / 1000).alias("run_time_seconds"),
+        pl.when(pl.col("job_failed") & (pl.col("t") == pl.col("failing_test"))).then(pl.lit("AssertionError"))
+        .alias("message"),
+        pl.lit(extracted).alias("extracted_at"),
+    )  # fmt: skip
+    return tests.to_arrow().cast(JOB_TESTS)
 
 
 def workflow_runs_from(usage: pa.Table) -> pa.Table:
@@ -178,98 +300,174 @@ def p95(values: list[float]) -> float:
     return xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
 
 
+def _reference_seconds(files: list[Path], repeats: int = 3) -> float:
+    """Machine-speed reference for this run: DuckDB group-by over the bare Parquet files
+    (best of `repeats`), so build and query times can be given as ratios to it."""
+    import duckdb
+
+    file_list = ", ".join("'" + str(f) + "'" for f in files)
+    best = float("inf")
+    with duckdb.connect() as con:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            con.execute(
+                f"select project_id, job_name, cast(job_run_started_at as date) as d, count(*), sum(total_credits), "
+                f"quantile_cont(job_run_seconds, 0.95) from read_parquet([{file_list}]) group by all"
+            ).fetchall()
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _shape(lake: Lake) -> dict[str, int]:
+    """Distinct counts that make the data realistic (or not), straight from the lake."""
+    import duckdb
+
+    def files(name: str) -> str:
+        return "[" + ", ".join("'" + f + "'" for f in lake.files(name)) + "]"
+
+    with duckdb.connect() as con:
+        usage = con.execute(
+            f"""select count(*), count(distinct project_id), count(distinct workflow_name),
+                count(distinct job_name), count(distinct vcs_branch),
+                count(distinct (project_id, workflow_name)), count(distinct (project_id, job_name)),
+                count(distinct (project_id, job_name, resource_class, executor)),
+                avg((vcs_branch = 'main')::int), count(distinct pipeline_id), count(distinct workflow_id),
+                count(distinct (cast(job_run_started_at as date), project_id, workflow_name, job_name,
+                                resource_class, executor, vcs_branch))
+            from read_parquet({files("usage_job_runs")})"""
+        ).fetchone()
+        tests = con.execute(f"select count(*) from read_parquet({files('job_tests')})").fetchone() if lake.files("job_tests") else (0,)
+    keys = ("usage_rows", "projects", "workflow_names", "job_names", "branches", "project_workflows",
+            "project_jobs", "project_job_classes", "default_branch_share_pct", "pipelines", "workflows",
+            "spend_daily_grain_rows")  # fmt: skip
+    out = dict(zip(keys, usage))  # type: ignore[arg-type]
+    out["default_branch_share_pct"] = round(100 * float(out["default_branch_share_pct"]))
+    out["test_results"] = tests[0]  # type: ignore[index]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--months", type=int, default=13)
     ap.add_argument("--rows-per-month", type=int, default=1_000_000)
+    ap.add_argument("--projects", type=int, default=200)
+    ap.add_argument("--feature-branches", type=int, default=36, help="feature branches per project per month")
+    ap.add_argument("--test-job-fraction", type=float, default=0.1,
+                    help="share of projects whose testing jobs report test results (0 = no tests)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/warehouse"))
     ap.add_argument("--query-repeats", type=int, default=20)
+    ap.add_argument("--reuse-lake", action="store_true",
+                    help="keep the lake of a previous run in --out (skip synthesis and landing)")  # fmt: skip
+    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    ap.add_argument("--land-only", action="store_true", help="stop after landing (and the dataset shape)")
     args = ap.parse_args()
 
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
-    lake = Lake(args.out / "lake")
-    bare_dir = args.out / "bare"
-    bare_dir.mkdir()
+    lake_dir, bare_dir = args.out / "lake", args.out / "bare"
+    figures: dict[str, object] = {}
+    if not args.reuse_lake:
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        args.out.mkdir(parents=True)
+        bare_dir.mkdir()
+    lake = Lake(lake_dir)
     end = datetime(2026, 6, 1, tzinfo=UTC)
-    land_s = bare_s = gen_s = 0.0
-    total_rows = 0
-    wf_tables = []
-    for i, start in enumerate(_month_starts(end, args.months)):
-        month_end = (start + timedelta(days=32)).replace(day=1)
+    if not args.reuse_lake:
+        land_s = bare_s = gen_s = 0.0
+        total_rows = 0
+        wf_tables, test_tables = [], []
+        for i, start in enumerate(_month_starts(end, args.months)):
+            month_end = (start + timedelta(days=32)).replace(day=1)
+            t0 = time.perf_counter()
+            table, tests = synth_month(start, month_end, args.rows_per_month, seed=i + 1, n_projects=args.projects,
+                                       feature_branches=args.feature_branches,
+                                       test_job_fraction=args.test_job_fraction)  # fmt: skip
+            gen_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            pq.write_table(table, bare_dir / f"month-{i:02d}.parquet", compression="zstd")
+            bare_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            lake.land("usage_job_runs", table, window=(start, month_end - timedelta(microseconds=1)))
+            land_s += time.perf_counter() - t0
+            total_rows += table.num_rows
+            wf_tables.append(workflow_runs_from(table))
+            test_tables.append(tests)
+            print(f"month {start:%Y-%m}: {table.num_rows:,} rows landed, {tests.num_rows:,} test results", flush=True)
         t0 = time.perf_counter()
-        table = synth_month(start, month_end, args.rows_per_month, seed=i + 1)
-        gen_s += time.perf_counter() - t0
+        wf = pa.concat_tables(wf_tables)
+        wf_res = lake.land("workflow_runs", wf)
+        wf_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pq.write_table(table, bare_dir / f"month-{i:02d}.parquet", compression="zstd")
-        bare_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        lake.land("usage_job_runs", table, window=(start, month_end - timedelta(microseconds=1)))
-        land_s += time.perf_counter() - t0
-        total_rows += table.num_rows
-        wf_tables.append(workflow_runs_from(table))
-        print(f"month {start:%Y-%m}: {table.num_rows:,} rows landed", flush=True)
-    t0 = time.perf_counter()
-    wf = pa.concat_tables(wf_tables)
-    wf_res = lake.land("workflow_runs", wf)
-    wf_s = time.perf_counter() - t0
+        tests_all = pa.concat_tables(test_tables)
+        if tests_all.num_rows:
+            lake.land("job_tests", tests_all)
+        tests_s = time.perf_counter() - t0
+        land_rate, bare_rate = total_rows / land_s, total_rows / bare_s
+        figures.update(land_rows_per_s=land_rate, bare_rows_per_s=bare_rate, land_ratio=land_rate / bare_rate)
+        print(f"\nland: {land_rate:,.0f} rows/s vs bare pyarrow write {bare_rate:,.0f} rows/s "
+              f"-> ratio {land_rate / bare_rate:.2f} (lake/bare, same run); synthesis {gen_s:.1f}s; "
+              f"{wf.num_rows:,} workflow runs landed in {wf_s:.1f}s ({len(wf_res.partitions_written)} partitions); "
+              f"{tests_all.num_rows:,} test results in {tests_s:.1f}s")  # fmt: skip
 
+    shape = _shape(lake)
+    figures["shape"] = shape
+    print("dataset shape: " + ", ".join(f"{k} {v:,}" for k, v in shape.items()))
+    if shape["project_job_classes"] != shape["project_jobs"]:
+        print("  warning: a job name runs on several resource classes within a project")
+
+    if args.land_only:
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2, default=str))
+        return
+    reference_s = _reference_seconds(sorted(bare_dir.glob("*.parquet")))
     t0 = time.perf_counter()
     result = build_warehouse(lake, args.out / "warehouse.duckdb")
     build_s = time.perf_counter() - t0
+    reference_s = min(reference_s, _reference_seconds(sorted(bare_dir.glob("*.parquet"))))
+    figures.update(reference_s=reference_s, build_s=build_s, build_timings=result.timings,
+                   models={m.name: m.seconds for m in result.models},
+                   tests={t.name: t.seconds for t in result.tests})  # fmt: skip
+    print(f"\nreference (DuckDB group-by over the bare files, best of 6): {reference_s:.2f}s")
+    print(f"build: full rebuild {build_s:.1f}s = {build_s / reference_s:.1f}x reference (target <= 60 s): {result.summary()}")
+    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+    print("  models >= 0.5 s: " + ", ".join(f"{m.name} {m.seconds:.1f}s ({m.rows or 0:,} rows)"
+                                           for m in sorted(result.models, key=lambda m: -m.seconds) if m.seconds >= 0.5))  # fmt: skip
+    print("  data tests >= 0.5 s: " + ", ".join(f"{t.name} {t.seconds:.1f}s"
+                                               for t in sorted(result.tests, key=lambda t: -t.seconds) if t.seconds >= 0.5))  # fmt: skip
+    if result.failed_tests or result.warnings:
+        print("  failing data tests: " + ", ".join(t.name for t in result.failed_tests + result.warnings))
 
     import duckdb
 
-    queries: dict[str, str] = {}
-    try:
-        from dashboards.queries import load_queries
+    from dashboards.queries import load_queries
 
-        queries = {name: q.sql for name, q in load_queries().items()}
-    except Exception as exc:  # pragma: no cover - the dashboard is optional here
-        print(f"(dashboard queries unavailable: {exc}); using built-in ones")
-    queries.setdefault("bench_spend_by_project_30d", (
-        "select project_slug, sum(total_credits) as credits, sum(total_usd) as usd from fct_credit_spend_daily "
-        "where spend_date > (select as_of_date from warehouse_meta) - 30 group by 1 order by 2 desc limit 20"))  # fmt: skip
-    queries.setdefault("bench_top_movers", (
-        "select * from fct_credit_movers_weekly where is_complete_week and week_start = "
-        "(select max(week_start) from fct_credit_movers_weekly where is_complete_week) order by mover_rank limit 10"))  # fmt: skip
+    queries = {name: q.sql for name, q in load_queries().items()}
     con = duckdb.connect(str(result.db_path), read_only=True)
     latencies: dict[str, float] = {}
+    rows: dict[str, int] = {}
     errors: dict[str, str] = {}
     for name, sql in sorted(queries.items()):
         times = []
         try:
             for _ in range(args.query_repeats):
                 t0 = time.perf_counter()
-                con.execute(sql).fetchall()
+                rows[name] = len(con.execute(sql).fetchall())
                 times.append(time.perf_counter() - t0)
         except duckdb.Error as exc:
             errors[name] = str(exc).splitlines()[0]
             continue
         latencies[name] = p95(times)
     con.close()
-
-    land_rate = total_rows / land_s
-    bare_rate = total_rows / bare_s
-    print()
-    print(f"rows: {total_rows:,} usage rows over {args.months} months (synthesised in {gen_s:.1f}s); "
-          f"{wf.num_rows:,} workflow runs")  # fmt: skip
-    print(f"land: {land_rate:,.0f} rows/s vs bare pyarrow write {bare_rate:,.0f} rows/s "
-          f"-> ratio {land_rate / bare_rate:.2f} (lake/bare); workflow runs landed in {wf_s:.1f}s "
-          f"({len(wf_res.partitions_written)} partitions)")  # fmt: skip
-    print(f"build: full rebuild {build_s:.1f}s (target <= 60 s): {result.summary()}")
-    slow = sorted(result.models, key=lambda m: -m.seconds)[:5]
-    print("  slowest models: " + ", ".join(f"{m.name} {m.seconds:.1f}s" for m in slow))
-    print(f"  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
-    print(f"queries: p95 over {args.query_repeats} runs each (target <= 200 ms):")
+    figures.update(query_p95_s=latencies, query_rows=rows)
+    print(f"queries: p95 over {args.query_repeats} runs each (target <= 200 ms), rows returned:")
     for name, value in sorted(latencies.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:32s} {value * 1000:8.1f} ms{'  (over target)' if value > 0.2 else ''}")
+        print(f"  {name:32s} {value * 1000:8.1f} ms {rows[name]:>9,} rows{'  (over target)' if value > 0.2 else ''}")
     for name, err in errors.items():
         print(f"  {name:32s} ERROR {err}")
     if latencies:
         print(f"  worst p95 {max(latencies.values()) * 1000:.1f} ms, median of p95s "
               f"{statistics.median(latencies.values()) * 1000:.1f} ms")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
 
 
 if __name__ == "__main__":
