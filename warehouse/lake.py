@@ -27,6 +27,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time as dtime
 from pathlib import Path
@@ -47,6 +48,10 @@ DEFAULT_LAKE_ROOT = "./data/lake"
 DATA_FILE = "data.parquet"
 _SAFE = re.compile(r"^[A-Za-z0-9_\-]+$")
 _MAX_DAY = dtime(23, 59, 59, 999999)
+#: Partitions merged and written at once by `Lake.land`.
+_LAND_THREADS = 4
+#: Rows per Parquet row group (DuckDB's own row-group size: readers split work by it).
+ROW_GROUP_ROWS = 122_880
 
 
 class LakeError(Exception):
@@ -233,37 +238,58 @@ class Lake:
         table = conform(data, spec)
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
-        if spec.natural_key and df.height:
-            df = df.unique(subset=list(spec.natural_key), keep="last", maintain_order=True)
+        keys = list(spec.natural_key)
+        if keys and df.height and df.select(pl.struct(keys).is_duplicated().any()).item():
+            df = df.unique(subset=keys, keep="last", maintain_order=True)
         result = LandResult(spec.name, df.height)
         bounds = _window_bounds(window) if window is not None else None
 
         incoming: dict[str, pl.DataFrame] = {}
         if df.height:
-            df = df.with_columns(_partition_expr(spec, df).alias("__part"))
-            for key, part in df.partition_by("__part", as_dict=True, include_key=False).items():
-                incoming[key[0] if isinstance(key, tuple) else key] = part
+            incoming = _split_partitions(spec, df)
+        listed = self.partitions(spec.name) if (incoming or bounds is not None) else []
+        existing = set(listed)
         touched = set(incoming)
         if bounds is not None:
-            touched |= set(self._partitions_in_window(spec, bounds, self._scope(spec, df, scope)))
-        for rel in sorted(touched):
+            touched |= set(self._partitions_in_window(spec, bounds, self._scope(spec, df, scope), listed))
+
+        def merge(rel: str) -> tuple[str, str, int]:
             new = incoming.get(rel)
-            old = self._read_partition(spec, rel)
-            if old is not None and bounds is not None:
-                old = old.filter(~_in_window(spec, bounds))
+            if rel not in existing:
+                old = None
+            elif bounds is not None and _covers_partition(spec, rel, bounds):
+                old = None  # every old row lies in the window: replaced whole, not read
+            else:
+                old = self._read_partition(spec, rel)
+                if old is not None and bounds is not None:
+                    old = old.filter(~_in_window(spec, bounds))
             if old is not None and old.height:
                 merged = pl.concat([old, new], how="vertical_relaxed") if new is not None else old
-                merged = merged.unique(subset=list(spec.natural_key), keep="last", maintain_order=True)
+                merged = merged.unique(subset=keys, keep="last", maintain_order=True) if keys else merged
             else:
                 merged = new
             if merged is None or merged.height == 0:
-                if old is not None:
+                if rel in existing:
                     self.fs.delete_file(f"{self._partition_dir(spec.name, rel)}/{DATA_FILE}")
-                    result.partitions_deleted.append(rel)
-                continue
+                    return rel, "deleted", 0
+                return rel, "none", 0
             self._write_partition(spec, rel, merged)
-            result.partitions_written.append(rel)
-            result.rows_written += merged.height
+            return rel, "written", merged.height
+
+        # Partitions are independent files: merge and write them on a few threads (Parquet
+        # encoding, compression and polars release the GIL). Results keep path order.
+        ordered = sorted(touched)
+        if len(ordered) > 1:
+            with ThreadPoolExecutor(max_workers=min(_LAND_THREADS, len(ordered))) as pool:
+                outcomes = list(pool.map(merge, ordered))
+        else:
+            outcomes = [merge(rel) for rel in ordered]
+        for rel, what, rows in outcomes:
+            if what == "written":
+                result.partitions_written.append(rel)
+                result.rows_written += rows
+            elif what == "deleted":
+                result.partitions_deleted.append(rel)
         result.seconds = time.perf_counter() - t0
         return result
 
@@ -278,11 +304,13 @@ class Lake:
                     out[key] = encode_partition_value(values[0])
         return out
 
-    def _partitions_in_window(self, spec: TableSpec, bounds: tuple[datetime, datetime], scope: dict[str, str]) -> list[str]:
+    def _partitions_in_window(
+        self, spec: TableSpec, bounds: tuple[datetime, datetime], scope: dict[str, str], listed: list[str]
+    ) -> list[str]:
         lo, hi = bounds[0].date(), bounds[1].date()
         date_keys = {k for k, kind, _ in spec.partition_by if kind == "date"}
         out = []
-        for rel in self.partitions(spec.name):
+        for rel in listed:
             segs = dict(s.split("=", 1) for s in rel.split("/") if "=" in s)
             if any(segs.get(k) != v for k, v in scope.items()):
                 continue
@@ -301,42 +329,74 @@ class Lake:
         return df
 
     def _write_partition(self, spec: TableSpec, rel: str, df: pl.DataFrame) -> None:
-        table = df.to_arrow().cast(spec.schema)
         if spec.natural_key:
-            table = table.sort_by([(k, "ascending") for k in spec.natural_key])
+            df = df.sort(list(spec.natural_key))
+        table = df.to_arrow().cast(spec.schema)
         directory = self._partition_dir(spec.name, rel)
         final = f"{directory}/{DATA_FILE}"
         self.fs.create_dir(directory, recursive=True)
+        options = {"compression": "zstd", "row_group_size": ROW_GROUP_ROWS}
         if self.is_local:
             tmp = f"{directory}/.{DATA_FILE}.{uuid.uuid4().hex}.tmp"
             try:
-                pq.write_table(table, tmp, filesystem=self.fs, compression="zstd")
+                pq.write_table(table, tmp, filesystem=self.fs, **options)
                 self.fs.move(tmp, final)
-            finally:
+            except BaseException:
                 if self.fs.get_file_info(tmp).type == pafs.FileType.File:
                     self.fs.delete_file(tmp)
+                raise
         else:
-            pq.write_table(table, final, filesystem=self.fs, compression="zstd")
+            pq.write_table(table, final, filesystem=self.fs, **options)
 
 
-def _partition_expr(spec: TableSpec, df: pl.DataFrame) -> pl.Expr:
+def _split_partitions(spec: TableSpec, df: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """`df` split by partition, keyed by relative partition path (``org_id=../date=..``).
+
+    Splits on the native partition values (a date, a value) and encodes each distinct
+    key once, rather than formatting a path string for every row.
+    """
     if not spec.partition_by:
-        return pl.lit("")
-    parts: list[pl.Expr] = []
-    for i, (key, kind, col) in enumerate(spec.partition_by):
-        if i:
-            parts.append(pl.lit("/"))
-        parts.append(pl.lit(f"{key}="))
+        return {"": df}
+    exprs, names = [], []
+    for i, (_key, kind, col) in enumerate(spec.partition_by):
+        name = f"__part{i}"
         if kind == "date":
             c = pl.col(col)
             if df.schema[col] != pl.Date:
                 c = pl.coalesce(c, pl.col("extracted_at")).dt.convert_time_zone("UTC").dt.date()
-            parts.append(c.dt.strftime("%Y-%m-%d").fill_null("__null__"))
+            exprs.append(c.alias(name))
         else:
-            values = df.get_column(col).unique().to_list()
-            mapping = {v: encode_partition_value(v) for v in values if v is not None}
-            parts.append(pl.col(col).replace_strict(mapping, default="__null__", return_dtype=pl.String))
-    return pl.concat_str(parts)
+            exprs.append(pl.col(col).alias(name))
+        names.append(name)
+    parts = df.with_columns(exprs).partition_by(names, as_dict=True, include_key=False)
+    out: dict[str, pl.DataFrame] = {}
+    for values, part in parts.items():
+        segs = []
+        for (key, kind, _col), value in zip(spec.partition_by, values):
+            if value is None:
+                segs.append(f"{key}=__null__")
+            elif kind == "date":
+                segs.append(f"{key}={value.isoformat()}")
+            else:
+                segs.append(f"{key}={encode_partition_value(value)}")
+        rel = "/".join(segs)
+        out[rel] = pl.concat([out[rel], part]) if rel in out else part
+    return out
+
+
+def _covers_partition(spec: TableSpec, rel: str, bounds: tuple[datetime, datetime]) -> bool:
+    """Whether the window holds every row a partition can hold (its whole date), so the old
+    partition need not be read: the window replaces it whole."""
+    date_keys = [k for k, kind, _ in spec.partition_by if kind == "date"]
+    if len(date_keys) != 1:
+        return False
+    segs = dict(s.split("=", 1) for s in rel.split("/") if "=" in s)
+    value = segs.get(date_keys[0])
+    if value is None or value == "__null__":
+        return False
+    day = date.fromisoformat(value)
+    lo, hi = bounds
+    return lo <= datetime.combine(day, dtime.min, tzinfo=UTC) and hi >= datetime.combine(day, _MAX_DAY, tzinfo=UTC)
 
 
 def _in_window(spec: TableSpec, bounds: tuple[datetime, datetime]) -> pl.Expr:
