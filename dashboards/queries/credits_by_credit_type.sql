@@ -1,6 +1,6 @@
 -- Credit spend per day by credit type (compute, DLC, user, storage, network, lease, ...).
 -- One row per UTC day x project x credit type with non-zero credits, from the per-type
--- columns of fct_credit_spend_daily (unpivoted; credit_type = column name without
+-- columns of fct_credit_spend_project_daily (the rollup of fct_credit_spend_daily; unpivoted; credit_type = column name without
 -- "_credits"). The types add up to total_credits. Stacked bars by credit type.
 with spend as (
     select
@@ -14,7 +14,7 @@ with spend as (
         sum(lease_credits) as lease,
         sum(lease_overage_credits) as lease_overage,
         sum(ipranges_credits) as ipranges,
-    from fct_credit_spend_daily
+    from fct_credit_spend_project_daily
     group by spend_date, project_slug
 ),
 

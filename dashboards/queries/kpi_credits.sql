@@ -2,7 +2,8 @@
 -- One row per project (additive: sum the rows, never average them). Month to date and
 -- forecast from fct_credit_month_to_date (forecast = MTD + mean daily credits of the
 -- trailing 7 complete days x days left). Week over week: usage-export credits of
--- as_of_date-6..as_of_date vs as_of_date-13..as_of_date-7 (fct_credit_spend_daily).
+-- as_of_date-6..as_of_date vs as_of_date-13..as_of_date-7 (fct_credit_spend_project_daily,
+-- the rollup of fct_credit_spend_daily).
 with meta as (
     select as_of_date from warehouse_meta
 ),
@@ -23,7 +24,7 @@ weekly as (
         s.project_slug,
         sum(s.total_credits) filter (where s.spend_date > m.as_of_date - 7) as credits_last_7d,
         sum(s.total_credits) filter (where s.spend_date <= m.as_of_date - 7) as credits_prev_7d,
-    from fct_credit_spend_daily as s
+    from fct_credit_spend_project_daily as s
     cross join meta as m
     where s.spend_date > m.as_of_date - 14 and s.spend_date <= m.as_of_date
     group by s.project_slug

@@ -19,7 +19,7 @@ projects as (
     select
         project_id,
         arg_max(org_id, started_at) as org_id,
-        arg_max(project_slug, started_at) as project_slug,
+        any_value(project_slug) as project_slug,
 
     from job_runs
     group by project_id

@@ -1,5 +1,6 @@
 -- Job runs with their failing tests and the flaky-job-failure flag: a failed run
--- (status failed) whose failing tests all flaked on that commit.
+-- (status failed) whose failing tests all flaked on that commit. A view (see
+-- warehouse.build.MATERIALIZATION_OVERRIDES): the wide rows are stored once, in int_job_runs_keyed.
 with
 
 job_runs as (
@@ -8,22 +9,9 @@ job_runs as (
 
 ),
 
-tests as (
-
-    select * from {{ ref('int_test_results_flagged') }}
-
-),
-
 job_test_outcomes as (
 
-    select
-        project_slug,
-        job_number,
-        count(*) filter (where is_failure) as failed_tests,
-        count(*) filter (where is_failure and not flaked_on_commit) as unflaked_failed_tests,
-
-    from tests
-    group by all
+    select * from {{ ref('int_job_test_outcomes_aggregated') }}
 
 ),
 

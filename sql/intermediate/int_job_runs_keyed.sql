@@ -1,7 +1,9 @@
 -- Usage-export job runs with the project slug, the re-run attempt of their workflow and
 -- derived measures; only the columns the marts use (this is the widest table). A workflow
 -- is a re-run when an earlier workflow of the same name ran in the same pipeline (ordered
--- by the first start of their job runs).
+-- by the first start of their job runs). project_slug comes from int_projects_unioned (one
+-- row per project_id), so it is a function of project_id: models grouping by project_id
+-- take any_value(project_slug), which is exact and cheaper than arg_max.
 with
 
 job_runs as (
@@ -67,6 +69,8 @@ final as (
         job_runs.lease_overage_credits,
         job_runs.ipranges_credits,
         job_runs.total_credits,
+        job_runs.export_window_start,
+        job_runs.export_window_end,
         projects.project_slug,
         workflow_attempts.rerun_attempt,
         workflow_attempts.rerun_attempt > 1 as is_rerun,

@@ -6,7 +6,7 @@ with
 
 job_runs as (
 
-    select * from {{ ref('stg_usage__job_runs') }}
+    select * from {{ ref('int_job_runs_keyed') }}
 
 ),
 

@@ -30,7 +30,7 @@ per_project as (
     select
         job_runs.org_id,
         job_runs.project_id,
-        arg_max(job_runs.project_slug, job_runs.started_at) as project_slug,
+        any_value(job_runs.project_slug) as project_slug,
         sum(job_runs.total_credits) filter (
             where job_runs.job_run_date between bounds.month_start and bounds.as_of_date
         ) as mtd_credits,

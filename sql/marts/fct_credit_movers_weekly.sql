@@ -51,7 +51,7 @@ weeks as (
 
 slugs as (
 
-    select project_id, arg_max(project_slug, started_at) as project_slug
+    select project_id, any_value(project_slug) as project_slug
     from job_runs
     group by project_id
 

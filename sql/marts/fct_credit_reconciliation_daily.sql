@@ -19,7 +19,7 @@ workflow_usage as (
 
     select
         workflow_id,
-        arg_max(project_slug, started_at) as project_slug,
+        any_value(project_slug) as project_slug,
         any_value(workflow_name) as workflow_name,
         min(job_run_date) as first_job_date,
         sum(compute_credits) as compute_credits,

@@ -34,7 +34,7 @@ utilisation as (
     select
         org_id,
         project_id,
-        arg_max(project_slug, started_at) as project_slug,
+        any_value(project_slug) as project_slug,
         job_name,
         executor,
         resource_class,

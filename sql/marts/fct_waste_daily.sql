@@ -12,7 +12,7 @@ final as (
         job_run_date as spend_date,
         org_id,
         project_id,
-        arg_max(project_slug, started_at) as project_slug,
+        any_value(project_slug) as project_slug,
         workflow_name,
         job_name,
         count(*) as job_runs,
