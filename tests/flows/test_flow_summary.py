@@ -1,0 +1,74 @@
+"""The run summary: its status and the markdown artifact."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flows import RunSummary
+
+
+def summary(**kw) -> RunSummary:
+    return RunSummary("nightly", ["gh/acme"], lake_root="data/lake", warehouse_path="data/w.duckdb", **kw)
+
+
+def test_status_success_partial_failed() -> None:
+    assert summary().status == "success"
+    assert summary(unknown_projects=["gh/acme/x"]).status == "partial"
+    assert summary(failed_projects={"gh/acme/y": "ServerError: boom"}).status == "partial"
+    # Failed data tests win over missing projects.
+    assert summary(failed_projects={"gh/acme/y": "e"}, data_tests_failed=["t1"]).status == "failed"
+
+
+def test_add_rows_accumulates_per_table() -> None:
+    s = summary()
+    s.add_rows({"projects": 3, "workflow_runs": 10})
+    s.add_rows({"workflow_runs": 5})
+    assert s.rows_landed == {"projects": 3, "workflow_runs": 15}
+
+
+def test_timed_adds_up_per_step() -> None:
+    s = summary()
+    for _ in range(2):
+        with s.timed("land"):
+            pass
+    with s.timed("build"):
+        pass
+    assert list(s.timings) == ["land", "build"] and all(v >= 0 for v in s.timings.values())
+
+
+def test_markdown_of_a_successful_run() -> None:
+    s = summary(rows_landed={"usage_job_runs": 12345, "projects": 3}, data_tests=10, models_built=20,
+                api_calls={"total_calls": 1234}, seconds=12.34, dashboard_path="data/dashboard/index.html",
+                highlights={"as_of_date": date(2026, 5, 31), "day_credits": 1500.5, "day_usd": 0.9,
+                            "mtd_credits": 4000.0, "forecast_credits": 5000.0, "flaky_tests": 4,
+                            "new_flaky_tests": 1, "mttr_last_week_seconds": 600.0, "mttr_change_pct": -25.0})  # fmt: skip
+    md = s.markdown()
+    assert md.splitlines()[0] == "# ✅ nightly: success"
+    assert "Projects not updated" not in md
+    assert "| data as of | 2026-05-31 |" in md
+    assert "| credits on 2026-05-31 | 1,500.50 ($0.90) |" in md
+    assert "| month to date / forecast | 4,000 / 5,000 credits |" in md
+    assert "| 4 / 1 |" in md
+    assert "| MTTR, last full week | 10.0 min (-25% vs the week before) |" in md
+    assert "| data tests | 10/10 passed |" in md
+    assert "| `usage_job_runs` | 12,345 |" in md
+    assert md.index("`projects`") < md.index("`usage_job_runs`")  # tables sorted
+    assert "- dashboard: `data/dashboard/index.html`" in md
+    assert "API calls: 1,234; wall time 12.3 s" in md
+
+
+def test_markdown_of_a_partial_and_failed_run() -> None:
+    s = summary(failed_projects={"gh/acme/api": "ServerError: GET /x -> HTTP 500"},
+                unknown_projects=["gh/acme/gone"], quarantined_rows=2, unknown_columns=["NEW_COL"], data_tests=5)
+    md = s.markdown()
+    assert md.startswith("# ⚠️ nightly: partial")
+    assert "- `gh/acme/api`: ServerError: GET /x -> HTTP 500" in md
+    assert "- `gh/acme/gone`: not found or not visible to the token" in md
+    assert "2 malformed usage-export rows quarantined" in md
+    assert "NEW_COL" in md
+    s.data_tests_failed = ["unique_fct_job_runs_job_id"]
+    md = s.markdown()
+    assert md.startswith("# ❌ nightly: failed")
+    assert "| data tests | 4/5 passed |" in md
+    assert "**Failed data tests:** unique_fct_job_runs_job_id" in md
+    assert "dashboard:" not in md  # not rendered
