@@ -366,7 +366,10 @@ def serve_cmd(config, cron) -> None:
         name="circleci-nightly", cron=s.schedule_cron,
         parameters={"orgs": [o.model_dump() for o in orgs], "api_base_url": s.api_base_url, "lake_root": s.lake_root,
                     "warehouse_path": s.warehouse_path, "dashboard_dir": s.dashboard_dir,
-                    "price_per_credit": s.price_per_credit, "rightsizing_headroom": s.rightsizing_headroom},
+                    "price_per_credit": s.price_per_credit, "rightsizing_headroom": s.rightsizing_headroom,
+                    "overlap_days": s.overlap_days, "tests_lookback_days": s.tests_lookback_days,
+                    "max_concurrency": s.max_concurrency, "export_poll_seconds": s.export_poll_seconds,
+                    "job_include": s.job_include, "job_exclude": s.job_exclude},
     )  # fmt: skip
 
 

@@ -79,3 +79,26 @@ def test_precedence_through_the_cli(clean_env, monkeypatch, capsys, env, flag, e
         args[1:1] = ["--warehouse", str(clean_env / "flag.duckdb")]
     code, _, err = run_main(args, monkeypatch, capsys)
     assert code == 2 and f"warehouse not found: {clean_env / expected}" in err
+
+
+def test_serve_passes_every_pipeline_setting_to_the_deployment(clean_env, monkeypatch, capsys) -> None:
+    from flows import nightly
+
+    cfg = clean_env / "serve.toml"
+    cfg.write_text('org_id = "1c3f0000-0000-4000-8000-000000000000"\norg_slug = "gh/acme"\nprojects = ["gh/acme/web"]\n'
+                   'lake_root = "s3://bucket/lake"\ntests_lookback_days = 5\noverlap_days = 4\nmax_concurrency = 3\n'
+                   'export_poll_seconds = 400.0\njob_include = ["test*"]\njob_exclude = ["deploy"]\n'
+                   'schedule_cron = "30 2 * * *"\n')  # fmt: skip
+    monkeypatch.setenv("CIRCLECI_TOKEN", TOKEN)
+    served = {}
+    monkeypatch.setattr(nightly, "serve", lambda **kwargs: served.update(kwargs))
+    code, out, err = run_main(["serve", "--config", str(cfg)], monkeypatch, capsys)
+    assert code == 0, err
+    params = served["parameters"]
+    assert served["cron"] == "30 2 * * *"
+    assert params["orgs"] == [{"id": "1c3f0000-0000-4000-8000-000000000000", "slug": "gh/acme", "projects": ["gh/acme/web"]}]
+    assert params["lake_root"] == "s3://bucket/lake"
+    assert (params["tests_lookback_days"], params["overlap_days"], params["max_concurrency"]) == (5, 4, 3)
+    assert params["export_poll_seconds"] == 400.0
+    assert (params["job_include"], params["job_exclude"]) == (["test*"], ["deploy"])
+    assert TOKEN not in repr(served) + out + err  # the token is never a flow parameter
