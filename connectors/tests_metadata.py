@@ -13,7 +13,9 @@ it between runs:
 Jobs are skipped when they are approval jobs, have no job number, are not finished
 yet (they would report no tests *yet*), repeat a job number already in the batch
 (re-run workflows share job numbers), or fail the include/exclude glob patterns on
-the job name. The rest are fetched concurrently under the client's limits.
+the job name. The rest are fetched concurrently under the client's limits, one job per
+job name first (preferring a successful one): when it reports no tests, the name's other
+jobs in the batch are skipped (``known_without_tests``) instead of each costing a call.
 A job whose tests answer 404 (or whose page token is rejected) is reported in
 ``JobTestsResult.failed`` and left unseen, so the next run retries it.
 """
@@ -45,6 +47,8 @@ __all__ = [
 
 DEFAULT_REPROBE_AFTER = timedelta(days=7)
 UNFINISHED_STATUSES = frozenset({"running", "queued", "not_running", "on_hold", "blocked"})
+#: Which job of a name to probe first: one that ran to the end is the one that reports tests.
+_PROBE_ORDER = {"success": 0, "failed": 1}
 
 
 @dataclass(frozen=True)
@@ -231,13 +235,34 @@ async def extract_job_tests(
         except (NotFound, PaginationError) as exc:
             return exc
 
-    outcomes = await asyncio.gather(*(probe(job) for job in chosen))
+    # One job per name is probed first; the name's other jobs only if it answered with tests
+    # (a name without tests is learned from one call, as across runs). Names run concurrently.
+    groups: dict[tuple[str, str], list[JobRef]] = {}
+    for job in chosen:
+        groups.setdefault((job.project_slug, job.job_name or ""), []).append(job)
+    outcomes: dict[int, list[dict[str, Any]] | Exception] = {}
+
+    async def probe_name(jobs: list[JobRef]) -> None:
+        first = min(range(len(jobs)), key=lambda i: _PROBE_ORDER.get(jobs[i].job_status or "", 2))
+        got = await probe(jobs[first])
+        outcomes[id(jobs[first])] = got
+        if isinstance(got, list) and not got:
+            return  # no tests: the name's other jobs are skipped like known names
+        rest = [job for i, job in enumerate(jobs) if i != first]
+        for job, outcome in zip(rest, await asyncio.gather(*(probe(job) for job in rest)), strict=True):
+            outcomes[id(job)] = outcome
+
+    await asyncio.gather(*(probe_name(jobs) for jobs in groups.values()))
     rows: list[dict[str, Any]] = []
     failed: list[tuple[str, int, str]] = []
     names_with_tests: set[tuple[str, str]] = set()
     names_without: set[tuple[str, str]] = set()
-    for job, outcome in zip(chosen, outcomes, strict=True):
+    for job in chosen:
         assert job.job_number is not None
+        if id(job) not in outcomes:
+            skipped["known_without_tests"] += 1
+            continue
+        outcome = outcomes[id(job)]
         if isinstance(outcome, Exception):
             failed.append((job.project_slug, job.job_number, str(outcome)))
             continue
@@ -272,6 +297,6 @@ async def extract_job_tests(
         "job_tests",
         build_table("job_tests", rows),
         extracted_at=at,
-        extra={"jobs_probed": len(chosen) - len(failed), "jobs_failed": len(failed)},
+        extra={"jobs_probed": len(outcomes) - len(failed), "jobs_failed": len(failed)},
     )
-    return JobTestsResult(extract, new, dict(skipped), len(chosen) - len(failed), failed)
+    return JobTestsResult(extract, new, dict(skipped), len(outcomes) - len(failed), failed)

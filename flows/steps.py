@@ -142,39 +142,60 @@ def _wm_key(project: str, workflow: str) -> str:
 async def extract_project_insights(
     client: CircleCIClient, project_slug: str, state: PipelineState, cfg: PipelineConfig
 ) -> ProjectInsights:
-    """Every Insights stream of one project, workflow runs incrementally from watermarks."""
+    """Every Insights stream of one project, workflow runs incrementally from watermarks.
+
+    All calls are independent except that the workflow names come from the all-branches
+    metrics, so everything else is issued at once and each workflow's calls as soon as the
+    names are known; the client's semaphore bounds the concurrency.
+    """
     now = cfg.clock()
-    out: list[Extract] = []
-    metrics_default = await extract_workflow_metrics(client, project_slug, scope=DEFAULT_BRANCH)
-    metrics_all = await extract_workflow_metrics(client, project_slug, scope=ALL_BRANCHES)
-    out += [metrics_default, metrics_all]
-    workflows = sorted(set(metrics_all.table.column("workflow_name").to_pylist()))
-    summary = await extract_project_summary(client, project_slug, "last-30-days")
-    out += [summary.project, summary.workflows, summary.workflow_branches]
-    out.append(await extract_branches(client, project_slug))
-    out.append(await extract_flaky_tests(client, project_slug))
     watermarks: dict[str, datetime] = {}
     lookback = timedelta(days=cfg.initial_lookback_days)
 
+    async def _gather(*aws: Any) -> list[Any]:
+        # Results in order; on the first error the others are cancelled and that error is
+        # raised as is (no ExceptionGroup), as a sequence of awaits would.
+        tasks = [asyncio.ensure_future(a) for a in aws]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
     async def per_workflow(wf: str) -> list[Extract]:
-        got: list[Extract] = []
-        for scope in (DEFAULT_BRANCH, ALL_BRANCHES):
-            got.append(await extract_workflow_summary(client, project_slug, wf, scope=scope))
-        got.append(await extract_workflow_job_metrics(client, project_slug, wf, scope=DEFAULT_BRANCH))
-        got.append(await extract_job_timeseries(client, project_slug, wf, start=now - timedelta(days=14), end=now))
-        tm = await extract_test_metrics(client, project_slug, wf)
-        got += [tm.tests, tm.runs]
-        runs = await extract_workflow_runs(
-            client, project_slug, wf, scope=ALL_BRANCHES, now=now, lookback=min(lookback, timedelta(days=90)),
-            watermark=state.workflow_run_watermarks.get(_wm_key(project_slug, wf)),
-            overlap=timedelta(days=cfg.overlap_days),
+        s_default, s_all, job_metrics, timeseries, tm, runs = await _gather(
+            extract_workflow_summary(client, project_slug, wf, scope=DEFAULT_BRANCH),
+            extract_workflow_summary(client, project_slug, wf, scope=ALL_BRANCHES),
+            extract_workflow_job_metrics(client, project_slug, wf, scope=DEFAULT_BRANCH),
+            extract_job_timeseries(client, project_slug, wf, start=now - timedelta(days=14), end=now),
+            extract_test_metrics(client, project_slug, wf),
+            extract_workflow_runs(
+                client, project_slug, wf, scope=ALL_BRANCHES, now=now, lookback=min(lookback, timedelta(days=90)),
+                watermark=state.workflow_run_watermarks.get(_wm_key(project_slug, wf)),
+                overlap=timedelta(days=cfg.overlap_days),
+            ),
         )  # fmt: skip
-        got.append(runs)
         if runs.watermark is not None:
             watermarks[_wm_key(project_slug, wf)] = runs.watermark
-        return got
+        return [s_default, s_all, job_metrics, timeseries, tm.tests, tm.runs, runs]
 
-    for extracts in await asyncio.gather(*(per_workflow(wf) for wf in workflows)):
+    async def workflows_of_project() -> tuple[Extract, list[list[Extract]]]:
+        metrics_all = await extract_workflow_metrics(client, project_slug, scope=ALL_BRANCHES)
+        workflows = sorted(set(metrics_all.table.column("workflow_name").to_pylist()))
+        return metrics_all, await _gather(*(per_workflow(wf) for wf in workflows))
+
+    (metrics_all, per_wf), metrics_default, summary, branches, flaky = await _gather(
+        workflows_of_project(),
+        extract_workflow_metrics(client, project_slug, scope=DEFAULT_BRANCH),
+        extract_project_summary(client, project_slug, "last-30-days"),
+        extract_branches(client, project_slug),
+        extract_flaky_tests(client, project_slug),
+    )
+    out: list[Extract] = [metrics_default, metrics_all, summary.project, summary.workflows, summary.workflow_branches,
+                          branches, flaky]  # fmt: skip
+    for extracts in per_wf:
         out += extracts
     return ProjectInsights(project_slug, out, watermarks)
 
