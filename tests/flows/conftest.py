@@ -21,26 +21,6 @@ import pytest  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep `xdist_group("prefect")` working on pytest >= 9.2 (pytest-xdist#1386).
-
-    pytest-xdist 3.8 groups tests by appending ``@<group>`` to ``item._nodeid``; pytest 9.2
-    keeps node ids in ``item._id``, so the suffix is lost and `--dist loadgroup` spreads the
-    group over every worker (each then starting its own Prefect server). Re-apply the suffix
-    for the tests in this folder; a no-op where xdist did not set one or pytest honours it.
-    """
-    for item in items:
-        legacy = item.__dict__.get("_nodeid")
-        if not legacy or item.nodeid == legacy or not item.path.is_relative_to(HERE):
-            continue
-        try:
-            from _pytest.nodeid import coerce_node_id
-        except ImportError:  # pragma: no cover - older pytest honours `_nodeid`
-            return
-        item._id = coerce_node_id(legacy)
-
-
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """A temporary Prefect server and database for the whole session."""
