@@ -263,7 +263,7 @@ def demo(seed: int, preset: str, out_dir: str, tests_lookback_days: int) -> None
 @click.option("--api-url", "api_base_url", default=None, help="API base URL (default https://circleci.com/api/v2).")
 @_output_options
 @click.option("--lookback-days", "initial_lookback_days", type=int, default=None,
-              help="First run only: days of history to pull (default 30).")  # fmt: skip
+              help="First run only: days of history to pull (default 30; later runs are incremental).")  # fmt: skip
 @click.option("--price-per-credit", type=float, default=None, help="USD per credit (default 0.0006).")
 def run(config, org_id, org_slug, projects, api_base_url, lake_root, warehouse_path, dashboard_dir,
         initial_lookback_days, price_per_credit) -> None:  # fmt: skip
@@ -283,7 +283,7 @@ def run(config, org_id, org_slug, projects, api_base_url, lake_root, warehouse_p
     started = time.perf_counter()
     s = _settings(config, org_id=org_id, org_slug=org_slug, projects=list(projects) or None, api_base_url=api_base_url,
                   lake_root=lake_root, warehouse_path=warehouse_path, dashboard_dir=dashboard_dir,
-                  price_per_credit=price_per_credit)  # fmt: skip
+                  price_per_credit=price_per_credit, initial_lookback_days=initial_lookback_days)  # fmt: skip
     _require_token(s)
     orgs = _org_targets(s)
     try:
@@ -291,7 +291,7 @@ def run(config, org_id, org_slug, projects, api_base_url, lake_root, warehouse_p
             orgs=orgs, api_base_url=s.api_base_url, lake_root=s.lake_root, warehouse_path=s.warehouse_path,
             dashboard_dir=s.dashboard_dir, price_per_credit=s.price_per_credit,
             rightsizing_headroom=s.rightsizing_headroom, overlap_days=s.overlap_days,
-            initial_lookback_days=initial_lookback_days or 30, tests_lookback_days=s.tests_lookback_days,
+            initial_lookback_days=s.initial_lookback_days, tests_lookback_days=s.tests_lookback_days,
             max_concurrency=s.max_concurrency, export_poll_seconds=s.export_poll_seconds,
             job_include=s.job_include, job_exclude=s.job_exclude, return_state=True,
         ))  # fmt: skip
@@ -362,14 +362,17 @@ def serve_cmd(config, cron) -> None:
     s = _settings(config, schedule_cron=cron)
     _require_token(s)
     orgs = _org_targets(s)
+    from prefect.schedules import Cron
+
     nightly.serve(
-        name="circleci-nightly", cron=s.schedule_cron,
+        name="circleci-nightly", schedule=Cron(s.schedule_cron, timezone=s.timezone),
         parameters={"orgs": [o.model_dump() for o in orgs], "api_base_url": s.api_base_url, "lake_root": s.lake_root,
                     "warehouse_path": s.warehouse_path, "dashboard_dir": s.dashboard_dir,
                     "price_per_credit": s.price_per_credit, "rightsizing_headroom": s.rightsizing_headroom,
                     "overlap_days": s.overlap_days, "tests_lookback_days": s.tests_lookback_days,
                     "max_concurrency": s.max_concurrency, "export_poll_seconds": s.export_poll_seconds,
-                    "job_include": s.job_include, "job_exclude": s.job_exclude},
+                    "job_include": s.job_include, "job_exclude": s.job_exclude,
+                    "initial_lookback_days": s.initial_lookback_days},
     )  # fmt: skip
 
 

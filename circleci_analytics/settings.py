@@ -35,10 +35,10 @@ class Settings(BaseSettings):
     lake_root: str = "data/lake"
     warehouse_path: str = "data/warehouse.duckdb"
     dashboard_dir: str = "data/dashboard"
-    state_dir: str = "data/state"
     price_per_credit: float = 0.0006
     rightsizing_headroom: float = 0.8
-    lookback_days: int = 3
+    #: First run only: days of usage export and workflow runs to pull (later runs are incremental).
+    initial_lookback_days: int = 30
     overlap_days: int = 2
     tests_lookback_days: int = 14
     max_concurrency: int = 8
@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     job_include: list[str] = Field(default_factory=list)
     job_exclude: list[str] = Field(default_factory=list)
     schedule_cron: str = "0 3 * * *"
+    #: Time zone of `schedule_cron` (`serve`).
     timezone: str = "UTC"
 
     @classmethod

@@ -128,4 +128,7 @@ async def backfill(
     if not complete:
         return Completed(name="Partially Completed", data=summary,
                          message=f"{len(done)}/{len(windows)} windows landed; run again to resume")  # fmt: skip
+    if summary.status == "partial":
+        return Completed(name="Partially Completed", data=summary,
+                         message=f"unknown projects: {', '.join(summary.unknown_projects)}")  # fmt: skip
     return summary

@@ -88,14 +88,15 @@ def test_serve_passes_every_pipeline_setting_to_the_deployment(clean_env, monkey
     cfg.write_text('org_id = "1c3f0000-0000-4000-8000-000000000000"\norg_slug = "gh/acme"\nprojects = ["gh/acme/web"]\n'
                    'lake_root = "s3://bucket/lake"\ntests_lookback_days = 5\noverlap_days = 4\nmax_concurrency = 3\n'
                    'export_poll_seconds = 400.0\njob_include = ["test*"]\njob_exclude = ["deploy"]\n'
-                   'schedule_cron = "30 2 * * *"\n')  # fmt: skip
+                   'schedule_cron = "30 2 * * *"\ntimezone = "Europe/Berlin"\ninitial_lookback_days = 60\n')  # fmt: skip
     monkeypatch.setenv("CIRCLECI_TOKEN", TOKEN)
     served = {}
     monkeypatch.setattr(nightly, "serve", lambda **kwargs: served.update(kwargs))
     code, out, err = run_main(["serve", "--config", str(cfg)], monkeypatch, capsys)
     assert code == 0, err
     params = served["parameters"]
-    assert served["cron"] == "30 2 * * *"
+    assert (served["schedule"].cron, served["schedule"].timezone) == ("30 2 * * *", "Europe/Berlin")
+    assert params["initial_lookback_days"] == 60
     assert params["orgs"] == [{"id": "1c3f0000-0000-4000-8000-000000000000", "slug": "gh/acme", "projects": ["gh/acme/web"]}]
     assert params["lake_root"] == "s3://bucket/lake"
     assert (params["tests_lookback_days"], params["overlap_days"], params["max_concurrency"]) == (5, 4, 3)
