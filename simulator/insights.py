@@ -14,8 +14,9 @@ Readings chosen where CircleCI is silent (the marts document the same choices):
 
 from __future__ import annotations
 
+import bisect
 import statistics
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -76,34 +77,63 @@ def _trend(cur: float | None, prev: float | None) -> float:
 
 
 class InsightsEngine:
-    """Insights computations for one history (stateless apart from the history cache)."""
+    """Insights computations for one history.
 
-    def __init__(self, history: History):
+    The history is immutable, so per-project results that many answers share (the
+    retained runs, recoveries, the flaky list) are memoised, a bounded number of projects
+    at a time; answers are unchanged, only computed once.
+    """
+
+    def __init__(self, history: History, cached_projects: int = 32):
         self.history = history
+        self._memo: OrderedDict[tuple, object] = OrderedDict()
+        self._memo_size = cached_projects * 16
 
     @property
     def now(self) -> datetime:
         return self.history.now
 
+    def _memoised(self, key: tuple, compute):
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        value = self._memo[key] = compute()
+        if len(self._memo) > self._memo_size:
+            self._memo.popitem(last=False)
+        return value
+
     # -- run selection -----------------------------------------------------------------
+    def _retained(self, project: Project) -> tuple[list[WorkflowRun], list[datetime]]:
+        """Every run created in [now - 90 days, now), by creation time, and their times."""
+
+        def compute():
+            start = self.now - RETENTION
+            # Runs are stored under their pipeline's day; a re-run may be created after
+            # midnight of the next day, so look one pipeline-day further back than `start`.
+            first, last = self.history.day_of(start) - 1, self.history.day_of(self.now)
+            runs = sorted(
+                (w for w in self.history.iter_workflows(project, first, last) if start <= w.created_at < self.now),
+                key=lambda w: (w.created_at, w.id),
+            )
+            return runs, [w.created_at for w in runs]
+
+        return self._memoised(("retained", project.index), compute)
+
     def runs(self, project: Project, workflow: str | None, scope: Scope, start: datetime, end: datetime) -> list[WorkflowRun]:
-        """Workflow runs created in [start, end) within retention, matching scope."""
-        start = max(start, self.now - RETENTION)
-        # Runs are stored under their pipeline's day; a re-run may be created after midnight
-        # of the next day, so look one pipeline-day further back than `start`.
-        first, last = self.history.day_of(start) - 1, self.history.day_of(end)
-        return [
-            w for w in self.history.iter_workflows(project, first, last)
-            if start <= w.created_at < end and scope.matches(w.pipeline.branch) and (workflow is None or w.name == workflow)
-        ]  # fmt: skip
+        """Workflow runs created in [start, end) within retention, matching scope (by creation time)."""
+        runs, created = self._retained(project)
+        lo, hi = bisect.bisect_left(created, max(start, self.now - RETENTION)), bisect.bisect_left(created, end)
+        return [w for w in runs[lo:hi] if scope.matches(w.pipeline.branch) and (workflow is None or w.name == workflow)]
 
     def window(self, reporting_window: str) -> tuple[datetime, datetime]:
         return self.now - REPORTING_WINDOWS[reporting_window], self.now
 
     def _recoveries_in(self, project: Project, workflow: str, scope: Scope, start: datetime, end: datetime):
-        retained = self.runs(project, workflow, scope, self.now - RETENTION, self.now)
-        return [r for r in compute_recoveries(retained, project.slug)
-                if r.recovered_at is not None and start <= r.recovered_at < end]  # fmt: skip
+        recoveries = self._memoised(
+            ("recoveries", project.index, workflow, scope),
+            lambda: compute_recoveries(self.runs(project, workflow, scope, self.now - RETENTION, self.now), project.slug),
+        )
+        return [r for r in recoveries if r.recovered_at is not None and start <= r.recovered_at < end]
 
     def _workflow_metrics(self, project: Project, workflow: str, scope: Scope, start: datetime, end: datetime) -> dict:
         runs = self.runs(project, workflow, scope, start, end)
@@ -230,6 +260,9 @@ class InsightsEngine:
     def flaky_tests(self, project: Project) -> list[dict]:
         """CircleCI's flaky list: tests that passed and failed on one commit, over the
         retained runs, dropped after 14 days without a flake (all branches)."""
+        return self._memoised(("flaky", project.index), lambda: self._flaky_tests(project))
+
+    def _flaky_tests(self, project: Project) -> list[dict]:
         runs = self.runs(project, None, Scope(None, True), self.now - RETENTION, self.now)
         results: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
         for j in self._job_runs(runs):
