@@ -3,8 +3,6 @@ folder and on an object store (moto's S3 server on loopback)."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,34 +14,6 @@ from warehouse import Lake
 @pytest.fixture
 def local_lake(tmp_path) -> Lake:
     return Lake(str(tmp_path / "lake"))
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    moto_server = pytest.importorskip("moto.server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3_lake(s3_endpoint, monkeypatch) -> Iterator[Lake]:
-    boto3 = pytest.importorskip("boto3")
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    s3 = boto3.client("s3", endpoint_url=f"http://{s3_endpoint}", region_name="us-east-1")
-    s3.create_bucket(Bucket="state-bucket")
-    yield Lake(f"s3://state-bucket/lake?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1")
-    for obj in s3.list_objects_v2(Bucket="state-bucket").get("Contents", []):
-        s3.delete_object(Bucket="state-bucket", Key=obj["Key"])
-    s3.delete_bucket(Bucket="state-bucket")
 
 
 @pytest.fixture(params=["local", "s3"])
