@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import duckdb
-import pytest
 from warehouse_helpers import ORG, usage_table
 
 from simulator.catalog import HOSTILE_BRANCH
