@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -187,10 +188,9 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
             with summary.timed("land"):
                 summary.add_rows(await asyncio.to_thread(land_usage_task, lake, usage))
 
-            import pyarrow.parquet as pq
-
             since = org_cfg.clock() - timedelta(days=org_cfg.tests_lookback_days)
-            refs = steps.job_refs_from_usage(pq.read_table(usage.output), projects, since)
+            usage_keys = pq.read_table(usage.output, columns=steps.JOB_REF_COLUMNS)  # 7 of 52 columns
+            refs = steps.job_refs_from_usage(usage_keys, projects, since)
             refs = [r for r in refs if r.project_slug not in summary.failed_projects]
             with summary.timed("job_tests"):
                 tests = await job_tests_task(client, refs, state, org_cfg)

@@ -233,14 +233,18 @@ async def export_usage_window(
 
 
 # -- job test metadata -------------------------------------------------------------------------
+#: The usage-export columns a job reference needs (read only these for test discovery).
+JOB_REF_COLUMNS = ["project_id", "job_run_number", "job_name", "workflow_id", "pipeline_id",
+                   "job_run_started_at", "job_build_status"]  # fmt: skip
+
+
 def job_refs_from_usage(usage: pa.Table, projects: Extract, since: datetime) -> list[JobRef]:
     """Jobs to probe for tests: usage rows (one per executed job) started since `since`,
     mapped from PROJECT_ID to the configured slug."""
     slug_by_id = dict(zip(projects.table.column("project_id").to_pylist(), projects.table.column("project_slug").to_pylist()))
     recent = usage.filter(pc.greater_equal(usage.column("job_run_started_at"), pa.scalar(since, pa.timestamp("us", tz="UTC"))))
     refs = []
-    for row in recent.select(["project_id", "job_run_number", "job_name", "workflow_id", "pipeline_id",
-                              "job_run_started_at", "job_build_status"]).to_pylist():  # fmt: skip
+    for row in recent.select(JOB_REF_COLUMNS).to_pylist():
         slug = slug_by_id.get(row["project_id"])
         if slug is None:
             continue  # a project not configured for this run
