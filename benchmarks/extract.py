@@ -47,15 +47,15 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors import CircleCIClient, ProbeState  # noqa: E402
-from connectors.client import format_datetime  # noqa: E402
-from connectors.insights import _runs_start, run_windows  # noqa: E402
-from connectors.ratelimit import FAMILIES  # noqa: E402
-from connectors.tests_metadata import UNFINISHED_STATUSES  # noqa: E402
-from flows import steps  # noqa: E402
-from flows.state import PipelineState  # noqa: E402
-from simulator import SimConfig, Simulator  # noqa: E402
-from simulator.server import running_server  # noqa: E402
+from circleci_analytics.connectors import CircleCIClient, ProbeState  # noqa: E402
+from circleci_analytics.connectors.client import format_datetime  # noqa: E402
+from circleci_analytics.connectors.insights import _runs_start, run_windows  # noqa: E402
+from circleci_analytics.connectors.ratelimit import FAMILIES  # noqa: E402
+from circleci_analytics.connectors.tests_metadata import UNFINISHED_STATUSES  # noqa: E402
+from circleci_analytics.flows import steps  # noqa: E402
+from circleci_analytics.flows.state import PipelineState  # noqa: E402
+from circleci_analytics.simulator import SimConfig, Simulator  # noqa: E402
+from circleci_analytics.simulator.server import running_server  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 WINDOWS = ("last-7-days", "last-30-days", "last-90-days")

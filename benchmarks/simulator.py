@@ -24,8 +24,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator import SimConfig, Simulator  # noqa: E402
-from simulator.server import running_server  # noqa: E402
+from circleci_analytics.simulator import SimConfig, Simulator  # noqa: E402
+from circleci_analytics.simulator.server import running_server  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 RSS_TARGET_GIB = 1.5

@@ -43,7 +43,7 @@ import glob, json, resource, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
-from connectors.usage_export import PartInput, merge_parts
+from circleci_analytics.connectors.usage_export import PartInput, merge_parts
 start, end = datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 31, tzinfo=UTC)
 parts = [PartInput(Path(p), Path(p).name, start, end) for p in sorted(glob.glob(sys.argv[1] + "/*.csv.gz"))]
 t = time.perf_counter()
@@ -57,7 +57,7 @@ print(json.dumps({"seconds": dt, "rows": stats.rows, "quarantined": stats.quaran
 def generate(out: Path, rows: int, parts: int) -> None:
     import polars as pl
 
-    from connectors.usage_export.schema import CSV_COLUMNS, column_kind
+    from circleci_analytics.connectors.usage_export.schema import CSV_COLUMNS, column_kind
 
     out.mkdir(parents=True, exist_ok=True)
     per = rows // parts

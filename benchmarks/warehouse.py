@@ -39,9 +39,9 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from circleci_analytics import RESOURCE_CLASSES_CSV  # noqa: E402
-from connectors.schemas import JOB_TESTS, WORKFLOW_RUNS  # noqa: E402
-from connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA  # noqa: E402
-from warehouse import Lake, build_warehouse  # noqa: E402
+from circleci_analytics.connectors.schemas import JOB_TESTS, WORKFLOW_RUNS  # noqa: E402
+from circleci_analytics.connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA  # noqa: E402
+from circleci_analytics.warehouse import Lake, build_warehouse  # noqa: E402
 
 ORG_ID = "6f1c2d3e-4b5a-4c6d-8e7f-000000000001"
 CREDIT_TYPES = ("compute", "dlc", "user", "storage", "network", "lease", "lease_overage", "ipranges")
@@ -438,7 +438,7 @@ def main() -> None:
 
     import duckdb
 
-    from dashboards.queries import load_queries
+    from circleci_analytics.dashboards.queries import load_queries
 
     queries = {name: q.sql for name, q in load_queries().items()}
     con = duckdb.connect(str(result.db_path), read_only=True)

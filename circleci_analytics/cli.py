@@ -79,8 +79,8 @@ def simulator_serve(seed: int, preset: str, now: str | None, host: str, port: in
       curl -H "Circle-Token: $(circleci-analytics simulator token)" \\
            http://127.0.0.1:8765/api/v2/me
     """
-    from simulator import SimConfig, Simulator
-    from simulator.server import serve
+    from circleci_analytics.simulator import SimConfig, Simulator
+    from circleci_analytics.simulator.server import serve
 
     sim = Simulator(SimConfig(seed=seed, preset=preset, now=_parse_now(now), time_scale=time_scale, latency_seconds=latency))
     click.echo(f"CircleCI simulator: http://{host}:{port}/api/v2  org={sim.org.slug} ({sim.org.id})  "
@@ -96,7 +96,7 @@ def simulator_token() -> None:
     Example:
       export CIRCLECI_TOKEN=$(circleci-analytics simulator token)
     """
-    from simulator import DEFAULT_TOKEN
+    from circleci_analytics.simulator import DEFAULT_TOKEN
 
     click.echo(DEFAULT_TOKEN)
 
@@ -111,7 +111,7 @@ def simulator_truth(seed: int, preset: str, now: str | None, out_dir: str) -> No
     Example:
       circleci-analytics simulator truth --scale tiny --seed 7 --now 2026-06-01T12:00:00Z --out /tmp/truth
     """
-    from simulator import SimConfig, Simulator, write_truth
+    from circleci_analytics.simulator import SimConfig, Simulator, write_truth
 
     sim = Simulator(SimConfig(seed=seed, preset=preset, now=_parse_now(now)))
     counts = write_truth(sim.history, out_dir)
@@ -178,7 +178,7 @@ def _run_flow(coro):
 
 
 def _org_targets(settings):
-    from flows import OrgTarget
+    from circleci_analytics.flows import OrgTarget
 
     if not settings.org_id or not settings.org_slug:
         raise UserError(
@@ -198,7 +198,7 @@ def _require_token(settings) -> None:
 
 
 def _api_error(e: Exception) -> click.ClickException:
-    from connectors import AuthError, NotFound, TransportFailure
+    from circleci_analytics.connectors import AuthError, NotFound, TransportFailure
 
     if isinstance(e, AuthError):
         return UserError(f"the CircleCI API refused the token: {e}")
@@ -228,9 +228,9 @@ def demo(seed: int, preset: str, out_dir: str, tests_lookback_days: int) -> None
     """
     import time
 
-    from flows import OrgTarget, nightly
-    from simulator import SimConfig, Simulator
-    from simulator.server import running_server
+    from circleci_analytics.flows import OrgTarget, nightly
+    from circleci_analytics.simulator import SimConfig, Simulator
+    from circleci_analytics.simulator.server import running_server
 
     started = time.perf_counter()
     out = Path(out_dir)
@@ -277,8 +277,8 @@ def run(config, org_id, org_slug, projects, api_base_url, lake_root, warehouse_p
     """
     import time
 
-    from connectors import CircleCIError
-    from flows import nightly
+    from circleci_analytics.connectors import CircleCIError
+    from circleci_analytics.flows import nightly
 
     started = time.perf_counter()
     s = _settings(config, org_id=org_id, org_slug=org_slug, projects=list(projects) or None, api_base_url=api_base_url,
@@ -324,8 +324,8 @@ def backfill_cmd(config, org_id, org_slug, projects, start, end, api_base_url, l
     """
     import time
 
-    from connectors import CircleCIError
-    from flows import backfill
+    from circleci_analytics.connectors import CircleCIError
+    from circleci_analytics.flows import backfill
 
     started = time.perf_counter()
     s = _settings(config, org_id=org_id, org_slug=org_slug, projects=list(projects) or None, api_base_url=api_base_url,
@@ -357,7 +357,7 @@ def serve_cmd(config, cron) -> None:
       export CIRCLECI_TOKEN=...
       circleci-analytics serve --config circleci-analytics.toml --cron "0 3 * * *"
     """
-    from flows import nightly
+    from circleci_analytics.flows import nightly
 
     s = _settings(config, schedule_cron=cron)
     _require_token(s)
@@ -387,7 +387,7 @@ def build_cmd(config, lake_root, warehouse_path, dashboard_dir, price_per_credit
     Example:
       circleci-analytics build --lake data/lake --warehouse data/warehouse.duckdb
     """
-    from warehouse import BuildError, build_warehouse
+    from circleci_analytics.warehouse import BuildError, build_warehouse
 
     s = _settings(config, lake_root=lake_root, warehouse_path=warehouse_path, price_per_credit=price_per_credit)
     local = "://" not in s.lake_root or s.lake_root.startswith("file://")
@@ -455,7 +455,7 @@ def dashboard_cmd(config, warehouse_path, dashboard_dir, serve_it, port) -> None
     Example:
       circleci-analytics dashboard --warehouse data/warehouse.duckdb --out data/dashboard --serve
     """
-    from dashboards import render_dashboard, serve_dashboard
+    from circleci_analytics.dashboards import render_dashboard, serve_dashboard
 
     s = _settings(config, warehouse_path=warehouse_path, dashboard_dir=dashboard_dir)
     try:

@@ -10,9 +10,9 @@ Public surface (everything else is private)::
     insights / projects / job tests extractors    connectors.insights, .projects, .tests_metadata
 """
 
-from connectors.client import CircleCIClient, ClientStats, RetryPolicy
-from connectors.encoding import encode_project_slug, encode_segment, render_path
-from connectors.errors import (
+from circleci_analytics.connectors.client import CircleCIClient, ClientStats, RetryPolicy
+from circleci_analytics.connectors.encoding import encode_project_slug, encode_segment, render_path
+from circleci_analytics.connectors.errors import (
     ApiStatusError,
     AuthError,
     BadRequest,
@@ -24,7 +24,7 @@ from connectors.errors import (
     ServerError,
     TransportFailure,
 )
-from connectors.insights import (
+from circleci_analytics.connectors.insights import (
     OrgSummary,
     ProjectSummary,
     TestMetrics,
@@ -39,11 +39,11 @@ from connectors.insights import (
     extract_workflow_runs,
     extract_workflow_summary,
 )
-from connectors.pagination import paginate
-from connectors.projects import extract_projects, extract_workflow_jobs, resolve_project
-from connectors.schemas import SCHEMAS
-from connectors.streams import ALL_BRANCHES, DEFAULT_BRANCH, STREAMS, Extract, StreamSpec
-from connectors.tests_metadata import (
+from circleci_analytics.connectors.pagination import paginate
+from circleci_analytics.connectors.projects import extract_projects, extract_workflow_jobs, resolve_project
+from circleci_analytics.connectors.schemas import SCHEMAS
+from circleci_analytics.connectors.streams import ALL_BRANCHES, DEFAULT_BRANCH, STREAMS, Extract, StreamSpec
+from circleci_analytics.connectors.tests_metadata import (
     JobRef,
     JobTestsResult,
     ProbeState,

@@ -46,7 +46,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from connectors.errors import (
+from circleci_analytics.connectors.errors import (
     ApiStatusError,
     AuthError,
     BadRequest,
@@ -57,11 +57,11 @@ from connectors.errors import (
     ServerError,
     TransportFailure,
 )
-from connectors.ratelimit import RateLimiters, family_for_path
+from circleci_analytics.connectors.ratelimit import RateLimiters, family_for_path
 
 __all__ = ["DEFAULT_BASE_URL", "CircleCIClient", "ClientStats", "RetryPolicy", "format_datetime"]
 
-logger = logging.getLogger("connectors")
+logger = logging.getLogger("circleci_analytics.connectors")
 
 DEFAULT_BASE_URL = "https://circleci.com/api/v2"
 TOKEN_ENV = "CIRCLECI_TOKEN"
@@ -504,7 +504,7 @@ class CircleCIClient:
         max_pages: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Iterate the items of a paginated list endpoint (see ``connectors.pagination``)."""
-        from connectors.pagination import paginate
+        from circleci_analytics.connectors.pagination import paginate
 
         return paginate(
             self,

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from connectors.client import CircleCIClient
-from connectors.errors import DataError
-from connectors.streams import (
+from circleci_analytics.connectors.client import CircleCIClient
+from circleci_analytics.connectors.errors import DataError
+from circleci_analytics.connectors.streams import (
     ALL_BRANCHES,
     DEFAULT_BRANCH,
     REPORTING_WINDOWS,

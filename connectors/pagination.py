@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from connectors.errors import DataError, NotFound, PaginationError
+from circleci_analytics.connectors.errors import DataError, NotFound, PaginationError
 
 if TYPE_CHECKING:
-    from connectors.client import CircleCIClient, Params
+    from circleci_analytics.connectors.client import CircleCIClient, Params
 
 __all__ = ["PAGE_TOKEN_PARAM", "paginate", "paginate_pages"]
 

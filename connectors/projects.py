@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from connectors.client import CircleCIClient
-from connectors.encoding import render_path
-from connectors.pagination import paginate_pages
-from connectors.streams import STREAMS, Extract, build_table, fetch_records, parse_timestamp, utcnow
+from circleci_analytics.connectors.client import CircleCIClient
+from circleci_analytics.connectors.encoding import render_path
+from circleci_analytics.connectors.pagination import paginate_pages
+from circleci_analytics.connectors.streams import STREAMS, Extract, build_table, fetch_records, parse_timestamp, utcnow
 
 __all__ = ["extract_projects", "extract_workflow_jobs", "resolve_project"]
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
-from connectors import schemas
-from connectors.encoding import render_path
-from connectors.errors import DataError
+from circleci_analytics.connectors import schemas
+from circleci_analytics.connectors.encoding import render_path
+from circleci_analytics.connectors.errors import DataError
 
 if TYPE_CHECKING:
-    from connectors.client import CircleCIClient
+    from circleci_analytics.connectors.client import CircleCIClient
 
 __all__ = [
     "ALL_BRANCHES",

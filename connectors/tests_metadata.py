@@ -32,9 +32,9 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from connectors.client import CircleCIClient
-from connectors.errors import NotFound, PaginationError
-from connectors.streams import STREAMS, Extract, build_table, fetch_records, parse_timestamp, utcnow
+from circleci_analytics.connectors.client import CircleCIClient
+from circleci_analytics.connectors.errors import NotFound, PaginationError
+from circleci_analytics.connectors.streams import STREAMS, Extract, build_table, fetch_records, parse_timestamp, utcnow
 
 __all__ = [
     "DEFAULT_REPROBE_AFTER",

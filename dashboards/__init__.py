@@ -1,6 +1,6 @@
 """Dashboards: offline HTML pages rendered from the warehouse marts (read-only).
 
-    from dashboards import render_dashboard, serve_dashboard
+    from circleci_analytics.dashboards import render_dashboard, serve_dashboard
     result = render_dashboard("data/warehouse.duckdb", "data/dashboard")
     serve_dashboard("data/dashboard", port=8050)     # blocks; Ctrl-C to stop
 

@@ -18,13 +18,13 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.states import Completed
 
-from connectors.usage_export import plan_windows
-from warehouse import Lake
+from circleci_analytics.connectors.usage_export import plan_windows
+from circleci_analytics.warehouse import Lake
 
-from flows import steps
-from flows.nightly import OrgTarget, build_and_render, land_usage_task, resolve_projects_task, resolve_token, usage_export_task
-from flows.state import LakeStateStore
-from flows.summary import RunSummary
+from circleci_analytics.flows import steps
+from circleci_analytics.flows.nightly import OrgTarget, build_and_render, land_usage_task, resolve_projects_task, resolve_token, usage_export_task
+from circleci_analytics.flows.state import LakeStateStore
+from circleci_analytics.flows.summary import RunSummary
 
 __all__ = ["backfill", "backfill_windows"]
 

@@ -18,12 +18,12 @@ from prefect.concurrency.asyncio import concurrency
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
-from connectors import CircleCIClient, CircleCIError, Extract
-from warehouse import BuildResult, Lake, build_warehouse
+from circleci_analytics.connectors import CircleCIClient, CircleCIError, Extract
+from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
 
-from flows import steps
-from flows.state import LakeStateStore, PipelineState
-from flows.summary import RunSummary, warehouse_highlights
+from circleci_analytics.flows import steps
+from circleci_analytics.flows.state import LakeStateStore, PipelineState
+from circleci_analytics.flows.summary import RunSummary, warehouse_highlights
 
 __all__ = ["OrgTarget", "nightly", "resolve_token", "run_org", "build_and_render"]
 
@@ -134,7 +134,7 @@ def build_task(lake: Lake, cfg: steps.PipelineConfig) -> BuildResult:
 @task(cache_policy=NO_CACHE)
 def render_task(cfg: steps.PipelineConfig) -> str:
     """Render the offline dashboard from the marts."""
-    from dashboards import render_dashboard
+    from circleci_analytics.dashboards import render_dashboard
 
     return str(render_dashboard(cfg.warehouse_path, cfg.dashboard_dir).index)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from warehouse import Lake
+from circleci_analytics.warehouse import Lake
 
 __all__ = ["LakeStateStore", "PipelineState"]
 

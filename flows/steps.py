@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors import (
+from circleci_analytics.connectors import (
     ALL_BRANCHES,
     DEFAULT_BRANCH,
     CircleCIClient,
@@ -40,10 +40,10 @@ from connectors import (
     extract_workflow_runs,
     extract_workflow_summary,
 )
-from connectors.usage_export import UsageExportResult, export_usage
-from warehouse import Lake
+from circleci_analytics.connectors.usage_export import UsageExportResult, export_usage
+from circleci_analytics.warehouse import Lake
 
-from flows.state import LakeStateStore, PipelineState
+from circleci_analytics.flows.state import LakeStateStore, PipelineState
 
 __all__ = [
     "PipelineConfig",
@@ -58,7 +58,7 @@ __all__ = [
     "usage_window",
 ]
 
-logger = logging.getLogger("flows")
+logger = logging.getLogger("circleci_analytics.flows")
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from warehouse import Lake
+from circleci_analytics.warehouse import Lake
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ Lake tables (name -> schema, natural key, partitions) are registered in `TABLES`
 (``warehouse.tables``); marts are documented in ``sql/marts/README.md`` and ``schema.yml``.
 """
 
-from warehouse.build import (
+from circleci_analytics.warehouse.build import (
     DEFAULT_DB_PATH,
     DEFAULT_HEADROOM,
     DEFAULT_PRICE_PER_CREDIT,
@@ -22,8 +22,8 @@ from warehouse.build import (
     build_warehouse,
     load_models,
 )
-from warehouse.lake import DEFAULT_LAKE_ROOT, Lake, LakeError, LandResult
-from warehouse.tables import TABLES, TableSpec
+from circleci_analytics.warehouse.lake import DEFAULT_LAKE_ROOT, Lake, LakeError, LandResult
+from circleci_analytics.warehouse.tables import TABLES, TableSpec
 
 __all__ = [
     "DEFAULT_DB_PATH",

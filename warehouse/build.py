@@ -35,8 +35,8 @@ import duckdb
 import yaml
 
 from circleci_analytics import RESOURCE_CLASSES_CSV
-from warehouse.lake import Lake
-from warehouse.tables import TABLES
+from circleci_analytics.warehouse.lake import Lake
+from circleci_analytics.warehouse.tables import TABLES
 
 __all__ = [
     "DEFAULT_DB_PATH",

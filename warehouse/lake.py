@@ -40,7 +40,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from warehouse.tables import TableSpec, table_spec
+from circleci_analytics.warehouse.tables import TableSpec, table_spec
 
 __all__ = ["DEFAULT_LAKE_ROOT", "Lake", "LakeError", "LandResult", "conform", "encode_partition_value"]
 

@@ -24,8 +24,8 @@ from typing import Literal
 
 import pyarrow as pa
 
-from connectors import schemas as cs
-from connectors.usage_export.schema import QUARANTINE_SCHEMA, USAGE_JOB_RUNS_SCHEMA
+from circleci_analytics.connectors import schemas as cs
+from circleci_analytics.connectors.usage_export.schema import QUARANTINE_SCHEMA, USAGE_JOB_RUNS_SCHEMA
 
 __all__ = ["TABLES", "TableSpec", "table_spec"]
 

@@ -1,6 +1,6 @@
 """CircleCI usage export -> typed Parquet (one row per job run).
 
-    from connectors.usage_export import export_usage
+    from circleci_analytics.connectors.usage_export import export_usage
     result = await export_usage(client, org_id, start, end, workdir="data/usage")
     result.output       # Path of usage_job_runs.parquet (schema USAGE_JOB_RUNS_SCHEMA)
     result.quarantine   # Path of usage_quarantine.parquet (malformed rows, with reasons)
@@ -10,27 +10,27 @@ Modules: ``windows`` (31-day windows), ``state`` (durable per-window job state),
 ``schema`` (the Arrow schemas), ``export`` (the job loop and ``export_usage``).
 """
 
-from connectors.usage_export.export import (
+from circleci_analytics.connectors.usage_export.export import (
     DEFAULT_POLL_INTERVAL,
     UsageExportError,
     UsageExportResult,
     export_usage,
 )
-from connectors.usage_export.merge import MergeStats, PartInput, UsageMerger, check_gzip, merge_parts
-from connectors.usage_export.schema import (
+from circleci_analytics.connectors.usage_export.merge import MergeStats, PartInput, UsageMerger, check_gzip, merge_parts
+from circleci_analytics.connectors.usage_export.schema import (
     CSV_COLUMNS,
     QUARANTINE_SCHEMA,
     REQUIRED_COLUMNS,
     USAGE_JOB_RUNS_SCHEMA,
 )
-from connectors.usage_export.state import (
+from circleci_analytics.connectors.usage_export.state import (
     ExportState,
     LocalStateStore,
     MemoryStateStore,
     StateStore,
     state_key,
 )
-from connectors.usage_export.windows import Window, plan_windows
+from circleci_analytics.connectors.usage_export.windows import Window, plan_windows
 
 __all__ = [
     "CSV_COLUMNS",

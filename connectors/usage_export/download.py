@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from connectors.errors import DataError
+from circleci_analytics.connectors.errors import DataError
 
 __all__ = ["DownloadStats", "UrlExpired", "download_part", "part_filename"]
 

@@ -29,10 +29,10 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.errors import CircleCIError, DataError, NotFound, RateLimited
-from connectors.usage_export.download import DownloadStats, UrlExpired, download_part, part_filename
-from connectors.usage_export.merge import PartInput, UsageMerger, check_gzip
-from connectors.usage_export.state import (
+from circleci_analytics.connectors.errors import CircleCIError, DataError, NotFound, RateLimited
+from circleci_analytics.connectors.usage_export.download import DownloadStats, UrlExpired, download_part, part_filename
+from circleci_analytics.connectors.usage_export.merge import PartInput, UsageMerger, check_gzip
+from circleci_analytics.connectors.usage_export.state import (
     ExportState,
     LocalStateStore,
     PartRecord,
@@ -40,11 +40,11 @@ from connectors.usage_export.state import (
     load_state,
     save_state,
 )
-from connectors.usage_export.windows import Window, as_utc, plan_windows
+from circleci_analytics.connectors.usage_export.windows import Window, as_utc, plan_windows
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "UsageExportError", "UsageExportResult", "export_usage"]
 
-logger = logging.getLogger("connectors.usage_export")
+logger = logging.getLogger("circleci_analytics.connectors.usage_export")
 
 #: 10 GETs per hour per org on the real API.
 DEFAULT_POLL_INTERVAL = 360.0

@@ -45,8 +45,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from connectors.errors import DataError
-from connectors.usage_export.schema import (
+from circleci_analytics.connectors.errors import DataError
+from circleci_analytics.connectors.usage_export.schema import (
     CSV_COLUMNS,
     DECIMAL_PRECISION,
     DECIMAL_SCALE,

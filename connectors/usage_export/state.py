@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from connectors.usage_export.windows import Window
+from circleci_analytics.connectors.usage_export.windows import Window
 
 __all__ = ["ExportState", "LocalStateStore", "MemoryStateStore", "PartRecord", "StateStore", "state_key"]
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from cli_helpers import SQL_ROWS, run_main
 
-from simulator import DEFAULT_TOKEN
+from circleci_analytics.simulator import DEFAULT_TOKEN
 
 ORG = ["--org-id", "1c3f0000-0000-4000-8000-000000000000", "--org-slug", "gh/acme"]
 

@@ -82,7 +82,7 @@ def test_precedence_through_the_cli(clean_env, monkeypatch, capsys, env, flag, e
 
 
 def test_serve_passes_every_pipeline_setting_to_the_deployment(clean_env, monkeypatch, capsys) -> None:
-    from flows import nightly
+    from circleci_analytics.flows import nightly
 
     cfg = clean_env / "serve.toml"
     cfg.write_text('org_id = "1c3f0000-0000-4000-8000-000000000000"\norg_slug = "gh/acme"\nprojects = ["gh/acme/web"]\n'

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from connector_helpers import TOKEN, FakeSleep
 
-from connectors import CircleCIClient, RetryPolicy
+from circleci_analytics.connectors import CircleCIClient, RetryPolicy
 
 NO_LIMITS = {f: None for f in ("core", "insights", "tests", "usage_export")}
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from connector_helpers import TOKEN, run
 
-from connectors import (
+from circleci_analytics.connectors import (
     AuthError,
     BadRequest,
     CircleCIClient,
@@ -20,7 +20,7 @@ from connectors import (
     TransportFailure,
     render_path,
 )
-from connectors.ratelimit import family_for_path
+from circleci_analytics.connectors.ratelimit import family_for_path
 
 
 def test_sends_circle_token_header_and_raw_path(make_client):

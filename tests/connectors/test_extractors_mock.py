@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from connector_helpers import run
 
-from connectors import (
+from circleci_analytics.connectors import (
     SCHEMAS,
     STREAMS,
     DataError,
@@ -23,8 +23,8 @@ from connectors import (
     extract_workflow_metrics,
     extract_workflow_runs,
 )
-from connectors.insights import run_windows
-from connectors.streams import build_table
+from circleci_analytics.connectors.insights import run_windows
+from circleci_analytics.connectors.streams import build_table
 
 SLUG = "gh/acme/api"
 DM = {"min": 1, "mean": 2, "median": 2, "p95": 4, "max": 5, "standard_deviation": 1.5}

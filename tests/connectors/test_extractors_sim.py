@@ -10,9 +10,9 @@ import pytest
 from connector_helpers import FakeSleep, run
 
 simulator = pytest.importorskip("simulator")
-from simulator import FaultRule, SimConfig, Simulator, create_app  # noqa: E402
+from circleci_analytics.simulator import FaultRule, SimConfig, Simulator, create_app  # noqa: E402
 
-from connectors import (  # noqa: E402
+from circleci_analytics.connectors import (  # noqa: E402
     CircleCIClient,
     PaginationError,
     RetryPolicy,
@@ -231,7 +231,7 @@ def test_repeated_page_token_fault_detected():
 
 
 def test_bad_token_is_auth_error(sim):
-    from connectors import AuthError
+    from circleci_analytics.connectors import AuthError
 
     async def go():
         async with CircleCIClient("not-the-token", "http://sim/api/v2", transport=httpx.ASGITransport(app=create_app(sim))) as client:
@@ -244,7 +244,7 @@ def test_bad_token_is_auth_error(sim):
 
 @pytest.mark.slow
 def test_real_loopback_server(sim, truth):
-    from simulator.server import running_server
+    from circleci_analytics.simulator.server import running_server
 
     project = sim.projects[0]
     with running_server(sim) as base_url:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import polars as pl
 
-from connectors import JobRef, extract_job_tests
-from connectors.usage_export import CSV_COLUMNS, PartInput, merge_parts
+from circleci_analytics.connectors import JobRef, extract_job_tests
+from circleci_analytics.connectors.usage_export import CSV_COLUMNS, PartInput, merge_parts
 
 SLUG = "gh/acme/api"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from connector_helpers import run
 
-from connectors import NotFound, PaginationError
+from circleci_analytics.connectors import NotFound, PaginationError
 
 
 def _collect(client, path, params=None):

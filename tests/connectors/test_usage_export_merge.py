@@ -12,8 +12,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.errors import DataError
-from connectors.usage_export import (
+from circleci_analytics.connectors.errors import DataError
+from circleci_analytics.connectors.usage_export import (
     CSV_COLUMNS,
     QUARANTINE_SCHEMA,
     USAGE_JOB_RUNS_SCHEMA,
@@ -21,8 +21,8 @@ from connectors.usage_export import (
     check_gzip,
     merge_parts,
 )
-from connectors.usage_export.merge import parse_timestamps
-from connectors.usage_export.schema import column_kind
+from circleci_analytics.connectors.usage_export.merge import parse_timestamps
+from circleci_analytics.connectors.usage_export.schema import column_kind
 
 W_START = datetime(2026, 5, 1, tzinfo=UTC)
 W_END = datetime(2026, 5, 31, tzinfo=UTC)

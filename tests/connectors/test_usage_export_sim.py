@@ -13,10 +13,10 @@ import polars as pl
 import pytest
 from connector_helpers import run
 
-from connectors import CircleCIClient, RetryPolicy
-from connectors.usage_export import LocalStateStore, MemoryStateStore, StateStore, UsageExportError, UsageExportResult, export_usage
-from simulator import FaultRule, SimConfig, Simulator, create_app
-from simulator.history import CREDIT_TYPES
+from circleci_analytics.connectors import CircleCIClient, RetryPolicy
+from circleci_analytics.connectors.usage_export import LocalStateStore, MemoryStateStore, StateStore, UsageExportError, UsageExportResult, export_usage
+from circleci_analytics.simulator import FaultRule, SimConfig, Simulator, create_app
+from circleci_analytics.simulator.history import CREDIT_TYPES
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 START = NOW - timedelta(days=10)
@@ -124,7 +124,7 @@ def test_window_longer_than_31_days_is_split_and_deduplicated(tmp: Path) -> None
 
 
 def test_rate_limited_gets_are_waited_out(tmp: Path) -> None:
-    from simulator import FamilyLimit
+    from circleci_analytics.simulator import FamilyLimit
 
     limits = {"usage_export_post": FamilyLimit(10, 3600), "usage_export_get": FamilyLimit(1, 3600)}
     h = Harness(rate_limits=limits)

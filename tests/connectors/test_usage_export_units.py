@@ -10,11 +10,11 @@ import httpx
 import pytest
 from connector_helpers import FakeSleep, run
 
-from connectors.errors import DataError
-from connectors.usage_export import ExportState, LocalStateStore, MemoryStateStore, Window, plan_windows, state_key
-from connectors.usage_export.download import DownloadStats, UrlExpired, download_part, part_filename
-from connectors.usage_export.merge import check_gzip
-from connectors.usage_export.state import PartRecord, load_state, save_state
+from circleci_analytics.connectors.errors import DataError
+from circleci_analytics.connectors.usage_export import ExportState, LocalStateStore, MemoryStateStore, Window, plan_windows, state_key
+from circleci_analytics.connectors.usage_export.download import DownloadStats, UrlExpired, download_part, part_filename
+from circleci_analytics.connectors.usage_export.merge import check_gzip
+from circleci_analytics.connectors.usage_export.state import PartRecord, load_state, save_state
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from mart_fixture import build_test_warehouse
 
-from dashboards import DashboardResult, render_dashboard
+from circleci_analytics.dashboards import DashboardResult, render_dashboard
 
 
 @pytest.fixture(scope="session")

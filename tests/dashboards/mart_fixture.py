@@ -25,8 +25,8 @@ def _truth_lake():
 def build_test_warehouse(workdir: Path, *, preset: str = "tiny", empty: bool = False) -> Path:
     """Land the simulator's truth for `preset` (seed 7) and build the warehouse; with
     `empty`, build from an empty lake (every mart exists, none has rows)."""
-    from simulator import SimConfig, Simulator
-    from warehouse import Lake, build_warehouse
+    from circleci_analytics.simulator import SimConfig, Simulator
+    from circleci_analytics.warehouse import Lake, build_warehouse
 
     lake = Lake(workdir / "lake")
     if not empty:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from expected_kpis import expected_kpis
 
-from dashboards import PAGES
+from circleci_analytics.dashboards import PAGES
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

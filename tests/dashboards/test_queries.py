@@ -7,9 +7,9 @@ import math
 import pytest
 from expected_kpis import expected_kpis
 
-from dashboards import PAGES, QUERY_DIR, load_queries, run_query
-from dashboards.queries import QueryResult
-from dashboards.spec import queries_used
+from circleci_analytics.dashboards import PAGES, QUERY_DIR, load_queries, run_query
+from circleci_analytics.dashboards.queries import QueryResult
+from circleci_analytics.dashboards.spec import queries_used
 
 pytestmark = pytest.mark.xdist_group("dashboards")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dashboards import PAGES, render_dashboard, start_dashboard_server
-from dashboards.spec import NO_CREDITS, NO_TESTS, NO_WORKFLOWS
+from circleci_analytics.dashboards import PAGES, render_dashboard, start_dashboard_server
+from circleci_analytics.dashboards.spec import NO_CREDITS, NO_TESTS, NO_WORKFLOWS
 
 pytestmark = pytest.mark.xdist_group("dashboards")
 

@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from simulator import GroundTruth, SimConfig, Simulator
-from simulator.truth import Recovery, compute_recoveries
+from circleci_analytics.simulator import GroundTruth, SimConfig, Simulator
+from circleci_analytics.simulator.truth import Recovery, compute_recoveries
 
 #: Midday, like a real nightly run: the usage window starts at midnight `LOOKBACK_DAYS` ago,
 #: Insights workflow runs at `NOW - LOOKBACK_DAYS` itself, test metadata for jobs started
@@ -36,7 +36,7 @@ def make_sim(now: datetime = NOW, **changes: Any) -> Simulator:
 
 
 def org_target(sim: Simulator, extra_projects: tuple[str, ...] = ()):
-    from flows import OrgTarget
+    from circleci_analytics.flows import OrgTarget
 
     return OrgTarget(id=sim.org.id, slug=sim.org.slug, projects=[p.slug for p in sim.projects] + list(extra_projects))
 
@@ -48,7 +48,7 @@ def paths(root: Path) -> dict[str, str]:
 
 def run_nightly(sim: Simulator, url: str, root: Path, *, extra_projects: tuple[str, ...] = (), **kwargs: Any):
     """Run the nightly flow once against `url`; returns its final Prefect state."""
-    from flows import nightly
+    from circleci_analytics.flows import nightly
 
     kwargs = {"initial_lookback_days": LOOKBACK_DAYS, "tests_lookback_days": 7, "export_poll_seconds": POLL_SECONDS,
               "rate_limits": NO_LIMITS, "now": sim.history.now, "render": False, **paths(root), **kwargs}  # fmt: skip
@@ -56,7 +56,7 @@ def run_nightly(sim: Simulator, url: str, root: Path, *, extra_projects: tuple[s
 
 
 def run_backfill(sim: Simulator, url: str, root: Path, start: date, end: date, **kwargs: Any):
-    from flows import backfill
+    from circleci_analytics.flows import backfill
 
     kwargs = {"export_poll_seconds": POLL_SECONDS, "rate_limits": NO_LIMITS, "now": sim.history.now,
               **paths(root), **kwargs}  # fmt: skip
@@ -117,11 +117,11 @@ def capture_logs() -> Iterator[Captured]:
     """Capture what reaches the root logger, with our code and Prefect at DEBUG (Prefect's
     run loggers propagate to the root; importing the CLI sets PREFECT_LOGGING_LEVEL=WARNING,
     which would otherwise hide the run logs)."""
-    import flows  # noqa: F401  (importing Prefect's flow machinery reconfigures logging: do it first)
+    import circleci_analytics.flows  # noqa: F401  (importing Prefect's flow machinery reconfigures logging: do it first)
 
     handler = Captured()
     root = logging.getLogger()
-    loggers = [logging.getLogger(n) for n in ("connectors", "flows", "simulator", "prefect")]
+    loggers = [logging.getLogger(n) for n in ("circleci_analytics", "prefect")]
     levels = [lg.level for lg in loggers]
     root.addHandler(handler)
     for lg in loggers:

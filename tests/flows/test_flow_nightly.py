@@ -26,8 +26,8 @@ from flow_helpers import (
     truth_since,
 )
 
-from simulator import Simulator
-from simulator.server import running_server
+from circleci_analytics.simulator import Simulator
+from circleci_analytics.simulator.server import running_server
 
 pytestmark = pytest.mark.xdist_group("prefect")
 

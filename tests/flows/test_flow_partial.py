@@ -13,9 +13,9 @@ import duckdb
 import pytest
 from flow_helpers import TOKEN, make_sim, run_nightly
 
-from connectors import ServerError
-from simulator import Simulator
-from simulator.server import running_server
+from circleci_analytics.connectors import ServerError
+from circleci_analytics.simulator import Simulator
+from circleci_analytics.simulator.server import running_server
 
 pytestmark = pytest.mark.xdist_group("prefect")
 
@@ -33,9 +33,9 @@ class Partial:
 
 @pytest.fixture(scope="module")
 def partial(prefect_harness, tmp_path_factory) -> Partial:
-    from flows import steps
+    from circleci_analytics.flows import steps
 
-    nightly_module = importlib.import_module("flows.nightly")  # `flows.nightly` is the flow
+    nightly_module = importlib.import_module("circleci_analytics.flows.nightly")  # the module, not the flow
 
     root = tmp_path_factory.mktemp("partial")
     sim = make_sim()
@@ -79,8 +79,8 @@ def test_failing_project_was_retried_by_the_task(partial: Partial) -> None:
 
 
 def test_other_projects_landed_and_built(partial: Partial) -> None:
-    from flows.state import LakeStateStore, PipelineState
-    from warehouse import Lake
+    from circleci_analytics.flows.state import LakeStateStore, PipelineState
+    from circleci_analytics.warehouse import Lake
 
     s = partial.state.result()
     others = {p.slug for p in partial.sim.projects} - {partial.failing}

@@ -17,10 +17,10 @@ import duckdb
 import pytest
 from flow_helpers import NOW, TOKEN, export_posts, make_sim, midnight, run_backfill, run_nightly, truth_since
 
-from connectors.usage_export.state import state_key
-from connectors.usage_export.windows import Window
-from simulator import Simulator
-from simulator.server import running_server
+from circleci_analytics.connectors.usage_export.state import state_key
+from circleci_analytics.connectors.usage_export.windows import Window
+from circleci_analytics.simulator import Simulator
+from circleci_analytics.simulator.server import running_server
 
 pytestmark = pytest.mark.xdist_group("prefect")
 
@@ -51,11 +51,11 @@ class Crash:
 
 @pytest.fixture(scope="module")
 def crash(prefect_harness, tmp_path_factory) -> Crash:
-    from flows import steps
-    from flows.state import LakeStateStore, PipelineState
-    from warehouse import Lake
+    from circleci_analytics.flows import steps
+    from circleci_analytics.flows.state import LakeStateStore, PipelineState
+    from circleci_analytics.warehouse import Lake
 
-    nightly_module = importlib.import_module("flows.nightly")  # `flows.nightly` is the flow
+    nightly_module = importlib.import_module("circleci_analytics.flows.nightly")  # the module, not the flow
     root = tmp_path_factory.mktemp("crash")
     # Exports take 3 s, so the first poll (right after the POST) always finds the job unfinished.
     sim = make_sim(export_processing_seconds=3.0)
@@ -123,7 +123,7 @@ class Backfill:
 
 @pytest.fixture(scope="module")
 def backfilled(prefect_harness, tmp_path_factory) -> Backfill:
-    from flows import backfill_windows
+    from circleci_analytics.flows import backfill_windows
 
     root = tmp_path_factory.mktemp("backfill")
     sim = make_sim()

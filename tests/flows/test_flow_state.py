@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flows.state import LakeStateStore, PipelineState
-from warehouse import Lake
+from circleci_analytics.flows.state import LakeStateStore, PipelineState
+from circleci_analytics.warehouse import Lake
 
 
 @pytest.fixture

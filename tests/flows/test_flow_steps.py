@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 from flow_helpers import NO_LIMITS, NOW, TOKEN, make_sim
 
-from connectors import CircleCIClient, Extract, NotFound, extract_projects
-from flows import backfill_windows
-from flows.state import PipelineState
-from flows.steps import (
+from circleci_analytics.connectors import CircleCIClient, Extract, NotFound, extract_projects
+from circleci_analytics.flows import backfill_windows
+from circleci_analytics.flows.state import PipelineState
+from circleci_analytics.flows.steps import (
     PipelineConfig,
     discover_project_slugs,
     job_refs_from_usage,
@@ -21,8 +21,8 @@ from flows.steps import (
     resolve_projects,
     usage_window,
 )
-from simulator import Simulator, create_app
-from warehouse import Lake
+from circleci_analytics.simulator import Simulator, create_app
+from circleci_analytics.warehouse import Lake
 
 UNKNOWN = "gh/acme-robotics/no-such-project"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flows import RunSummary
+from circleci_analytics.flows import RunSummary
 
 
 def summary(**kw) -> RunSummary:

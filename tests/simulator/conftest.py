@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sim_helpers import SyncASGIClient, tiny_config
 
-from simulator import Simulator, create_app
+from circleci_analytics.simulator import Simulator, create_app
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def tiny_config(**changes: Any) -> Any:
 
     Lives here, not in conftest.py: several test folders have a conftest module, so
     `from conftest import ...` would pick whichever was imported last."""
-    from simulator import SimConfig
+    from circleci_analytics.simulator import SimConfig
 
     changes.setdefault("rate_limits", {})
     return SimConfig(seed=7, preset="tiny", now=NOW).with_(**changes)

@@ -27,7 +27,7 @@ from sim_helpers import (
     snake_case_schema,
 )
 
-from simulator import create_app
+from circleci_analytics.simulator import create_app
 
 TOKEN = os.environ.get("CIRCLECI_CONTRACT_TOKEN", "")
 PROJECT = os.environ.get("CIRCLECI_CONTRACT_PROJECT", "")

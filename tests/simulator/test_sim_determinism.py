@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sim_helpers import NOW, SyncASGIClient, quote_segment, tiny_config
 
-from simulator import Simulator, create_app
-from simulator.history import History
+from circleci_analytics.simulator import Simulator, create_app
+from circleci_analytics.simulator.history import History
 
 
 def _responses(sim: Simulator) -> dict[str, bytes]:
@@ -130,7 +130,7 @@ def test_history_does_not_depend_on_generation_order_or_cache(first_run):
 
 def test_moving_now_forward_keeps_every_earlier_day():
     """Days are keyed by calendar date: tomorrow's simulator agrees with today's on the overlap."""
-    from simulator import SimConfig, Simulator
+    from circleci_analytics.simulator import SimConfig, Simulator
 
     today = Simulator(SimConfig(seed=7, preset="tiny", now=datetime(2026, 6, 1, 12, tzinfo=UTC)))
     tomorrow = Simulator(SimConfig(seed=7, preset="tiny", now=datetime(2026, 6, 2, 12, tzinfo=UTC)))

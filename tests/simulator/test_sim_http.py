@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sim_helpers import NOW, all_pages, quote_segment
 
-from simulator import FaultRule
+from circleci_analytics.simulator import FaultRule
 
 WEB = "gh/acme-robotics/web-app"
 WF = "build & test/e2e"

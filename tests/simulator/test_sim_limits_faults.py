@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sim_helpers import quote_segment
 
-from simulator import FamilyLimit, FaultRule, SimConfig
+from circleci_analytics.simulator import FamilyLimit, FaultRule, SimConfig
 
 WEB = "gh/acme-robotics/web-app"
 RUNS = f"/insights/{WEB}/workflows/{quote_segment('build & test/e2e')}"

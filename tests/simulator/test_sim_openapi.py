@@ -23,7 +23,7 @@ from sim_helpers import (
     snake_case_schema,
 )
 
-from simulator import ROUTES
+from circleci_analytics.simulator import ROUTES
 
 pytestmark = pytest.mark.skipif(not OPENAPI_PATH.exists(), reason=OPENAPI_MISSING_REASON)
 
@@ -144,7 +144,7 @@ def export_bodies(make_sim_module) -> list[tuple[str, int, Any]]:
 def make_sim_module():
     from sim_helpers import SyncASGIClient, tiny_config
 
-    from simulator import FaultRule, Simulator, create_app
+    from circleci_analytics.simulator import FaultRule, Simulator, create_app
 
     s = Simulator(tiny_config(export_processing_seconds=3.0,
                               faults=(FaultRule("export_failed", route="createUsageExport", calls=(2,)),)))  # fmt: skip

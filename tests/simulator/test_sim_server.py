@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sim_helpers import NOW, quote_segment, tiny_config
 
-from simulator import FaultRule, Simulator
-from simulator.server import running_server
+from circleci_analytics.simulator import FaultRule, Simulator
+from circleci_analytics.simulator.server import running_server
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 from sim_helpers import NOW, all_pages, quote_segment, read_csv_part
 
-from simulator.history import CREDIT_TYPES
-from simulator.truth import GroundTruth
+from circleci_analytics.simulator.history import CREDIT_TYPES
+from circleci_analytics.simulator.truth import GroundTruth
 
 CREDIT_COLUMNS = [f"{c.upper()}_CREDITS" for c in CREDIT_TYPES] + ["TOTAL_CREDITS"]
 
@@ -52,7 +52,7 @@ def export(make_sim_module_export):
 def make_sim_module_export():
     from sim_helpers import SyncASGIClient, tiny_config
 
-    from simulator import Simulator, create_app
+    from circleci_analytics.simulator import Simulator, create_app
 
     s = Simulator(tiny_config(export_rows_per_part=500, export_processing_seconds=1.0))
     with SyncASGIClient(create_app(s), headers={"Circle-Token": s.token}) as c:

@@ -13,8 +13,8 @@ from datetime import timedelta
 import pytest
 from sim_helpers import NOW, read_csv_part
 
-from simulator import FaultRule
-from simulator.usage_export import USAGE_COLUMNS
+from circleci_analytics.simulator import FaultRule
+from circleci_analytics.simulator.usage_export import USAGE_COLUMNS
 
 START = NOW - timedelta(days=6)
 END = NOW - timedelta(days=1)
@@ -198,7 +198,7 @@ def test_shuffled_columns_and_extra_column_carry_the_same_rows(make_sim, make_cl
 
 
 def test_hostile_branch_name_survives_csv_quoting(make_sim, make_client):
-    from simulator.catalog import HOSTILE_BRANCH
+    from circleci_analytics.simulator.catalog import HOSTILE_BRANCH
 
     s = make_sim()
     c = make_client(s)

@@ -9,8 +9,8 @@ import duckdb
 import pytest
 from truth_lake import land_truth
 
-from simulator import SimConfig, Simulator
-from warehouse import Lake, build_warehouse
+from circleci_analytics.simulator import SimConfig, Simulator
+from circleci_analytics.warehouse import Lake, build_warehouse
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 

@@ -250,7 +250,7 @@ def test_forecast_mid_month(tiny_sim, tiny_truth, tmp_path):
     """With as_of_date = 2026-05-20 the forecast adds 11 days at the trailing 7-day mean."""
     from truth_lake import land_truth
 
-    from warehouse import Lake, build_warehouse
+    from circleci_analytics.warehouse import Lake, build_warehouse
 
     lake = Lake(tmp_path / "lake")
     land_truth(lake, tiny_sim, insights=False)
@@ -314,7 +314,7 @@ def test_test_runs_count(q, tiny_truth):
 
 
 def test_hostile_branch_round_trips(q):
-    from simulator.catalog import HOSTILE_BRANCH
+    from circleci_analytics.simulator.catalog import HOSTILE_BRANCH
 
     (r,) = q(f"select count(*) as n from fct_credit_spend_daily where branch = '{HOSTILE_BRANCH.replace(chr(39), chr(39) * 2)}'")
     assert r["n"] > 0

@@ -16,11 +16,11 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors import CircleCIClient, extract_flaky_tests, extract_workflow_summary
-from connectors.schemas import JOB_TESTS, PROJECTS, WORKFLOW_RUNS
-from connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
-from simulator import Simulator, create_app
-from warehouse import Lake
+from circleci_analytics.connectors import CircleCIClient, extract_flaky_tests, extract_workflow_summary
+from circleci_analytics.connectors.schemas import JOB_TESTS, PROJECTS, WORKFLOW_RUNS
+from circleci_analytics.connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
+from circleci_analytics.simulator import Simulator, create_app
+from circleci_analytics.warehouse import Lake
 
 EXTRACTED_AT = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 NO_LIMITS = {f: None for f in ("core", "insights", "tests", "usage_export")}

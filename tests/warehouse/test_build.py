@@ -10,9 +10,9 @@ import duckdb
 import pytest
 from warehouse_helpers import usage_table
 
-import warehouse.build as build_mod
-from warehouse import DataTestError, Lake, ModelError, build_warehouse, load_models
-from warehouse.build import BuildError, MATERIALIZATIONS
+import circleci_analytics.warehouse.build as build_mod
+from circleci_analytics.warehouse import DataTestError, Lake, ModelError, build_warehouse, load_models
+from circleci_analytics.warehouse.build import BuildError, MATERIALIZATIONS
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from warehouse_helpers import ORG, T0, flaky_table, usage_table
 
-from connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
-from simulator.catalog import HOSTILE_BRANCH
-from warehouse import TABLES, Lake, LakeError
-from warehouse.lake import decode_partition_value, encode_partition_value
+from circleci_analytics.connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
+from circleci_analytics.simulator.catalog import HOSTILE_BRANCH
+from circleci_analytics.warehouse import TABLES, Lake, LakeError
+from circleci_analytics.warehouse.lake import decode_partition_value, encode_partition_value
 
 
 def _files_bytes(root: Path) -> dict[str, bytes]:

@@ -10,7 +10,7 @@ import duckdb
 import httpx
 import pytest
 
-from connectors import (
+from circleci_analytics.connectors import (
     CircleCIClient,
     extract_flaky_tests,
     extract_job_tests,
@@ -20,15 +20,15 @@ from connectors import (
     extract_workflow_summary,
     job_refs_from_table,
 )
-from simulator import SimConfig, Simulator, create_app
-from warehouse import Lake, build_warehouse
+from circleci_analytics.simulator import SimConfig, Simulator, create_app
+from circleci_analytics.warehouse import Lake, build_warehouse
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 NO_LIMITS = {f: None for f in ("core", "insights", "tests", "usage_export")}
 
 
 async def _extract_all(sim: Simulator, workdir) -> dict[str, list]:
-    from connectors.usage_export import MemoryStateStore, export_usage
+    from circleci_analytics.connectors.usage_export import MemoryStateStore, export_usage
 
     app = create_app(sim)
     out: dict[str, list] = {k: [] for k in ("projects", "workflow_runs", "workflow_jobs", "job_tests",

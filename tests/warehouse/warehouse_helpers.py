@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from connectors.schemas import FLAKY_TESTS
-from connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
+from circleci_analytics.connectors.schemas import FLAKY_TESTS
+from circleci_analytics.connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
 
 
 ORG = "83d65638-c295-4ef6-af1c-f71242ad0348"
