@@ -1,4 +1,5 @@
-"""Helpers for the simulator tests: a sync client over the ASGI app, the OpenAPI schemas.
+"""Helpers for the simulator tests: a sync client over the ASGI app, the OpenAPI schemas
+(from the document vendored in `simulator/openapi/`).
 
 Also imported by the contract test, which runs the same schema assertions against the
 real API: keep everything here independent of the simulator's internals.
@@ -11,17 +12,16 @@ import copy
 import csv
 import gzip
 import io
-import json
-import os
 import re
 import uuid
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
+
+from circleci_analytics.simulator.openapi import load_spec as openapi_spec
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 BASE_URL = "http://sim/api/v2"
@@ -36,21 +36,6 @@ def tiny_config(**changes: Any) -> Any:
 
     changes.setdefault("rate_limits", {})
     return SimConfig(seed=7, preset="tiny", now=NOW).with_(**changes)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def shared_reference_dir() -> Path:
-    """`../shared/reference` beside the repository (CI clones it there), or $CIRCLECI_SHARED_REFERENCE."""
-    env = os.environ.get("CIRCLECI_SHARED_REFERENCE")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "reference"
-
-
-OPENAPI_PATH = shared_reference_dir() / "circleci-openapi.json"
-OPENAPI_MISSING_REASON = (
-    f"CircleCI OpenAPI spec not found at {OPENAPI_PATH}: clone the shared/ folder beside the "
-    "repository (../shared/reference) or set CIRCLECI_SHARED_REFERENCE"
-)
 
 
 # -- a synchronous client over the in-process ASGI app ----------------------------------------
@@ -88,11 +73,6 @@ class SyncASGIClient:
 
 
 # -- OpenAPI 3.0 -> JSON Schema ------------------------------------------------------------------
-@cache
-def openapi_spec() -> dict:
-    return json.loads(OPENAPI_PATH.read_text())
-
-
 @cache
 def _operations() -> dict[str, tuple[str, str, dict]]:
     out = {}

@@ -19,8 +19,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 from sim_helpers import (
-    OPENAPI_MISSING_REASON,
-    OPENAPI_PATH,
     SyncASGIClient,
     response_schema,
     schema_errors,
@@ -32,8 +30,6 @@ from circleci_analytics.simulator import create_app
 TOKEN = os.environ.get("CIRCLECI_CONTRACT_TOKEN", "")
 PROJECT = os.environ.get("CIRCLECI_CONTRACT_PROJECT", "")
 BASE_URL = os.environ.get("CIRCLECI_CONTRACT_BASE_URL", "https://circleci.com/api/v2")
-
-pytestmark = pytest.mark.skipif(not OPENAPI_PATH.exists(), reason=OPENAPI_MISSING_REASON)
 
 
 class Target:

@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 from sim_helpers import (
     NOW,
-    OPENAPI_MISSING_REASON,
-    OPENAPI_PATH,
     all_pages,
     assert_conforms,
     operation,
@@ -24,8 +22,6 @@ from sim_helpers import (
 )
 
 from circleci_analytics.simulator import ROUTES
-
-pytestmark = pytest.mark.skipif(not OPENAPI_PATH.exists(), reason=OPENAPI_MISSING_REASON)
 
 #: Where the simulator knowingly differs from the spec, because the live API does.
 KNOWN_DEVIATIONS = {
