@@ -81,6 +81,10 @@ def route(method: str, raw_path: str) -> Match | None:
         return Match("getCollaborations", "core", {})
     if s[0] == "organizations" and len(s) == 4 and s[2] == "usage_export_job":
         return Match("getUsageExport", "usage_export_get", {"org_id": _unq(s[1]), "job_id": _unq(s[3])})
+    if s == ["pipeline"]:
+        return Match("listPipelines", "core", {}, paginated=True)
+    if s[0] == "pipeline" and len(s) == 2:
+        return Match("getPipelineById", "core", {"id": _unq(s[1])})
     if s[0] == "pipeline" and len(s) == 3 and s[2] == "workflow":
         return Match("listWorkflowsByPipelineId", "core", {"id": _unq(s[1])}, paginated=True)
     if s[0] == "workflow" and len(s) == 3 and s[2] == "job":
@@ -97,6 +101,8 @@ def route(method: str, raw_path: str) -> Match | None:
             return Match("getProjectBySlug", "core", {"slug": slug})
         if rest == ["pipeline"]:
             return Match("listPipelinesForProject", "core", {"slug": slug}, paginated=True)
+        if rest == ["pipeline", "mine"]:
+            return Match("listMyPipelines", "core", {"slug": slug}, paginated=True)
         if len(rest) == 2 and rest[0] == "job":
             return Match("getJobDetails", "core", {"slug": slug, "number": _unq(rest[1])})
         if len(rest) == 2 and rest[1] == "tests":
@@ -147,7 +153,8 @@ def route(method: str, raw_path: str) -> Match | None:
 
 #: Every implemented operation (OpenAPI operationId) and its endpoint family.
 ROUTES = (
-    "getCurrentUser", "getCollaborations", "getProjectBySlug", "listPipelinesForProject", "getJobDetails",
+    "getCurrentUser", "getCollaborations", "getProjectBySlug", "listPipelines", "getPipelineById",
+    "listPipelinesForProject", "listMyPipelines", "getJobDetails",
     "getTests", "listWorkflowsByPipelineId", "getWorkflowById", "listWorkflowJobs", "getOrgSummaryData",
     "getProjectWorkflowsPageData", "getProjectWorkflowMetrics", "getProjectWorkflowRuns",
     "getProjectWorkflowJobMetrics", "getWorkflowSummary", "getJobTimeseries", "getAllInsightsBranches",
@@ -168,7 +175,10 @@ def _dispatch(backend: Backend, m: Match, request: Request, body: Any) -> Any:
         "getCurrentUser": lambda: backend.get_current_user(),
         "getCollaborations": lambda: backend.get_collaborations(),
         "getProjectBySlug": lambda: backend.get_project(p["slug"]),
+        "listPipelines": lambda: backend.list_org_pipelines(q.get("org-slug"), _flag(q, "mine")),
+        "getPipelineById": lambda: backend.get_pipeline(p["id"]),
         "listPipelinesForProject": lambda: backend.list_pipelines(p["slug"], q.get("branch")),
+        "listMyPipelines": lambda: backend.list_my_pipelines(p["slug"]),
         "getJobDetails": lambda: backend.get_job_details(p["slug"], p["number"]),
         "getTests": lambda: backend.get_tests(p["slug"], p["number"]),
         "listWorkflowsByPipelineId": lambda: backend.list_pipeline_workflows(p["id"]),
@@ -298,8 +308,11 @@ def create_app(sim: Any) -> Starlette:
                 token_in = request.query_params.get("page-token")
                 offset = pager.decode(token_in, request) if token_in else 0
                 size = max(1, getattr(config, m.page_size_attr))
-                page = result[offset : offset + size]
-                nxt = pager.encode(offset + size, request) if offset + size < len(result) else None
+                # One item past the page says whether another follows; slicing is all a
+                # list result (a list or a lazy PipelineFeed) has to support.
+                window = result[offset : offset + size + 1]
+                page = window[:size]
+                nxt = pager.encode(offset + size, request) if len(window) > size else None
                 if nxt and token_in and backend.faults.pick(m.operation, call_no, ("repeat_page_token",)):
                     nxt = token_in
                 result = {"items": page, "next_page_token": nxt}

@@ -1,11 +1,21 @@
 """The simulator's backend: one method per API operation, no HTTP (after moto).
 
-Methods return JSON-ready data; list operations return the full item list and the HTTP
-layer paginates it. Errors are `ApiError` subclasses carrying CircleCI's status and message.
+Methods return JSON-ready data; list operations return their items as a list, or as a lazy
+`PipelineFeed` that can be sliced, and the HTTP layer paginates them. Errors are `ApiError`
+subclasses carrying CircleCI's status and message.
+
+Several organisations can be served at once (`SimConfig.extra_orgs`): every operation answers
+from the org its project, org slug, org id or entity id belongs to.
+
+Readings where CircleCI documents nothing (unverified against the live API):
+- `GET /pipeline` without `org-slug` lists the first org of /me/collaborations; an org slug
+  that is not `vcs/name` is a 400, one the user is not a member of a 404 "Organization not
+  found" (as the org summary and the usage export answer an unknown org).
+- "Projects you follow" are all the org's projects: the API user follows every project.
 
 Not implemented (honestly): write operations other than creating a usage export; pipeline
-`trigger_parameters`; project `pipeline/mine`; job artifacts; hourly time-series older than
-48 h is served anyway (CircleCI drops it).
+`trigger_parameters` (so GitHub-App pipelines carry no `github_app` block) and pipeline
+config; job artifacts; hourly time-series older than 48 h is served anyway (CircleCI drops it).
 """
 
 from __future__ import annotations
@@ -18,15 +28,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .catalog import Project
+from .catalog import Org, Project
 from .config import SimConfig
 from .faults import FaultPlan
-from .history import History, JobRun, WorkflowRun
+from .feeds import PipelineFeed
+from .history import History, JobRun, Pipeline, WorkflowRun
 from .insights import REPORTING_WINDOWS, InsightsEngine, Scope, iso
 from .ratelimit import RateLimiter
 from .usage_export import ExportJob, plan_parts
 
-__all__ = ["ApiError", "BadRequest", "NotFound", "Unauthorized", "Backend", "parse_datetime"]
+__all__ = ["ApiError", "BadRequest", "NotFound", "Unauthorized", "Backend", "parse_datetime", "FOLLOWED_PROJECTS_LIMIT"]
+
+#: `GET /pipeline` covers "the most recently built projects (max 250) you follow".
+FOLLOWED_PROJECTS_LIMIT = 250
 
 
 class ApiError(Exception):
@@ -63,7 +77,7 @@ def parse_datetime(value: str, name: str) -> datetime:
 
 
 class Backend:
-    """State and behaviour of one simulated CircleCI organisation."""
+    """State and behaviour of the simulated CircleCI organisations (one user, one clock)."""
 
     def __init__(self, config: SimConfig):
         self.config = config
@@ -106,6 +120,18 @@ class Backend:
             raise NotFound("Project not found")
         return project
 
+    def org_by_slug(self, org_slug: str) -> Org:
+        org = self.catalog.org_by_slug(org_slug)
+        if org is None:
+            raise NotFound("Organization not found")
+        return org
+
+    def org_by_id(self, org_id: str) -> Org:
+        org = self.catalog.org_by_id(org_id)
+        if org is None:
+            raise NotFound("Organization not found")
+        return org
+
     def _scope(self, project: Project, branch: str | None, all_branches: bool) -> Scope:
         if all_branches:
             return Scope(None, True)
@@ -124,42 +150,82 @@ class Backend:
         return name
 
     # -- users -----------------------------------------------------------------------------
+    @property
+    def user_id(self) -> str:
+        """The API user's id (/me): `mine` filters keep the pipelines this user triggered."""
+        return self.catalog.users[0][0]
+
     def get_current_user(self) -> dict:
         uid, login = self.catalog.users[0]
         return {"id": uid, "login": login, "name": login.replace("-", " ").title(), "avatar_url": None}
 
     def get_collaborations(self) -> list[dict]:
-        org = self.catalog.org
         return [{"id": org.id, "vcs-type": org.vcs_type, "name": org.name,
-                 "avatar_url": f"https://avatars.example/{org.name}", "slug": org.slug}]  # fmt: skip
+                 "avatar_url": f"https://avatars.example/{org.name}", "slug": org.slug}
+                for org in self.catalog.orgs]  # fmt: skip
 
     # -- projects, pipelines, workflows, jobs ----------------------------------------------
     def get_project(self, slug: str) -> dict:
         p = self.project(slug)
-        org = self.catalog.org
+        org = self.catalog.org_of(p)
         return {
             "slug": p.slug, "name": p.name, "id": p.id, "organization_name": org.name,
             "organization_slug": org.slug, "organization_id": org.id,
             "vcs_info": {"vcs_url": p.vcs_url, "provider": p.provider, "default_branch": p.default_branch},
         }  # fmt: skip
 
-    def list_pipelines(self, slug: str, branch: str | None) -> list[dict]:
-        p = self.project(slug)
-        out = []
-        for day in range(self.history.days - 1, -1, -1):
-            for pl in reversed(self.history.pipelines(p, day)):
-                if branch and pl.branch != branch:
-                    continue
-                out.append({
-                    "id": pl.id, "errors": [], "project_slug": p.slug, "updated_at": iso(pl.created_at),
-                    "number": pl.number, "state": "created", "created_at": iso(pl.created_at),
-                    "trigger": {"type": pl.trigger_type, "received_at": iso(pl.created_at),
-                                "actor": {"login": pl.actor_login, "avatar_url": None}},
-                    "vcs": {"provider_name": "GitHub", "origin_repository_url": p.vcs_url,
-                            "target_repository_url": p.vcs_url, "revision": pl.revision, "branch": pl.branch,
-                            "commit": {"subject": f"Change {pl.revision[:7]}", "body": ""}},
-                })  # fmt: skip
-        return out
+    def _pipeline_json(self, pl: Pipeline) -> dict:
+        p = pl.project
+        return {
+            "id": pl.id, "errors": [], "project_slug": p.slug, "updated_at": iso(pl.created_at),
+            "number": pl.number, "state": "created", "created_at": iso(pl.created_at),
+            "trigger": {"type": pl.trigger_type, "received_at": iso(pl.created_at),
+                        "actor": {"login": pl.actor_login, "avatar_url": None}},
+            "vcs": {"provider_name": "GitHub", "origin_repository_url": p.vcs_url,
+                    "target_repository_url": p.vcs_url, "revision": pl.revision, "branch": pl.branch,
+                    "commit": {"subject": f"Change {pl.revision[:7]}", "body": ""}},
+        }  # fmt: skip
+
+    def _mine(self, pl: Pipeline) -> bool:
+        return pl.actor_id == self.user_id
+
+    def list_pipelines(self, slug: str, branch: str | None) -> PipelineFeed:
+        """`GET /project/{slug}/pipeline`: newest first (by number), optionally one branch."""
+        keep = (lambda pl: pl.branch == branch) if branch else None
+        return PipelineFeed(self.history, [self.project(slug)], self._pipeline_json, keep)
+
+    def list_my_pipelines(self, slug: str) -> PipelineFeed:
+        """`GET /project/{slug}/pipeline/mine`: the project's pipelines the API user triggered."""
+        return PipelineFeed(self.history, [self.project(slug)], self._pipeline_json, self._mine)
+
+    def list_org_pipelines(self, org_slug: str | None, mine: bool) -> PipelineFeed:
+        """`GET /pipeline`: every pipeline of the org's most recently built projects (at most
+        `FOLLOWED_PROJECTS_LIMIT`), newest first by creation time; `mine`: only the API user's."""
+        if org_slug is None:
+            org = self.catalog.org
+        else:
+            parts = org_slug.split("/")
+            if len(parts) != 2 or not all(parts):
+                raise BadRequest(f"Invalid org-slug '{org_slug}': expected vcs-slug/org-name "
+                                 "(circleci/<organization id> for GitHub App and GitLab orgs).")  # fmt: skip
+            org = self.org_by_slug(org_slug)
+        return PipelineFeed(self.history, self.followed_projects(org), self._pipeline_json,
+                            self._mine if mine else None)  # fmt: skip
+
+    def followed_projects(self, org: Org) -> list[Project]:
+        """The org's projects `GET /pipeline` covers: all of them up to the limit, else the
+        most recently built (by their last finished job)."""
+        projects = list(self.catalog.projects_of(org))
+        if len(projects) <= FOLLOWED_PROJECTS_LIMIT:
+            return projects
+        last = self.history.last_build_finished_at
+        return sorted(projects, key=lambda p: (last[p.index], p.index), reverse=True)[:FOLLOWED_PROJECTS_LIMIT]
+
+    def get_pipeline(self, pipeline_id: str) -> dict:
+        pl = self.history.find_pipeline(pipeline_id)
+        if pl is None:
+            raise NotFound("Pipeline not found")
+        return self._pipeline_json(pl)
 
     def _workflow_json(self, w: WorkflowRun) -> dict:
         pl = w.pipeline
@@ -228,7 +294,7 @@ class Backend:
             "parallelism": j.parallelism, "status": j.status, "number": j.number,
             "pipeline": {"id": w.pipeline.id}, "duration": j.run_seconds * 1000,
             "created_at": iso(j.queued_at), "messages": [], "contexts": [],
-            "organization": {"name": self.catalog.org.name}, "queued_at": iso(j.queued_at),
+            "organization": {"name": self.catalog.org_of(p).name}, "queued_at": iso(j.queued_at),
             "stopped_at": iso(j.stopped_at),
         }  # fmt: skip
 
@@ -242,11 +308,10 @@ class Backend:
 
     # -- insights --------------------------------------------------------------------------
     def org_summary(self, org_slug: str, reporting_window: str | None, project_names: list[str]) -> dict:
-        org = self.catalog.org
-        if org_slug.lower() not in (org.slug.lower(), f"github/{org.name}".lower(), f"circleci/{org.id}".lower()):
-            raise NotFound("Organization not found")
+        """Projects appear by name (GitHub-App ones too: their slugs are opaque)."""
+        org = self.org_by_slug(org_slug)
         window = self._window(reporting_window)
-        projects = [p for p in self.catalog.projects if not project_names or p.name in project_names]
+        projects = [p for p in self.catalog.projects_of(org) if not project_names or p.name in project_names]
         return self.insights.org_summary(projects, window)
 
     def project_summary(self, slug: str, reporting_window: str | None, branches: list[str], workflows: list[str]) -> dict:
@@ -297,7 +362,7 @@ class Backend:
 
     def branches(self, slug: str, workflow: str | None) -> dict:
         p = self.project(slug)
-        return {"org_id": self.catalog.org.id, "project_id": p.id, "branches": self.insights.branches(p, workflow)}
+        return {"org_id": self.catalog.org_of(p).id, "project_id": p.id, "branches": self.insights.branches(p, workflow)}
 
     def flaky_tests(self, slug: str) -> dict:
         items = self.insights.flaky_tests(self.project(slug))
@@ -311,12 +376,9 @@ class Backend:
         return self.insights.test_metrics(p, workflow, self._scope(p, branch, all_branches))
 
     # -- usage export ------------------------------------------------------------------------
-    def _org(self, org_id: str) -> None:
-        if org_id != self.catalog.org.id:
-            raise NotFound("Organization not found")
-
     def create_usage_export(self, org_id: str, body: Any) -> dict:
-        self._org(org_id)
+        """An export holds the jobs of `org_id`'s projects only."""
+        org = self.org_by_id(org_id)
         if not isinstance(body, dict) or "start" not in body or "end" not in body:
             raise BadRequest("Unexpected request body provided.")
         start = parse_datetime(body["start"], "start")
@@ -332,7 +394,7 @@ class Backend:
             raise BadRequest("end must be no more than 31 days after start.")
         with self._lock:
             job_id = str(uuid.UUID(bytes=hashlib.sha256(f"{self.config.seed}:{len(self.exports)}:{start}:{end}".encode()).digest()[:16], version=4))
-            parts = plan_parts(self.history, list(self.catalog.projects), start, end, self.config.export_rows_per_part)
+            parts = plan_parts(self.history, list(self.catalog.projects_of(org)), start, end, self.config.export_rows_per_part)
             job = ExportJob(job_id, org_id, start, end, self.wall(), parts)
             estimated = sum(p.estimated_rows for p in parts)
             fault = self.faults.pick("createUsageExport", self.faults.calls("createUsageExport"),
@@ -347,9 +409,9 @@ class Backend:
         return {"usage_export_job_id": job_id, "state": "created", "start": iso(start), "end": iso(end), "download_urls": []}
 
     def get_usage_export(self, org_id: str, job_id: str, base_url: str) -> dict:
-        self._org(org_id)
+        self.org_by_id(org_id)
         job = self.exports.get(job_id)
-        if job is None:
+        if job is None or job.org_id != org_id:
             raise NotFound("Usage export job not found")
         state = job.state(self.wall(), self.config.export_processing_seconds)
         out: dict[str, Any] = {"usage_export_job_id": job.id, "state": state, "download_urls": []}

@@ -1,11 +1,18 @@
-"""The static shape of the simulated organisation: projects, workflows, jobs, test suites.
+"""The static shape of the simulated organisations: projects, workflows, jobs, test suites.
 
-Derived from (seed, preset) alone. The history generator (history.py) plays events on it.
-Planted patterns live here as data so tests can name them:
+Derived from (seed, preset, orgs) alone. The history generator (history.py) plays events on it.
+The first org is a GitHub org (``gh/<name>``); extra orgs (`SimConfig.extra_orgs`) are built
+the same way from their own random stream, so adding one leaves the first org unchanged.
+Projects are numbered across orgs (`Project.index`: the first org's come first), which keeps
+ids and random streams distinct between orgs; `Project.position` is the place in its org.
+
+Planted patterns live here as data so tests can name them (positions within each org):
 
 - project 0 has a workflow whose name needs percent-encoding (``build & test/e2e``),
   a feature branch with a hostile name, and a cost spike every 30 days (history.py);
-- project 1 uses a GitHub-App style opaque slug ``circleci/<orgId>/<projectId>``;
+- in a GitHub org, project 1 uses a GitHub-App style opaque slug
+  ``circleci/<orgId>/<projectId>``; in a GitHub-App org (vcs type ``circleci``, slug
+  ``circleci/<orgId>``) every project does, with ``<orgId>`` the org's UUID in base58;
 - every project has a few flaky tests (pass and fail on the same commit);
 - the ``lint`` job runs on an over-provisioned xlarge class;
 - ``deploy`` workflows hold on an approval job (no job number, no usage row).
@@ -21,7 +28,7 @@ from functools import cache
 
 from circleci_analytics import RESOURCE_CLASSES_CSV
 
-from .config import Preset
+from .config import OrgSpec, Preset
 
 __all__ = [
     "Org",
@@ -40,6 +47,11 @@ _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _NAMES = [
     "web-app", "mobile-ios", "api-gateway", "billing-service", "data-pipeline",
     "auth-service", "infra-terraform", "docs-site",
+]  # fmt: skip
+#: Project names of extra orgs (distinct from the first org's, so a leak between orgs shows).
+_EXTRA_NAMES = [
+    "checkout-web", "mobile-android", "ml-platform", "edge-proxy", "search-indexer",
+    "notifications", "warehouse-etl", "design-system",
 ]  # fmt: skip
 _FEATURES = [
     "feature/login-ui", "fix/flaky-timeouts", "feature/payments-v2", "chore/deps",
@@ -79,6 +91,16 @@ def det_uuid(rng: random.Random) -> str:
 
 def _base58(rng: random.Random, n: int = 22) -> str:
     return "".join(rng.choice(_BASE58) for _ in range(n))
+
+
+def base58_uuid(value: str) -> str:
+    """A UUID as base58 text (22 characters), the form GitHub-App slugs carry."""
+    n = uuid.UUID(value).int
+    out = ""
+    for _ in range(22):
+        n, r = divmod(n, 58)
+        out = _BASE58[r] + out
+    return out
 
 
 @dataclass(frozen=True)
@@ -138,6 +160,8 @@ class Project:
     feature_failure_rate: float
     incident_every_days: float  # mean gap between default-branch breakages
     created_at_day_offset: int  # project created this many days before history.EPOCH
+    org_id: str  # the organisation the project belongs to
+    position: int  # place among its org's projects (planted patterns key on it)
 
     @property
     def workflows(self) -> list[str]:
@@ -158,14 +182,50 @@ class Org:
 
 @dataclass(frozen=True)
 class Catalog:
-    org: Org
+    orgs: tuple[Org, ...]
+    #: Every org's projects, in `Project.index` order (so ``projects[i].index == i``).
     projects: tuple[Project, ...]
-    users: tuple[tuple[str, str], ...] = field(default=())  # (id, login)
+    #: (id, login); the first is the API user (/me), a member of every org.
+    users: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def org(self) -> Org:
+        """The first organisation (the only one unless `SimConfig.extra_orgs` is set)."""
+        return self.orgs[0]
 
     def project_by_slug(self, slug: str) -> Project | None:
         for p in self.projects:
             if p.slug == slug or p.slug.lower() == slug.lower():
                 return p
+        return None
+
+    def org_of(self, project: Project) -> Org:
+        return next(o for o in self.orgs if o.id == project.org_id)
+
+    def projects_of(self, org: Org) -> tuple[Project, ...]:
+        return tuple(p for p in self.projects if p.org_id == org.id)
+
+    def org_by_id(self, org_id: str) -> Org | None:
+        return next((o for o in self.orgs if o.id == org_id), None)
+
+    def resolve_org(self, org: Org | str) -> Org:
+        """`org` as an Org of this catalog: given as one, by id or by slug (ValueError if unknown)."""
+        key = org.id if isinstance(org, Org) else org
+        found = self.org_by_id(key) or self.org_by_slug(key)
+        if found is None:
+            raise ValueError(f"no simulated org {key!r}; orgs: {[o.slug for o in self.orgs]}")
+        return found
+
+    def org_by_slug(self, slug: str) -> Org | None:
+        """The org an org slug names: its slug, ``github/<name>`` for a GitHub org, or
+        ``circleci/<org id>`` (the UUID shown in Organization Settings) for any org."""
+        wanted = slug.lower()
+        for o in self.orgs:
+            aliases = {o.slug.lower(), f"circleci/{o.id}".lower()}
+            if o.vcs_type == "github":
+                aliases.add(f"github/{o.name}".lower())
+            if wanted in aliases:
+                return o
         return None
 
 
@@ -224,41 +284,72 @@ def _project_workflows(rng: random.Random, idx: int, name: str, preset: Preset) 
 
 
 @cache
-def build_catalog(seed: int, preset: Preset, org_name: str) -> Catalog:
+def build_catalog(seed: int, preset: Preset, org_name: str, extra_orgs: tuple[OrgSpec, ...] = ()) -> Catalog:
+    """Every org's shape. The first org's draws come first and are the same with or without
+    extra orgs; each extra org draws from its own stream, keyed by its name."""
+    names = [org_name, *(spec.name for spec in extra_orgs)]
+    if len({n.lower() for n in names}) != len(names):
+        raise ValueError(f"organisation names must be distinct: {names}")
     rng = random.Random(f"{seed}:catalog:{preset.name}:{org_name}")
+    first, projects = _build_org(rng, preset, org_name, "github", preset.n_projects, 0, _NAMES)
+    orgs = [first]
+    # Drawn after the first org's projects, as they always were: the users do not move.
+    users = tuple((det_uuid(rng), f"dev-{i}") for i in range(max(5, preset.n_projects // 2)))
+    for spec in extra_orgs:
+        n = preset.n_projects if spec.n_projects is None else spec.n_projects
+        if n < 1:
+            raise ValueError(f"org {spec.name!r}: n_projects must be at least 1, not {n}")
+        org_rng = random.Random(f"{seed}:catalog:{preset.name}:{spec.name}")
+        org, more = _build_org(org_rng, preset, spec.name, spec.vcs_type, n, len(projects), _EXTRA_NAMES)
+        orgs.append(org)
+        projects += more
+    if len(projects) > 1 << 14:
+        raise ValueError(f"at most {1 << 14} projects in all orgs, not {len(projects)} (ids encode the index)")
+    return Catalog(orgs=tuple(orgs), projects=tuple(projects), users=users)
+
+
+def _build_org(rng: random.Random, preset: Preset, org_name: str, vcs_type: str, n_projects: int,
+               first_index: int, pool: list[str]) -> tuple[Org, list[Project]]:  # fmt: skip
     org_id = det_uuid(rng)
-    org = Org(id=org_id, name=org_name, slug=f"gh/{org_name}")
-    org_b58 = _base58(rng)
+    if vcs_type == "circleci":
+        org_b58 = base58_uuid(org_id)
+        org = Org(id=org_id, name=org_name, slug=f"circleci/{org_b58}", vcs_type="circleci",
+                  created_day_offset=rng.randint(200, 900))  # fmt: skip
+    else:
+        org = Org(id=org_id, name=org_name, slug=f"gh/{org_name}")
+        org_b58 = _base58(rng)
     projects = []
-    for idx in range(preset.n_projects):
-        name = _NAMES[idx] if idx < len(_NAMES) else f"service-{idx:03d}"
+    for pos in range(n_projects):
+        name = pool[pos] if pos < len(pool) else f"service-{pos:03d}"
         pid = det_uuid(rng)
-        if idx == 1:
+        vcs_url = f"https://github.com/{org_name}/{name}"
+        if vcs_type == "circleci":
+            slug, provider = f"circleci/{org_b58}/{base58_uuid(pid)}", "CircleCI"
+        elif pos == 1:
             slug, provider = f"circleci/{org_b58}/{_base58(rng)}", "CircleCI"
-            vcs_url = f"https://github.com/{org_name}/{name}"
         else:
             slug, provider = f"gh/{org_name}/{name}", "GitHub"
-            vcs_url = f"https://github.com/{org_name}/{name}"
         n_feat = min(preset.feature_branches, len(_FEATURES))
-        features = [_FEATURES[(idx + k) % len(_FEATURES)] for k in range(n_feat)]
-        if idx == 0:
+        features = [_FEATURES[(pos + k) % len(_FEATURES)] for k in range(n_feat)]
+        if pos == 0:
             features.append(HOSTILE_BRANCH)
         projects.append(
             Project(
-                index=idx,
+                index=first_index + pos,
                 slug=slug,
                 id=pid,
                 name=name,
                 vcs_url=vcs_url,
                 provider=provider,
-                default_branch="master" if idx == 2 else "main",
+                default_branch="master" if pos == 2 else "main",
                 branches=tuple(features),
-                workflows_defs=_project_workflows(rng, idx, name, preset),
+                workflows_defs=_project_workflows(rng, pos, name, preset),
                 pipelines_per_day=preset.pipelines_per_day * rng.uniform(0.6, 1.4),
                 feature_failure_rate=rng.uniform(0.08, 0.2),
                 incident_every_days=rng.uniform(2.0, 5.0),
                 created_at_day_offset=rng.randint(30, 800),
+                org_id=org_id,
+                position=pos,
             )
         )
-    users = tuple((det_uuid(rng), f"dev-{i}") for i in range(max(5, preset.n_projects // 2)))
-    return Catalog(org=org, projects=tuple(projects), users=users)
+    return org, projects

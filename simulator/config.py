@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-__all__ = ["PRESETS", "Preset", "SimConfig", "FaultRule", "FamilyLimit", "DEFAULT_TOKEN"]
+__all__ = ["PRESETS", "Preset", "SimConfig", "OrgSpec", "FaultRule", "FamilyLimit", "DEFAULT_TOKEN"]
 
 #: The personal API token the simulator accepts unless configured otherwise.
 DEFAULT_TOKEN = "CCIPAT_simulator_personal_token_0000"
@@ -32,6 +32,21 @@ PRESETS: dict[str, Preset] = {
     # ~200 projects, ~1M job rows a month, 13 months; generated lazily per project-day.
     "large": Preset("large", n_projects=200, days=400, pipelines_per_day=33, tests_per_suite=25, feature_branches=8),
 }
+
+
+@dataclass(frozen=True)
+class OrgSpec:
+    """One more organisation beside the first (`SimConfig.org_name`, a GitHub org).
+
+    `vcs_type="circleci"` is a GitHub-App (standalone) org: slug ``circleci/<orgId>``,
+    opaque project slugs ``circleci/<orgId>/<projectId>``; ``"github"`` is an OAuth GitHub
+    org (``gh/<name>``). Its projects follow the preset's shape and span; `n_projects`
+    overrides how many.
+    """
+
+    name: str
+    vcs_type: Literal["circleci", "github"] = "circleci"
+    n_projects: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,8 @@ class FaultRule:
 class SimConfig:
     """Everything that determines the simulator's data and behaviour.
 
-    The event history depends only on (seed, preset, now). Everything else changes
+    The event history depends only on (seed, preset, now, org_name, extra_orgs); adding
+    extra orgs leaves the first org's history as it was. Everything else changes
     behaviour (pagination, formats, limits, faults), never the ground truth.
     """
 
@@ -89,6 +105,9 @@ class SimConfig:
     #: now's date (today itself has no data yet, as in CircleCI's daily refresh).
     now: datetime | None = None
     org_name: str = "acme-robotics"
+    #: More organisations, each with its own projects and history, all visible to the one
+    #: user (/me/collaborations). Empty: one org, exactly as before extra orgs existed.
+    extra_orgs: tuple[OrgSpec, ...] = ()
     token: str = DEFAULT_TOKEN
     page_size: int = 20
     tests_page_size: int = 250

@@ -222,7 +222,7 @@ class _ProjectPlan:
 
 
 class History:
-    """Lazily generated, cached event history of one simulated organisation."""
+    """Lazily generated, cached event history of the simulated organisations (one clock)."""
 
     def __init__(self, config: SimConfig, cache_days: int = 4096):
         self.config = config
@@ -236,7 +236,7 @@ class History:
         self.offset = (self.start.date() - EPOCH).days
         if self.offset < 0:
             raise ValueError(f"simulated history cannot start before {EPOCH}; use a later `now`")
-        self.catalog: Catalog = build_catalog(config.seed, self.preset, config.org_name)
+        self.catalog: Catalog = build_catalog(config.seed, self.preset, config.org_name, config.extra_orgs)
         self._cache: OrderedDict[tuple[int, int], list[Pipeline]] = OrderedDict()
         self._cache_days = cache_days
         self._plans: dict[int, _ProjectPlan] = {}
@@ -259,8 +259,10 @@ class History:
         return plan
 
     def is_spike_day(self, project: Project, day: int) -> bool:
-        """Project 0 has a cost spike (a runaway API-triggered loop) every 30 days."""
-        return project.index == 0 and (day + self.offset + self.seed) % SPIKE_PERIOD_DAYS == 17
+        """Each org's first project has a cost spike (a runaway API-triggered loop) every 30
+        days (the first org's on the same days as ever; the others' phase shifted)."""
+        phase = day + self.offset + self.seed + project.index
+        return project.position == 0 and phase % SPIKE_PERIOD_DAYS == 17
 
     def spike_days(self, project: Project) -> list[int]:
         return [d for d in range(self.days) if self.is_spike_day(project, d)]

@@ -408,7 +408,7 @@ class InsightsEngine:
             by_wf_prev[r.name].append(r)
             by_wfb_prev[(r.name, r.pipeline.branch)].append(r)
         return {
-            "org_id": self.history.catalog.org.id,
+            "org_id": self.history.catalog.org_of(project).id,
             "project_id": project.id,
             "project_data": {"metrics": cur, "trends": self._trends(cur, prev, cur.keys())},
             "project_workflow_data": [{"workflow_name": n, **wf_block(by_wf[n], by_wf_prev[n])} for n in sorted(by_wf)],

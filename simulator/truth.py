@@ -1,15 +1,19 @@
 """Ground truth: the simulator's history as tables, and every metric computed from it.
 
-Computed here in plain Python, independently of the SQL marts, following
-`shared/reference/metrics.md`, so tests can check the warehouse against it:
+Computed here in plain Python, independently of the SQL marts, following the metric
+definitions the marts document (sql/marts/README.md), so tests can check the warehouse
+against it:
 
 - tables: `job_runs` (one row per executed job run, i.e. per usage-export row),
-  `test_runs` (one row per test result), `workflow_runs` (one row per workflow run);
+  `test_runs` (one row per test result), `workflow_runs` (one row per workflow run),
+  `pipelines` (one row per pipeline), `workflow_jobs` (one row per job a workflow lists,
+  as `/workflow/{id}/job` lists them: approvals and jobs kept from a re-run included);
 - metrics: `credits_daily`, `flaky_tests`, `recoveries`, `mttr_weekly`, `anomalies`,
   `waste`, `right_sizing_p95`.
 
 Credits are exact: they are kept in hundredths of a credit (ints) and converted to
-`Decimal` at the edge.
+`Decimal` at the edge. With several orgs, `GroundTruth(history, org=...)` is one org's truth
+and `GroundTruth(history)` every org's.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .catalog import Project
+from .catalog import Org, Project
 from .history import CREDIT_TYPES, FAILED_STATUSES, History, JobRun, WorkflowRun
 
 __all__ = [
@@ -101,11 +105,16 @@ def _ts(value: datetime | None) -> datetime | None:
 
 
 class GroundTruth:
-    """The truth of one simulated history, optionally restricted to some projects/days."""
+    """The truth of one simulated history, optionally restricted to one org (an `Org`, its id
+    or its slug), to some projects, and to some days."""
 
     def __init__(self, history: History, projects: Iterable[Project] | None = None,
-                 first_day: int = 0, last_day: int | None = None):  # fmt: skip
+                 first_day: int = 0, last_day: int | None = None, org: Org | str | None = None):  # fmt: skip
         self.history = history
+        if org is not None and projects is not None:
+            raise ValueError("pass `org` or `projects`, not both")
+        if org is not None:
+            projects = history.catalog.projects_of(history.catalog.resolve_org(org))
         self.projects = list(projects) if projects is not None else list(history.catalog.projects)
         self.first_day = first_day
         self.last_day = history.days - 1 if last_day is None else last_day
@@ -201,6 +210,43 @@ class GroundTruth:
             cols["rerun_of"].append(w.rerun_of)
             cols["is_approval"].append(w.is_approval)
         return _table(cols)
+
+    def pipelines(self) -> pa.Table:
+        """One row per pipeline (`/pipeline`'s and `/project/{slug}/pipeline`'s grain)."""
+        cols: dict[str, list] = defaultdict(list)
+        for p in self.projects:
+            org_id = self.history.catalog.org_of(p).id
+            for pl in self.history.iter_pipelines(p, self.first_day, self.last_day):
+                cols["org_id"].append(org_id)
+                cols["project_slug"].append(p.slug)
+                cols["id"].append(pl.id)
+                cols["number"].append(pl.number)
+                cols["created_at"].append(pl.created_at)
+                cols["branch"].append(pl.branch)
+                cols["revision"].append(pl.revision)
+                cols["trigger_type"].append(pl.trigger_type)
+                cols["actor_id"].append(pl.actor_id)
+                cols["actor_login"].append(pl.actor_login)
+                cols["workflows"].append(len(pl.workflows))
+        return _table(cols)
+
+    def workflow_jobs(self) -> pa.Table:
+        """One row per job each workflow run lists, in its order: approval jobs (no number)
+        and jobs a re-run kept from the run before (`executed` false) included."""
+        cols: dict[str, list] = defaultdict(list)
+        for p, w in self.workflows():
+            for j in w.jobs:
+                cols["project_slug"].append(p.slug)
+                cols["workflow_id"].append(w.id)
+                cols["job_id"].append(j.id)
+                cols["job_name"].append(j.name)
+                cols["job_number"].append(j.number)
+                cols["type"].append(j.type)
+                cols["status"].append(j.status)
+                cols["started_at"].append(j.started_at)
+                cols["stopped_at"].append(j.stopped_at)
+                cols["executed"].append(not j.shared and j.number is not None)
+        return _table(cols, {"job_number": pa.int64()})
 
     # -- metrics -------------------------------------------------------------------------
     def credits_daily(self) -> dict[tuple[date, str, str, str, str], Decimal]:
@@ -370,8 +416,11 @@ def write_truth(history: History, out_dir: str | Path) -> dict[str, int]:
         pq.write_table(table, out / f"{name}.parquet")
         counts[name] = table.num_rows
     recoveries = truth.recoveries()
+    org = history.catalog.org
     metrics = {
-        "org": {"id": history.catalog.org.id, "slug": history.catalog.org.slug, "name": history.catalog.org.name},
+        "org": {"id": org.id, "slug": org.slug, "name": org.name},
+        "orgs": [{"id": o.id, "slug": o.slug, "name": o.name, "vcs_type": o.vcs_type,
+                  "projects": [p.slug for p in history.catalog.projects_of(o)]} for o in history.catalog.orgs],  # fmt: skip
         "window": {"start": history.start.isoformat(), "end": history.end.isoformat()},
         "projects": [{"slug": p.slug, "id": p.id, "name": p.name, "default_branch": p.default_branch,
                       "workflows": p.workflows} for p in truth.projects],  # fmt: skip

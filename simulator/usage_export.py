@@ -2,7 +2,8 @@
 
 A job is `created`, then `processing`, then `completed` (or `failed` with `error_reason`)
 as real time passes (`SimConfig.export_processing_seconds`). Rows are the executed job runs
-whose JOB_RUN_STARTED_AT lies in [start, end] (both inclusive), one row per job run.
+of the job's organisation whose JOB_RUN_STARTED_AT lies in [start, end] (both inclusive), one
+row per job run.
 
 Parts are planned up front from the cheap per-day pipeline counts (no generation needed),
 grouping projects so each part holds about `export_rows_per_part` rows, then generated and
@@ -104,7 +105,7 @@ def _credits(centi: int) -> str:
 def iter_rows(history: History, project: Project, start: datetime, end: datetime, flag_style: str) -> Iterator[dict[str, str]]:
     """One CSV row (as strings) per executed job run started in [start, end]."""
     yes, no = ("Y", "N") if flag_style == "YN" else ("true", "false")
-    org = history.catalog.org
+    org = history.catalog.org_of(project)
     org_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=org.created_day_offset)).date().isoformat()
     project_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=project.created_at_day_offset)).date().isoformat()
     last_build = _ts(history.last_build_finished_at[project.index])
@@ -216,7 +217,7 @@ def _render_fast(history: History, config: SimConfig, job: ExportJob, part: Expo
 def _iter_lines(history: History, project: Project, start: datetime, end: datetime, flag_style: str) -> Iterator[list[str]]:
     """The CSV-quoted values of `iter_rows`, as lists in `_LINE_COLUMNS` order."""
     yes, no = ("Y", "N") if flag_style == "YN" else ("true", "false")
-    org = history.catalog.org
+    org = history.catalog.org_of(project)
     org_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=org.created_day_offset)).date().isoformat()
     project_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=project.created_at_day_offset)).date().isoformat()
     head = [

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 from sim_helpers import SyncASGIClient, tiny_config
 
-from circleci_analytics.simulator import Simulator, create_app
+from circleci_analytics.simulator import OrgSpec, Simulator, create_app
+
+#: The second org of the two-org fixtures: a GitHub-App org (slug circleci/<orgId>).
+GITHUB_APP_ORG = OrgSpec("acme-labs", vcs_type="circleci", n_projects=2)
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +29,19 @@ def truth(sim: Simulator):
 @pytest.fixture(scope="session")
 def client(sim: Simulator) -> Iterator[SyncASGIClient]:
     with SyncASGIClient(create_app(sim), headers={"Circle-Token": sim.token}) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def sim2() -> Simulator:
+    """A shared, read-only tiny simulator with two orgs: the GitHub org of `sim` (same
+    history) and a GitHub-App org with two projects."""
+    return Simulator(tiny_config(extra_orgs=(GITHUB_APP_ORG,)))
+
+
+@pytest.fixture(scope="session")
+def client2(sim2: Simulator) -> Iterator[SyncASGIClient]:
+    with SyncASGIClient(create_app(sim2), headers={"Circle-Token": sim2.token}) as c:
         yield c
 
 

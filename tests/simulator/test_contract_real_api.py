@@ -95,6 +95,15 @@ def test_pipelines_workflows_jobs_and_tests(target):
                 _conforms("getTests", _ok(target, f"/project/{target.project}/{n}/tests"))
 
 
+def test_org_pipelines(target):
+    """`GET /pipeline` for the contract project's org (its slug from the project, never parsed)."""
+    org_slug = _ok(target, f"/project/{target.project}")["organization_slug"]
+    for params in ({"org-slug": org_slug}, {"org-slug": org_slug, "mine": "true"}):
+        body = _ok(target, "/pipeline", params=params)
+        _conforms("listPipelines", body)
+    assert _ok(target, "/pipeline", params={"org-slug": org_slug})["items"], "the org needs at least one pipeline"
+
+
 def test_insights(target):
     metrics = _ok(target, f"/insights/{target.project}/workflows", params={"all-branches": "true"})
     _conforms("getProjectWorkflowMetrics", metrics)

@@ -1,6 +1,7 @@
 """OpenAPI conformance: every implemented operation, called through the URL template of
 CircleCI's own spec, answers JSON that validates against the spec's response schema —
-envelopes and every list item (all pages, every project and workflow of the tiny preset).
+envelopes and every list item (all pages, every project and workflow of the tiny preset, in
+both orgs of the two-org simulator: a GitHub org and a GitHub-App org).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def _url(operation_id: str, **params: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def bodies(sim, client, truth) -> dict[str, list[tuple[str, Any]]]:
-    """operationId -> [(url, JSON body)] for a broad sweep of calls."""
+def bodies(sim2, client2) -> dict[str, list[tuple[str, Any]]]:
+    """operationId -> [(url, JSON body)] for a broad sweep of calls over both orgs."""
+    sim, client, truth = sim2, client2, sim2.truth()
     out: dict[str, list[tuple[str, Any]]] = defaultdict(list)
 
     def get(op: str, url: str, params=None, paginated=False) -> Any:
@@ -61,10 +63,15 @@ def bodies(sim, client, truth) -> dict[str, list[tuple[str, Any]]]:
         return body
 
     get("getCurrentUser", _url("getCurrentUser"))
-    get("getCollaborations", _url("getCollaborations"))
-    get("getOrgSummaryData", _url("getOrgSummaryData", **{"org-slug": sim.org.slug}))
-    get("getOrgSummaryData", _url("getOrgSummaryData", **{"org-slug": sim.org.slug}),
-        [("reporting-window", "last-7-days"), ("project-names", sim.projects[0].name)])  # fmt: skip
+    assert len(get("getCollaborations", _url("getCollaborations"))) == 2
+    for org in sim.orgs:
+        get("getOrgSummaryData", _url("getOrgSummaryData", **{"org-slug": org.slug}))
+        get("getOrgSummaryData", _url("getOrgSummaryData", **{"org-slug": org.slug}),
+            [("reporting-window", "last-7-days"), ("project-names", sim.projects_of(org)[0].name)])  # fmt: skip
+        first = get("listPipelines", _url("listPipelines"), {"org-slug": org.slug})["items"]
+        get("listPipelines", _url("listPipelines"), {"org-slug": org.slug, "mine": "true"}, paginated=True)
+        get("getPipelineById", _url("getPipelineById", **{"pipeline-id": first[0]["id"]}))
+    get("listPipelines", _url("listPipelines"))
     jobs_by_project = defaultdict(list)
     for p, j in truth.jobs():
         jobs_by_project[p.slug].append(j)
@@ -73,6 +80,7 @@ def bodies(sim, client, truth) -> dict[str, list[tuple[str, Any]]]:
         get("getProjectBySlug", _url("getProjectBySlug", **{"project-slug": slug}))
         pipelines = get("listPipelinesForProject", _url("listPipelinesForProject", **{"project-slug": slug}),
                         paginated=True)["items"]  # fmt: skip
+        get("listMyPipelines", _url("listMyPipelines", **{"project-slug": slug}), paginated=True)
         for pl in pipelines[:: max(1, len(pipelines) // 8)]:
             wfs = get("listWorkflowsByPipelineId", _url("listWorkflowsByPipelineId", **{"pipeline-id": pl["id"]}),
                       paginated=True)["items"]  # fmt: skip
@@ -171,7 +179,7 @@ def test_response_matches_openapi_schema(op, bodies):
 
 
 LIST_OPS = {
-    "listPipelinesForProject": "items", "listWorkflowsByPipelineId": "items", "listWorkflowJobs": "items",
+    "listPipelines": "items", "listMyPipelines": "items", "listPipelinesForProject": "items", "listWorkflowsByPipelineId": "items", "listWorkflowJobs": "items",
     "getTests": "items", "getProjectWorkflowMetrics": "items", "getProjectWorkflowRuns": "items",
     "getProjectWorkflowJobMetrics": "items", "getJobTimeseries": "items", "getFlakyTests": "flaky_tests",
     "getCollaborations": None, "getAllInsightsBranches": "branches", "getProjectWorkflowTestMetrics": "test_runs",
@@ -188,7 +196,7 @@ def test_list_items_were_validated_not_just_envelopes(op, bodies):
 
 def test_list_items_validate_one_by_one_against_the_item_schema(bodies):
     """Each list item against the item schema alone, so an envelope quirk cannot hide it."""
-    for op in ("listPipelinesForProject", "listWorkflowJobs", "getTests", "getProjectWorkflowRuns", "getJobTimeseries"):
+    for op in ("listPipelines", "listMyPipelines", "listPipelinesForProject", "listWorkflowJobs", "getTests", "getProjectWorkflowRuns", "getJobTimeseries"):
         item_schema = response_schema(op, 200)["properties"]["items"]["items"]
         items = [item for _, body in bodies[op] for item in body["items"]]
         assert items, op
