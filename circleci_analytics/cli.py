@@ -70,7 +70,10 @@ def _sim_options(f):
 @click.option("--time-scale", type=float, default=1.0, show_default=True,
               help="Divide rate-limit periods (3600: '10 per hour' becomes 10 per second).")  # fmt: skip
 @click.option("--latency", type=float, default=0.0, show_default=True, help="Injected seconds per API call.")
-def simulator_serve(seed: int, preset: str, now: str | None, host: str, port: int, time_scale: float, latency: float) -> None:
+@click.option("--github-app-org", "github_app_orgs", multiple=True, metavar="NAME",
+              help="Also serve a GitHub-App org of this name (slug circleci/<orgId>); repeatable.")  # fmt: skip
+def simulator_serve(seed: int, preset: str, now: str | None, host: str, port: int, time_scale: float, latency: float,
+                    github_app_orgs: tuple[str, ...]) -> None:  # fmt: skip
     """Serve the simulated CircleCI API v2 on loopback.
 
     \b
@@ -78,12 +81,19 @@ def simulator_serve(seed: int, preset: str, now: str | None, host: str, port: in
       circleci-analytics simulator serve --port 8765 --seed 7 --scale demo
       curl -H "Circle-Token: $(circleci-analytics simulator token)" \\
            http://127.0.0.1:8765/api/v2/me
+      circleci-analytics simulator serve --github-app-org acme-labs   # two orgs
     """
-    from circleci_analytics.simulator import SimConfig, Simulator
+    from circleci_analytics.simulator import OrgSpec, SimConfig, Simulator
     from circleci_analytics.simulator.server import serve
 
-    sim = Simulator(SimConfig(seed=seed, preset=preset, now=_parse_now(now), time_scale=time_scale, latency_seconds=latency))
-    click.echo(f"CircleCI simulator: http://{host}:{port}/api/v2  org={sim.org.slug} ({sim.org.id})  "
+    config = SimConfig(seed=seed, preset=preset, now=_parse_now(now), time_scale=time_scale, latency_seconds=latency,
+                       extra_orgs=tuple(OrgSpec(name) for name in github_app_orgs))  # fmt: skip
+    try:
+        sim = Simulator(config)
+    except ValueError as e:  # e.g. an org name given twice
+        raise click.BadParameter(str(e), param_hint="--github-app-org") from None
+    orgs = "  ".join(f"org={o.slug} ({o.id})" for o in sim.orgs)
+    click.echo(f"CircleCI simulator: http://{host}:{port}/api/v2  {orgs}  "
                f"projects={len(sim.projects)}  Ctrl-C to stop", err=True)  # fmt: skip
     serve(sim, host=host, port=port)
 

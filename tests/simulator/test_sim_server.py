@@ -4,14 +4,17 @@ handling of `%2F`, streamed usage-export parts, and faults as the network shows 
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
+import time
 from datetime import timedelta
 
 import httpx
 import pytest
 from sim_helpers import NOW, quote_segment, tiny_config
 
-from circleci_analytics.simulator import FaultRule, Simulator
-from circleci_analytics.simulator.server import running_server
+from circleci_analytics.simulator import DEFAULT_TOKEN, FaultRule, OrgSpec, SimConfig, Simulator
+from circleci_analytics.simulator.server import free_port, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -94,3 +97,28 @@ def test_usage_export_end_to_end_over_the_network(served):
     truth = [t for t in sim.truth().job_runs().to_pylist()
              if NOW - timedelta(days=10) <= t["started_at"] <= NOW - timedelta(days=1)]  # fmt: skip
     assert rows == len(truth) > 0
+
+
+def test_cli_serve_with_a_github_app_org_serves_both_orgs():
+    """`circleci-analytics simulator serve --github-app-org NAME` as a user runs it."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "circleci_analytics.cli", "simulator", "serve", "--scale", "tiny", "--seed", "7",
+           "--now", NOW.isoformat(), "--port", str(port), "--github-app-org", "acme-labs"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v2", headers={"Circle-Token": DEFAULT_TOKEN}) as c:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    body = c.get("/me/collaborations").json()
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+                    time.sleep(0.2)
+            app_org = Simulator(SimConfig(seed=7, preset="tiny", now=NOW, extra_orgs=(OrgSpec("acme-labs"),))).orgs[1]
+            assert [(o["slug"], o["vcs-type"]) for o in body] == [("gh/acme-robotics", "github"), (app_org.slug, "circleci")]
+            assert c.get("/pipeline", params={"org-slug": app_org.slug}).json()["items"]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert f"org={app_org.slug} ({app_org.id})" in err.decode()
