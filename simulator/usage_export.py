@@ -9,7 +9,8 @@ Parts are planned up front from the cheap per-day pipeline counts (no generation
 grouping projects so each part holds about `export_rows_per_part` rows, then generated and
 gzipped on the fly when downloaded, so a 31-day export of the `large` preset streams in
 bounded memory. Each part has its own header row with UPPER-CASE names; nulls are `\\N`;
-timestamps `YYYY-MM-DD HH:MM:SS` (UTC); flags `true/false` or `Y/N`.
+timestamps `YYYY-MM-DD HH:MM:SS` (UTC); flags `true/false` or `Y/N`. VCS_NAME is `github`
+for every org, GitHub-App ones included (what CircleCI writes there for those is unverified).
 """
 
 from __future__ import annotations

@@ -80,6 +80,15 @@ def test_each_org_has_its_own_history(sim2):
     assert any(slug == first.slug for slug, _ in app.anomalies())
 
 
+def test_extra_orgs_are_deterministic_and_keyed_by_name(sim2, make_sim):
+    again = make_sim(extra_orgs=sim2.config.extra_orgs)
+    assert again.orgs == sim2.orgs
+    assert again.truth(org=again.orgs[1]).job_runs().equals(sim2.truth(org=sim2.orgs[1]).job_runs())
+    renamed = make_sim(extra_orgs=(OrgSpec("acme-other", vcs_type="circleci", n_projects=2),))
+    assert renamed.orgs[1].id != sim2.orgs[1].id
+    assert not renamed.truth(org=renamed.orgs[1]).job_runs().equals(sim2.truth(org=sim2.orgs[1]).job_runs())
+
+
 def test_truth_by_org_accepts_an_org_its_id_or_its_slug(sim2):
     app = sim2.orgs[1]
     tables = [sim2.truth(org=ref).pipelines() for ref in (app, app.id, app.slug)]
