@@ -108,3 +108,24 @@ def test_an_answer_that_is_not_a_project_is_a_data_error_naming_the_slug(make_cl
     assert "no slug, organization_id, organization_name, organization_slug" in message
     assert len(calls) == 1  # a data error is not retried
 
+
+@pytest.mark.slow
+def test_cli_run_refuses_a_dot_dot_slug_before_any_request(tmp_path) -> None:
+    from connector_helpers import run_cli
+
+    from circleci_analytics.simulator import SimConfig, Simulator
+    from circleci_analytics.simulator.server import running_server
+
+    sim = Simulator(SimConfig(seed=7, preset="tiny"))
+    slug = "gh/x/../../../me"
+    with running_server(sim) as url:
+        proc = run_cli(["run", "--org-id", sim.org.id, "--org-slug", sim.org.slug, "--api-url", url,
+                        "--project", sim.projects[0].slug, "--project", slug, "--lake", str(tmp_path / "lake")],
+                       tmp_path, sim.token, timeout=120)  # fmt: skip
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2, stderr
+    assert f"project slug '{slug}'" in stderr and "would be read as the path segment '..'" in stderr
+    assert "Traceback" not in stderr
+    assert sim.backend.faults.calls("getCurrentUser") == 0
+    assert sum(sim.backend.faults.calls(op) for op in ("getProjectBySlug", "createUsageExport")) == 0
+    assert not (tmp_path / "lake").exists()
