@@ -462,7 +462,10 @@ class CircleCIClient:
         family = "download"
         policy = retry or self.retry
         carrier = http or self._http
-        label = self.scrub(str(httpx.URL(url).copy_with(query=None)))  # the signature stays out of logs
+        try:
+            label = self.scrub(str(httpx.URL(url).copy_with(query=None)))  # the signature stays out of logs
+        except httpx.InvalidURL:
+            raise DataError("a usage-export download URL from the API is not a valid URL") from None
         tmp = dest.with_name(dest.name + ".download")
         dest.parent.mkdir(parents=True, exist_ok=True)
 

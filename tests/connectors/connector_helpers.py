@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -24,25 +28,10 @@ class FakeSleep:
         self.waits.append(seconds)
 
 
-def console_script() -> list[str]:
-    """The installed `circleci-analytics` script (what `uv run circleci-analytics` runs)."""
-    import shutil
-    import sys
-    from pathlib import Path
-
-    script = Path(sys.executable).parent / "circleci-analytics"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("circleci-analytics")
-    return [found] if found else [sys.executable, "-m", "circleci_analytics.cli"]
-
-
-def run_cli(args: list[str], home: Any, token: str, timeout: float = 420, **env: str) -> Any:
+def run_cli(args: list[str], home: Path, token: str, timeout: float = 420, **env: str) -> subprocess.CompletedProcess[bytes]:
     """`circleci-analytics <args>` in a subprocess with its own PREFECT_HOME under `home`."""
-    import os
-    import subprocess
-
+    script = Path(sys.executable).parent / "circleci-analytics"  # the console script `make env` installs
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CIRCLECI_"))}
     clean.update(PREFECT_HOME=str(home / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180", CIRCLECI_TOKEN=token, **env)  # fmt: skip
-    return subprocess.run([*console_script(), *args], env=clean, cwd=home, capture_output=True, timeout=timeout)
+    return subprocess.run([str(script), *args], env=clean, cwd=home, capture_output=True, timeout=timeout)
