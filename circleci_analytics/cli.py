@@ -199,12 +199,17 @@ def _org_targets(settings):
 
 
 def _require_token(settings) -> None:
+    from circleci_analytics.connectors import InvalidToken, normalize_token
+
     if settings.token is None:
         raise UserError(
             "no CircleCI token: export CIRCLECI_TOKEN=<personal API token> "
             "(create one at https://app.circleci.com/settings/user/tokens)"
         )
-    os.environ["CIRCLECI_TOKEN"] = settings.token.get_secret_value()
+    try:
+        os.environ["CIRCLECI_TOKEN"] = normalize_token(settings.token.get_secret_value())
+    except InvalidToken as e:
+        raise UserError(str(e)) from None
 
 
 def _api_error(e: Exception) -> click.ClickException:

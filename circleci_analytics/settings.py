@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from circleci_analytics.connectors.encoding import validate_project_slug
 
 __all__ = ["Settings", "load_settings", "DEFAULT_CONFIG_FILE"]
 
@@ -48,6 +50,11 @@ class Settings(BaseSettings):
     schedule_cron: str = "0 3 * * *"
     #: Time zone of `schedule_cron` (`serve`).
     timezone: str = "UTC"
+
+    @field_validator("projects")
+    @classmethod
+    def _valid_project_slugs(cls, slugs: list[str]) -> list[str]:
+        return [validate_project_slug(slug) for slug in slugs]
 
     @classmethod
     def settings_customise_sources(

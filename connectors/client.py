@@ -1,18 +1,26 @@
 """The async HTTP client for CircleCI API v2.
 
-One ``CircleCIClient`` per run: it owns authentication (``Circle-Token`` header),
-retries (tenacity: exponential backoff with jitter on 429, 5xx and transport
-errors, waiting at least ``Retry-After`` / ``RateLimit-Reset`` / ``X-RateLimit-Reset``),
-client-side rate limits per endpoint family (aiolimiter), bounded concurrency
-(``asyncio.Semaphore``), error mapping (``connectors.errors``) and call counting
-(``client.stats``).
+One ``CircleCIClient`` per run: it owns authentication (``Circle-Token`` header, the token
+normalised by ``connectors.auth``), retries, client-side rate limits per endpoint family
+(aiolimiter), bounded concurrency (``asyncio.Semaphore``), error mapping
+(``connectors.errors``) and call counting (``client.stats``). It is the only place where
+anything is retried, for API calls and pre-signed part downloads (``download``) alike:
+
+* 5xx and transport errors: exponential backoff with jitter (tenacity), at most
+  ``RetryPolicy.max_attempts`` attempts;
+* 429: waited out as long as ``Retry-After`` / ``RateLimit-Reset`` / ``X-RateLimit-Reset``
+  say, for at most the family's ``RetryPolicy.patience`` seconds per request, without
+  spending the attempts above; a 429 also pauses every request of its family;
+* nothing else (400, 401, 403, 404, invalid input, malformed responses) is retried.
 
 Paths passed to the client are relative to ``base_url`` and already
 percent-encoded (build them with ``connectors.encoding.render_path``); they are
-sent as the raw path, so ``%2F`` inside a workflow name reaches the server.
+sent as the raw path, so ``%2F`` inside a workflow name reaches the server. A path
+with a ``.`` or ``..`` segment is refused before anything is sent.
 
-The token is never logged, never shown by ``repr``/``str`` and scrubbed from
-every exception message.
+The token is never logged, never shown by ``repr``/``str`` and scrubbed (in every
+representation) from every exception message and from the log records of httpx, httpcore
+and this package.
 
 Example::
 
@@ -29,56 +37,56 @@ import asyncio
 import email.utils
 import logging
 import os
+import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
-from urllib.parse import quote, quote_plus
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from circleci_analytics.connectors.auth import REDACTED, TOKEN_ENV, Redactor, normalize_token
+from circleci_analytics.connectors.encoding import check_path
 from circleci_analytics.connectors.errors import (
     ApiStatusError,
     AuthError,
     BadRequest,
     CircleCIError,
     DataError,
+    ExpiredUrl,
     NotFound,
     RateLimited,
     ServerError,
     TransportFailure,
 )
-from circleci_analytics.connectors.ratelimit import RateLimiters, family_for_path
+from circleci_analytics.connectors.ratelimit import DEFAULT_PATIENCE, RateLimiters, family_for_path
 
 __all__ = ["DEFAULT_BASE_URL", "CircleCIClient", "ClientStats", "RetryPolicy", "format_datetime"]
 
 logger = logging.getLogger("circleci_analytics.connectors")
 
 DEFAULT_BASE_URL = "https://circleci.com/api/v2"
-TOKEN_ENV = "CIRCLECI_TOKEN"
-_REDACTED = "***"
+T = TypeVar("T")
 
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How transient failures (429, 5xx, transport errors) are retried.
+    """How transient failures are retried (see the module docstring).
 
-    ``max_attempts`` counts the first try. Backoff is exponential from
-    ``initial_wait`` up to ``max_wait`` seconds plus up to ``jitter`` seconds of
-    random jitter; a server hint (``Retry-After`` etc.) raises the wait to at least
-    the hint. A hint longer than ``max_retry_after`` is not waited for: the error
-    is raised at once (``RateLimited.retry_after`` tells the caller how long).
+    ``max_attempts`` counts the attempts that end in a 5xx or a transport error, the first
+    included. Their backoff is exponential from ``initial_wait`` up to ``max_wait`` seconds
+    plus up to ``jitter`` seconds of random jitter, and at least a server hint.
+
+    ``patience`` is how many seconds one request may spend waiting out 429s, per endpoint
+    family (``connectors.ratelimit.DEFAULT_PATIENCE``, merged under what is given; a number
+    applies to every family). A 429 is waited out as long as the server asks (plus jitter);
+    a hint longer than the patience left gives up at once with ``RateLimited``.
     ``sleep`` is injectable so tests never really sleep.
     """
 
@@ -86,20 +94,39 @@ class RetryPolicy:
     initial_wait: float = 0.5
     max_wait: float = 30.0
     jitter: float = 0.5
-    max_retry_after: float = 300.0
+    patience: Mapping[str, float] | float = field(default_factory=lambda: dict(DEFAULT_PATIENCE), hash=False)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("RetryPolicy.max_attempts must be >= 1")
+        given = self.patience
+        merged = (
+            dict.fromkeys(DEFAULT_PATIENCE, float(given))
+            if isinstance(given, int | float)
+            else {**DEFAULT_PATIENCE, **{k: float(v) for k, v in given.items()}}
+        )
+        if any(v < 0 for v in merged.values()):
+            raise ValueError("RetryPolicy.patience must be >= 0 seconds")
+        object.__setattr__(self, "patience", merged)
+
+    def patience_for(self, family: str) -> float:
+        """Seconds a request of ``family`` may wait out 429s (unknown families: ``core``'s)."""
+        patience: Mapping[str, float] = self.patience  # type: ignore[assignment]  # merged in __post_init__
+        return patience.get(family, patience["core"])
+
+    def backoff(self, failures: int) -> float:
+        """The pause after the ``failures``-th failed attempt (exponential, jittered)."""
+        return min(self.max_wait, self.initial_wait * 2 ** (failures - 1)) + random.uniform(0, self.jitter)
 
 
 @dataclass
 class ClientStats:
-    """Counters per endpoint family: HTTP calls made, retries, final errors."""
+    """Counters per endpoint family: HTTP calls made, retries, 429 answers, final errors."""
 
     calls: Counter[str] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
+    rate_limited: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -111,32 +138,86 @@ class ClientStats:
             "total_calls": self.total_calls,
             "calls": dict(self.calls),
             "retries": dict(self.retries),
+            "rate_limited": dict(self.rate_limited),
             "errors": dict(self.errors),
         }
 
 
 class _Transient(Exception):
-    """Internal: a retryable outcome; ``final(n)`` is the error raised if retries run out."""
+    """Internal: a retryable outcome (``error`` is raised if the request gives up)."""
 
     def __init__(self, error: CircleCIError, retry_after: float | None = None) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
 
-    def final(self, attempts: int) -> CircleCIError:
-        err = self.error
-        note = f"gave up after {attempts} attempt(s)"
+    @property
+    def rate_limited(self) -> bool:
+        return isinstance(self.error, RateLimited)
+
+
+class _Budget:
+    """What one logical request may still spend on retries: tenacity's ``wait`` and ``stop``.
+
+    Attempts ending in 5xx / transport errors spend ``max_attempts``; 429s spend time, at
+    most the family's patience, and never attempts.
+    """
+
+    def __init__(self, policy: RetryPolicy, family: str) -> None:
+        self.policy = policy
+        self.family = family
+        self.patience = policy.patience_for(family)
+        self.failures = 0
+        self.rate_limited = 0
+        self.waited = 0.0
+
+    def wait(self, state: RetryCallState) -> float:
+        exc = _outcome(state)
+        hint = exc.retry_after
+        if exc.rate_limited:
+            self.rate_limited += 1
+            if hint is None:
+                return self.policy.backoff(self.rate_limited)
+            return hint + random.uniform(0, self.policy.jitter)
+        self.failures += 1
+        return max(self.policy.backoff(self.failures), hint or 0.0)
+
+    def stop(self, state: RetryCallState) -> bool:
+        exc = _outcome(state)
+        if exc.rate_limited:
+            if self.waited + state.upcoming_sleep > self.patience:
+                return True
+            self.waited += state.upcoming_sleep
+            return False
+        return self.failures >= self.policy.max_attempts or state.upcoming_sleep > self.patience
+
+    def final(self, exc: _Transient) -> CircleCIError:
+        """The error to raise once ``stop`` said so, saying what was spent."""
+        err = exc.error
         if isinstance(err, RateLimited):
+            note = (
+                f"gave up after {self.rate_limited} rate-limit answer(s) and {self.waited:.0f}s of waiting "
+                f"(patience for {self.family}: {self.patience:.0f}s)"
+            )
             if err.retry_after is not None:
-                note += f"; the server asks to wait {err.retry_after:.0f}s"
+                note += f"; the server asks to wait {err.retry_after:.0f}s more"
             return RateLimited(
                 err.status, err.message, err.method, err.path, hint=note, retry_after=err.retry_after
             )
+        note = f"gave up after {self.failures} attempt(s)"
+        if exc.retry_after is not None and exc.retry_after > self.patience:
+            note += f"; the server asks to wait {exc.retry_after:.0f}s, more than the {self.patience:.0f}s patience"
         if isinstance(err, ApiStatusError):
             return type(err)(err.status, err.message, err.method, err.path, hint=note)
         if isinstance(err, TransportFailure):
             return TransportFailure(f"{err} ({note})", method=err.method, path=err.path)
         return err
+
+
+def _outcome(state: RetryCallState) -> _Transient:
+    exc = state.outcome.exception() if state.outcome else None
+    assert isinstance(exc, _Transient)  # tenacity retries nothing else
+    return exc
 
 
 def format_datetime(value: datetime | date) -> str:
@@ -216,7 +297,10 @@ class CircleCIClient:
     ``transport`` or ``http_client`` may be injected (``httpx.MockTransport``,
     ``httpx.ASGITransport(app=simulator_app)``); an injected ``http_client`` is not
     closed by this client. ``rate_limits`` maps a family (``core``, ``insights``,
-    ``tests``, ``usage_export``) to requests per second (``None`` = unlimited).
+    ``tests``, ``usage_export``, ``download``) to requests per second (``None`` = unlimited).
+    The token (``token=`` or ``$CIRCLECI_TOKEN``) is normalised by
+    ``connectors.auth.normalize_token``: surrounding whitespace is dropped, a malformed
+    token raises ``InvalidToken`` before any request.
     """
 
     def __init__(
@@ -242,7 +326,8 @@ class CircleCIClient:
             )
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
-        self.__token = token
+        self.__token = normalize_token(token)
+        self.scrub = Redactor([self.__token])
         self.base_url = httpx.URL(base_url.rstrip("/"))
         self.retry = retry or RetryPolicy()
         self.rate_limiters = RateLimiters(rate_limits)
@@ -252,9 +337,7 @@ class CircleCIClient:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=timeout)
-        # httpx logs each request URL at INFO; scrub the token should it ever be in a URL.
-        self._log_filter = _ScrubFilter(self.scrub)
-        logging.getLogger("httpx").addFilter(self._log_filter)
+        self.scrub.guard_logs()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> CircleCIClient:
@@ -264,25 +347,17 @@ class CircleCIClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        logging.getLogger("httpx").removeFilter(self._log_filter)
+        self.scrub.unguard_logs()
         if self._owns_http:
             await self._http.aclose()
 
     def __repr__(self) -> str:
         return (
-            f"CircleCIClient(base_url={str(self.base_url)!r}, token={_REDACTED!r}, "
+            f"CircleCIClient(base_url={str(self.base_url)!r}, token={REDACTED!r}, "
             f"max_concurrency={self.max_concurrency})"
         )
 
     __str__ = __repr__
-
-    # -- secrets ---------------------------------------------------------------------------
-    def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of the token (raw or URL-encoded) replaced."""
-        token = self.__token
-        for variant in (token, quote(token, safe=""), quote_plus(token)):
-            text = text.replace(variant, _REDACTED)
-        return text
 
     # -- requests --------------------------------------------------------------------------
     def _url(self, path: str) -> httpx.URL:
@@ -346,103 +421,162 @@ class CircleCIClient:
         overrides the client's policy for this call (e.g. ``RetryPolicy(max_attempts=1)``
         for a non-idempotent POST).
         """
+        check_path(path)
         family = family or family_for_path(path)
         query = normalize_params(params)
         policy = retry or self.retry
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts),
-            wait=lambda state: self._wait(state, policy),
-            retry=retry_if_exception_type(_Transient),
-            sleep=policy.sleep,
-            before_sleep=lambda state: self._before_sleep(state, method, path, family, policy),
-            reraise=True,
-        )
-        attempts = 0
-        try:
-            async for attempt in retrying:
-                attempts = attempt.retry_state.attempt_number
-                with attempt:
-                    return await self._send_once(method, path, query, json, family, resource, policy)
-        except _Transient as exc:
-            self.stats.errors[family] += 1
-            raise exc.final(attempts) from None
-        except CircleCIError:
-            self.stats.errors[family] += 1
-            raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _wait(self, state: RetryCallState, policy: RetryPolicy) -> float:
-        backoff = wait_exponential_jitter(
-            initial=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
-        )(state)
-        exc = state.outcome.exception() if state.outcome else None
-        hint = getattr(exc, "retry_after", None)
-        return max(backoff, hint) if hint is not None else backoff
-
-    def _before_sleep(
-        self, state: RetryCallState, method: str, path: str, family: str, policy: RetryPolicy
-    ) -> None:
-        self.stats.retries[family] += 1
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        reason = (
-            f"HTTP {exc.error.status}"
-            if isinstance(exc, _Transient) and isinstance(exc.error, ApiStatusError)
-            else type(exc.error).__name__ if isinstance(exc, _Transient) else repr(exc)
-        )
-        logger.warning(
-            "retrying %s %s after %s (attempt %d/%d), waiting %.1fs",
-            method,
-            self.scrub(path),
-            reason,
-            state.attempt_number,
-            policy.max_attempts,
-            wait,
-        )
-
-    async def _send_once(
-        self,
-        method: str,
-        path: str,
-        query: list[tuple[str, str]],
-        json: Any,
-        family: str,
-        resource: str | None,
-        policy: RetryPolicy,
-    ) -> httpx.Response:
         safe_path = self.scrub(path)
-        headers = {"Circle-Token": self.__token, "Accept": "application/json"}
+
+        async def send() -> httpx.Response:
+            headers = {"Circle-Token": self.__token, "Accept": "application/json"}
+            response = await self._send(
+                family, policy, method, safe_path,
+                lambda: self._http.request(
+                    method, self._url(path), params=query or None, json=json, headers=headers,
+                    timeout=self.timeout if self._owns_http else httpx.USE_CLIENT_DEFAULT,
+                ),
+            )  # fmt: skip
+            if response.is_success:
+                return response
+            raise self._status_error(response, method, safe_path, resource, family, policy)
+
+        return await self._retrying(send, method, safe_path, family, policy)
+
+    async def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        verify: Callable[[Path], object] | None = None,
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> int:
+        """Stream the pre-signed ``url`` to ``dest`` (through a temp file); return its size.
+
+        Retried like any request (family ``download``). The URL carries its own signature,
+        so the request never has a ``Circle-Token`` (nor ``Authorization``) header, whichever
+        httpx client carries it (``http``, default this client's). 403 / 404 raise
+        ``ExpiredUrl``. ``verify(path)`` may raise ``DataError`` for a corrupt body: bytes
+        were lost on the way, so that attempt is a transport failure and is retried.
+        """
+        family = "download"
+        policy = retry or self.retry
+        carrier = http or self._http
+        try:
+            label = self.scrub(str(httpx.URL(url).copy_with(query=None)))  # the signature stays out of logs
+        except httpx.InvalidURL:
+            raise DataError("a usage-export download URL from the API is not a valid URL") from None
+        tmp = dest.with_name(dest.name + ".download")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+
+        async def send() -> int:
+            request = carrier.build_request("GET", url, headers={"Accept": "*/*"})
+            for name in ("circle-token", "authorization"):
+                request.headers.pop(name, None)
+            size = 0
+            try:
+                response = await self._send(
+                    family, policy, "GET", label, lambda: carrier.send(request, stream=True, follow_redirects=True)
+                )
+                try:
+                    if not response.is_success:
+                        await response.aread()
+                        raise self._status_error(response, "GET", label, None, family, policy, presigned=True)
+                    with tmp.open("wb") as fh:
+                        async for chunk in response.aiter_raw():
+                            fh.write(chunk)
+                            size += len(chunk)
+                finally:
+                    await response.aclose()
+                if verify is not None:
+                    await asyncio.to_thread(verify, tmp)
+            except httpx.TransportError as exc:
+                tmp.unlink(missing_ok=True)
+                raise self._transport_failure(exc, "GET", label) from None
+            except DataError as exc:
+                tmp.unlink(missing_ok=True)
+                error = TransportFailure(f"GET {label}: the body arrived corrupt ({exc})", method="GET", path=label)
+                raise _Transient(error) from None
+            tmp.replace(dest)
+            return size
+
+        try:
+            return await self._retrying(send, "GET", label, family, policy)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def _send(
+        self,
+        family: str,
+        policy: RetryPolicy,
+        method: str,
+        label: str,
+        call: Callable[[], Awaitable[httpx.Response]],
+    ) -> httpx.Response:
+        """One HTTP exchange within the family's rate limit and the concurrency bound."""
         await self.rate_limiters.acquire(family, sleep=policy.sleep)
         async with self._semaphore:
             self.stats.calls[family] += 1
             started = time.perf_counter()
             try:
-                response = await self._http.request(
-                    method,
-                    self._url(path),
-                    params=query or None,
-                    json=json,
-                    headers=headers,
-                    timeout=self.timeout if self._owns_http else httpx.USE_CLIENT_DEFAULT,
-                )
+                response = await call()
             except httpx.TransportError as exc:
-                error = TransportFailure(
-                    f"{method} {safe_path}: {type(exc).__name__}: {self.scrub(str(exc))}",
-                    method=method,
-                    path=safe_path,
-                )
-                raise _Transient(error) from None
+                raise self._transport_failure(exc, method, label) from None
         logger.debug(
             "%s %s -> %d (%s, %.0f ms)",
             method,
-            safe_path,
+            label,
             response.status_code,
             family,
             (time.perf_counter() - started) * 1000,
         )
-        if response.is_success:
-            return response
-        raise self._status_error(response, method, safe_path, resource, family, policy)
+        return response
+
+    def _transport_failure(self, exc: httpx.TransportError, method: str, label: str) -> _Transient:
+        error = TransportFailure(
+            f"{method} {label}: {type(exc).__name__}: {self.scrub(str(exc))}", method=method, path=label
+        )
+        return _Transient(error)
+
+    async def _retrying(
+        self, send: Callable[[], Awaitable[T]], method: str, label: str, family: str, policy: RetryPolicy
+    ) -> T:
+        """``send()`` until it succeeds or the request's retry budget is spent."""
+        budget = _Budget(policy, family)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Transient),
+            wait=budget.wait,
+            stop=budget.stop,
+            sleep=policy.sleep,
+            before_sleep=lambda state: self._before_sleep(state, method, label, family),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await send()
+        except _Transient as exc:
+            self.stats.errors[family] += 1
+            raise budget.final(exc) from None
+        except CircleCIError:
+            self.stats.errors[family] += 1
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _before_sleep(self, state: RetryCallState, method: str, label: str, family: str) -> None:
+        self.stats.retries[family] += 1
+        exc = _outcome(state)
+        error = exc.error
+        reason = f"HTTP {error.status}" if isinstance(error, ApiStatusError) else type(error).__name__
+        logger.log(
+            logging.INFO if exc.rate_limited else logging.WARNING,
+            "retrying %s %s after %s (attempt %d), waiting %.1fs",
+            method,
+            label,
+            reason,
+            state.attempt_number,
+            state.upcoming_sleep,
+        )
 
     def _status_error(
         self,
@@ -452,23 +586,28 @@ class CircleCIClient:
         resource: str | None,
         family: str,
         policy: RetryPolicy,
+        *,
+        presigned: bool = False,
     ) -> Exception:
         status = response.status_code
         message = self.scrub(_api_message(response))
         if status == 429 or status >= 500:
             retry_after = retry_after_seconds(response.headers)
             if status == 429:
+                self.stats.rate_limited[family] += 1
                 error: ApiStatusError = RateLimited(
                     status, message, method, path, retry_after=retry_after
                 )
+                if retry_after and retry_after <= policy.patience_for(family):
+                    # hold back every request of this family, not only the one that was refused
+                    self.rate_limiters.pause(family, retry_after)
             else:
                 error = ServerError(status, message, method, path)
-            if retry_after is not None and retry_after > policy.max_retry_after:
-                return _Transient(error, retry_after).final(1)  # too long to wait in one run
-            if status == 429 and retry_after:
-                # hold back every request of this family, not only the one that was refused
-                self.rate_limiters.pause(family, retry_after)
             return _Transient(error, retry_after)
+        if presigned and status in (403, 404):
+            return ExpiredUrl(
+                status, message, method, path, hint="the pre-signed URL expired; fetch fresh URLs from the API"
+            )
         if status in (401, 403):
             return AuthError(
                 status,
@@ -515,21 +654,6 @@ class CircleCIClient:
             items_key=items_key,
             max_pages=max_pages,
         )
-
-
-class _ScrubFilter(logging.Filter):
-    """Rewrites log records so they cannot contain the token."""
-
-    def __init__(self, scrub: Callable[[str], str]) -> None:
-        super().__init__()
-        self._scrub = scrub
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = self._scrub(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
 
 
 def _api_message(response: httpx.Response) -> str:

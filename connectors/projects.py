@@ -14,11 +14,27 @@ from datetime import datetime
 from typing import Any
 
 from circleci_analytics.connectors.client import CircleCIClient
-from circleci_analytics.connectors.encoding import render_path
+from circleci_analytics.connectors.encoding import render_path, validate_project_slug
+from circleci_analytics.connectors.errors import DataError
 from circleci_analytics.connectors.pagination import paginate_pages
 from circleci_analytics.connectors.streams import STREAMS, Extract, build_table, fetch_records, parse_timestamp, utcnow
 
 __all__ = ["extract_projects", "extract_workflow_jobs", "resolve_project"]
+
+
+#: Fields every ``Project`` has (OpenAPI ``getProjectBySlug``), each a non-empty string.
+PROJECT_FIELDS = ("id", "slug", "name", "organization_id", "organization_name", "organization_slug")
+
+
+def check_project(body: dict[str, Any], project_slug: str) -> dict[str, Any]:
+    """``body`` if it has the shape of a project, else ``DataError`` naming the slug."""
+    missing = [f for f in PROJECT_FIELDS if not isinstance(body.get(f), str) or not body[f]]
+    if missing:
+        raise DataError(
+            f"GET /project/{{slug}} for project {project_slug!r} did not answer with a project "
+            f"(no {', '.join(missing)}); check the slug"
+        )
+    return body
 
 
 async def resolve_project(client: CircleCIClient, project_slug: str) -> dict[str, Any]:
@@ -26,6 +42,7 @@ async def resolve_project(client: CircleCIClient, project_slug: str) -> dict[str
     (body,) = await fetch_records(
         client, STREAMS["projects"], project_slug=project_slug, resource=f"project {project_slug!r}"
     )
+    check_project(body, project_slug)
     vcs = body.get("vcs_info") if isinstance(body.get("vcs_info"), dict) else {}
     return {
         "project_id": body.get("id"),
@@ -46,6 +63,8 @@ async def extract_projects(client: CircleCIClient, project_slugs: Sequence[str])
     ``project_slug`` is the slug as *requested* (what the rest of the pipeline keys on);
     ``extra["api_slugs"]`` records any slug the API spelled differently.
     """
+    for slug in project_slugs:  # every slug is checked before any request
+        validate_project_slug(slug)
     at = utcnow()
     rows = await asyncio.gather(*(resolve_project(client, slug) for slug in project_slugs))
     renamed = {}

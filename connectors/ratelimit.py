@@ -8,10 +8,17 @@ provoke 429s. Families:
 * ``usage_export``  ``/organizations/{org_id}/usage_export_job...`` (10/hour/org on the real API;
   the client still honours ``Retry-After`` on 429, so the default here is not that strict)
 * ``core``          everything else (projects, pipelines, workflows, jobs)
+* ``download``      pre-signed usage-export part URLs (a storage host, not the API: no limit)
 
 Rates are requests per second; ``None`` or ``0`` disables limiting for a family.
 After a 429 with a wait hint the client pauses the whole family for that long, so
 concurrent requests do not stampede into more 429s.
+
+``DEFAULT_PATIENCE`` is how long one request may spend waiting out 429s (as long as
+``Retry-After`` / ``RateLimit-Reset`` ask) before it gives up with ``RateLimited``: ten
+minutes for the per-minute API budgets, an hour for the usage export, whose budget is
+10 requests per hour per org (within an hour all of it has come back, so a longer wait
+means something else is spending it).
 """
 
 from __future__ import annotations
@@ -23,15 +30,25 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiolimiter import AsyncLimiter
 
-__all__ = ["DEFAULT_RATE_LIMITS", "FAMILIES", "RateLimiters", "family_for_path"]
+__all__ = ["DEFAULT_PATIENCE", "DEFAULT_RATE_LIMITS", "FAMILIES", "RateLimiters", "family_for_path"]
 
-FAMILIES = ("core", "insights", "tests", "usage_export")
+FAMILIES = ("core", "insights", "tests", "usage_export", "download")
 
 DEFAULT_RATE_LIMITS: dict[str, float | None] = {
     "core": 20.0,
     "insights": 10.0,
     "tests": 20.0,
     "usage_export": 1.0,
+    "download": None,
+}
+
+#: Seconds one request may spend waiting out 429s, per family (see the module docstring).
+DEFAULT_PATIENCE: dict[str, float] = {
+    "core": 600.0,
+    "insights": 600.0,
+    "tests": 600.0,
+    "usage_export": 3600.0,
+    "download": 600.0,
 }
 
 _TESTS_PATH = re.compile(r"^/project/.+/\d+/tests/?$")

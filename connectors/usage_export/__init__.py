@@ -6,8 +6,8 @@
     result.quarantine   # Path of usage_quarantine.parquet (malformed rows, with reasons)
 
 Modules: ``windows`` (31-day windows), ``state`` (durable per-window job state),
-``download`` (pre-signed URLs, gzip checks), ``merge`` (CSV parts -> Parquet),
-``schema`` (the Arrow schemas), ``export`` (the job loop and ``export_usage``).
+``merge`` (gzip checks, CSV parts -> Parquet), ``schema`` (the Arrow schemas), ``export``
+(the job state machine and ``export_usage``; parts are downloaded by the API client).
 """
 
 from circleci_analytics.connectors.usage_export.export import (

@@ -1,15 +1,19 @@
 """Run usage-export jobs end to end: create, poll, download, merge.
 
-One ``_Exporter`` per call of ``export_usage``. The flow for each window::
+Each window is a small state machine (``ExportState.state``), advanced one step at a time;
+every transition is saved to the state store, so a restarted run resumes the same job::
 
-    new --POST--> created/processing --GET (paced)--> completed --download--> downloaded
-                                               \\--> failed: too large -> split in halves
-                                                            otherwise -> POST again (bounded)
+    new / failed ──POST──> created ──GET──> processing ──GET──> completed ──download──> downloaded
+                                                                  │  no URLs yet: GET again (bounded)
+                                                                  └─ URLs expired: GET fresh ones (bounded)
+    GET says failed: too large -> split (two child windows), else -> failed (POST again, bounded)
+    GET says 404 (job gone)    -> new
 
-Every transition is written to the state store first, so a restarted run resumes polling
-the same job. GETs to one org are paced ``poll_interval`` apart (10 per hour per org on the
-real API: 6 minutes); a 429 that outlives the client's own retries is waited out
-(``Retry-After``) a bounded number of times.
+One loop (``_Exporter.run``) picks the job whose next step is due first, waits until then
+(the only sleep in this module) and takes that step. GETs to one org are paced
+``poll_interval`` apart (10 per hour per org on the real API: 6 minutes). Each single
+request (429, 5xx, transport errors, corrupt part downloads) is retried by the client,
+``CircleCIClient``, and nowhere else; parts are downloaded through it without the token.
 """
 
 from __future__ import annotations
@@ -21,17 +25,18 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from circleci_analytics.connectors.errors import CircleCIError, DataError, NotFound, RateLimited
-from circleci_analytics.connectors.usage_export.download import DownloadStats, UrlExpired, download_part, part_filename
-from circleci_analytics.connectors.usage_export.merge import PartInput, UsageMerger, check_gzip
+from circleci_analytics.connectors.client import CircleCIClient
+from circleci_analytics.connectors.encoding import render_path
+from circleci_analytics.connectors.errors import CircleCIError, DataError, ExpiredUrl, NotFound
+from circleci_analytics.connectors.usage_export.merge import PartInput, check_gzip, merge_parts
 from circleci_analytics.connectors.usage_export.state import (
     ExportState,
     LocalStateStore,
@@ -42,25 +47,18 @@ from circleci_analytics.connectors.usage_export.state import (
 )
 from circleci_analytics.connectors.usage_export.windows import Window, as_utc, plan_windows
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "UsageExportError", "UsageExportResult", "export_usage"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "UsageExportError", "UsageExportResult", "export_usage", "part_filename"]
 
 logger = logging.getLogger("circleci_analytics.connectors.usage_export")
 
 #: 10 GETs per hour per org on the real API.
 DEFAULT_POLL_INTERVAL = 360.0
 _TOO_LARGE = re.compile(r"too (large|big)|exceed|reduce the (date )?range|result size", re.IGNORECASE)
+_PENDING = ("created", "processing")
 
 
 class UsageExportError(CircleCIError):
     """An export could not be produced (failed too often, no download URLs, too large)."""
-
-
-class ApiClient(Protocol):
-    """What the extractor needs from ``connectors.client.CircleCIClient``."""
-
-    async def request(
-        self, method: str, path: str, *, params: Any = None, json: Any = None, family: str | None = None
-    ) -> httpx.Response: ...
 
 
 @dataclass(frozen=True)
@@ -83,40 +81,56 @@ class UsageExportResult:
     unknown_columns: tuple[str, ...]
     missing_columns: tuple[str, ...]
     quarantine_reasons: dict[str, int]
-    #: Logical calls: ``post``, ``get``, ``download`` plus ``rate_limited`` waits, ``resumed`` jobs.
+    #: Logical calls ``post``, ``get``; HTTP ``download``s and ``download_retries``; 429
+    #: answers (``rate_limited``), ``resumed`` jobs and ``url_refreshes``.
     calls: dict[str, int]
+
+
+def part_filename(url: str, index: int) -> str:
+    """``part-0003.csv.gz`` style name from the URL path (falls back to the index)."""
+    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    if name.endswith(".gz") and len(name) < 120:
+        return name
+    return f"part-{index:04d}.csv.gz"
+
+
+def job_dir(workdir: Path, st: ExportState) -> Path:
+    """Where the parts of one job are downloaded."""
+    return workdir / "parts" / f"{st.window.label}_{st.usage_export_job_id}"
+
+
+@dataclass
+class _Job:
+    """One window's state plus what only this run needs to know about it."""
+
+    state: ExportState
+    due: float
+    urls: list[str] | None = None
+    empty_polls: int = 0
+    url_refreshes: int = 0
+
+    @property
+    def window(self) -> Window:
+        return self.state.window
 
 
 @dataclass
 class _Calls:
     post: int = 0
     get: int = 0
-    rate_limited: int = 0
     resumed: int = 0
     url_refreshes: int = 0
-    download: DownloadStats = field(default_factory=DownloadStats)
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "post": self.post,
-            "get": self.get,
-            "download": self.download.requests,
-            "download_retries": self.download.retries,
-            "rate_limited": self.rate_limited,
-            "resumed": self.resumed,
-            "url_refreshes": self.url_refreshes,
-        }
 
 
 class _Exporter:
     def __init__(
         self,
-        client: ApiClient,
+        client: CircleCIClient,
         org_id: str,
         *,
         store: StateStore,
         workdir: Path,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None,
         poll_interval: float,
         now: Callable[[], datetime],
         sleep: Callable[[float], Awaitable[None]],
@@ -124,8 +138,6 @@ class _Exporter:
         max_attempts: int,
         max_empty_url_polls: int,
         max_url_refreshes: int,
-        max_download_attempts: int,
-        max_rate_limit_waits: int,
         max_concurrent_jobs: int,
         download_concurrency: int,
         min_split: timedelta,
@@ -142,46 +154,119 @@ class _Exporter:
         self.max_attempts = max_attempts
         self.max_empty_url_polls = max_empty_url_polls
         self.max_url_refreshes = max_url_refreshes
-        self.max_download_attempts = max_download_attempts
-        self.max_rate_limit_waits = max_rate_limit_waits
         self.max_concurrent_jobs = max_concurrent_jobs
         self.download_concurrency = download_concurrency
         self.min_split = min_split
         self.calls = _Calls()
+        self._client_before = self._client_counts()
         self._next_get = 0.0
-        self._due: dict[Window, float] = {}
-        self._empty_polls: dict[Window, int] = {}
-        self._base = f"/organizations/{quote(org_id, safe='')}/usage_export_job"
+        self._base = render_path("/organizations/{org_id}/usage_export_job", org_id=org_id)
 
-    # -- HTTP ----------------------------------------------------------------------------------
-    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        for waited in range(self.max_rate_limit_waits + 1):
-            if method == "POST":
-                self.calls.post += 1
-            else:
-                self.calls.get += 1
-            try:
-                response = await self.client.request(method, path, json=body, family="usage_export")
-            except RateLimited as exc:
-                if waited == self.max_rate_limit_waits:
-                    raise
-                wait = exc.retry_after if exc.retry_after is not None else self.poll_interval
-                self.calls.rate_limited += 1
-                logger.info("usage export %s rate limited; waiting %.1fs", method, wait)
-                await self.sleep(wait)
-                if method == "GET":
-                    self._next_get = max(self._next_get, self.clock() + self.poll_interval)
+    # -- accounting ----------------------------------------------------------------------------
+    def _client_counts(self) -> dict[str, int]:
+        stats = self.client.stats
+        return {
+            "download": stats.calls["download"],
+            "download_retries": stats.retries["download"],
+            "rate_limited": stats.rate_limited["usage_export"],
+        }
+
+    def calls_dict(self) -> dict[str, int]:
+        now, before = self._client_counts(), self._client_before
+        return {
+            "post": self.calls.post,
+            "get": self.calls.get,
+            **{key: now[key] - before[key] for key in now},
+            "resumed": self.calls.resumed,
+            "url_refreshes": self.calls.url_refreshes,
+        }
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def run(self, windows: Sequence[Window]) -> list[ExportState]:
+        pending: deque[ExportState] = deque(load_state(self.store, self.org_id, w) for w in windows)
+        active: list[_Job] = []
+        finished: dict[Window, ExportState] = {}
+        order: list[Window] = list(windows)
+
+        def replace_by_children(st: ExportState, children: list[ExportState]) -> None:
+            pending.extendleft(reversed(children))
+            i = order.index(st.window)
+            order[i : i + 1] = [c.window for c in children]
+
+        while pending or active:
+            while pending and len(active) < self.max_concurrent_jobs:
+                st = pending.popleft()
+                if st.state == "split":
+                    replace_by_children(st, [load_state(self.store, self.org_id, Window(a, b)) for a, b in st.children])
+                elif st.state == "downloaded" and self._parts_present(st):
+                    finished[st.window] = st
+                else:
+                    active.append(self._admit(st))
+            if not active:
                 continue
-            try:
-                doc = response.json()
-            except ValueError as exc:
-                raise DataError(f"{method} {path}: response is not JSON") from exc
-            if not isinstance(doc, dict):
-                raise DataError(f"{method} {path}: expected a JSON object, got {type(doc).__name__}")
-            return doc
-        raise AssertionError("unreachable")  # pragma: no cover
+            job = min(active, key=self._due_at)
+            wait = self._due_at(job) - self.clock()
+            if wait > 0:
+                await self.sleep(wait)
+            outcome = await self._step(job)
+            if outcome != "wait":
+                active.remove(job)
+            if outcome == "done":
+                finished[job.window] = job.state
+            elif outcome == "split":
+                children = [ExportState(self.org_id, a, b) for a, b in job.state.children]
+                for child in children:
+                    self._save(child)
+                replace_by_children(job.state, children)
+        return [finished[w] for w in order]
 
-    async def _create(self, st: ExportState) -> None:
+    def _admit(self, st: ExportState) -> _Job:
+        if st.state == "downloaded":  # parts lost since (a crash before the merge): fetch them again
+            st.state = "completed"
+        if st.usage_export_job_id and st.state not in ("new", "failed"):
+            self.calls.resumed += 1
+            logger.info("usage export %s: resuming job %s", st.window, st.usage_export_job_id)
+        return _Job(st, due=self.clock())
+
+    def _due_at(self, job: _Job) -> float:
+        """When the job's next step may run: a GET also waits for the org's pacing."""
+        if self._next_step(job) == "poll":
+            return max(job.due, self._next_get)
+        return job.due
+
+    def _next_step(self, job: _Job) -> str:
+        state = job.state.state
+        if state in ("new", "failed"):
+            return "create"
+        if state == "completed" and job.urls:
+            return "download"
+        if state in _PENDING or state == "completed":
+            return "poll"
+        raise DataError(f"usage export {job.window}: unknown job state {state!r}")
+
+    async def _step(self, job: _Job) -> str:
+        """Take the job's next step: ``wait`` (more steps to come), ``done`` or ``split``."""
+        step = self._next_step(job)
+        if step == "create":
+            await self._create(job)
+            return "wait"
+        if step == "download":
+            return await self._download(job)
+        return await self._poll(job)
+
+    # -- steps ---------------------------------------------------------------------------------
+    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        if method == "POST":
+            self.calls.post += 1
+        else:
+            self.calls.get += 1
+        doc = await self.client.request_json(method, path, json=body, family="usage_export")
+        if not isinstance(doc, dict):
+            raise DataError(f"{method} {path}: expected a JSON object, got {type(doc).__name__}")
+        return doc
+
+    async def _create(self, job: _Job) -> None:
+        st = job.state
         if st.attempts >= self.max_attempts:
             raise UsageExportError(
                 f"usage export {st.window} for org {self.org_id} failed {st.attempts} times"
@@ -197,104 +282,55 @@ class _Exporter:
         st.attempts += 1
         st.parts = []
         self._save(st)
-        self._due[st.window] = self.clock() + self.poll_interval
+        job.due, job.urls, job.empty_polls = self.clock() + self.poll_interval, None, 0
         logger.info("usage export %s: created job %s (attempt %d)", st.window, job_id, st.attempts)
 
-    async def _poll(self, st: ExportState) -> dict[str, Any]:
-        """GET the job, paced so that GETs to this org stay ``poll_interval`` apart."""
-        wait = max(self._next_get, self._due.get(st.window, 0.0)) - self.clock()
-        if wait > 0:
-            await self.sleep(wait)
+    async def _poll(self, job: _Job) -> str:
+        st = job.state
+        path = render_path(
+            "/organizations/{org_id}/usage_export_job/{job_id}", org_id=self.org_id, job_id=st.usage_export_job_id
+        )
         self._next_get = self.clock() + self.poll_interval
-        self._due[st.window] = self.clock() + self.poll_interval
-        doc = await self._call("GET", f"{self._base}/{quote(str(st.usage_export_job_id), safe='')}")
+        try:
+            doc = await self._call("GET", path)
+        except NotFound:
+            logger.warning("usage export %s: job %s not found; creating a new one", st.window, st.usage_export_job_id)
+            st.state, st.error_reason = "new", "job not found"
+            self._save(st)
+            job.due = self.clock()
+            return "wait"
         st.last_polled_at = self.now()
         st.polls += 1
-        return doc
-
-    def _save(self, st: ExportState) -> None:
-        save_state(self.store, st)
-
-    # -- the loop ------------------------------------------------------------------------------
-    async def run(self, windows: Sequence[Window]) -> list[ExportState]:
-        pending: deque[ExportState] = deque(load_state(self.store, self.org_id, w) for w in windows)
-        active: list[ExportState] = []
-        finished: dict[Window, ExportState] = {}
-        order: list[Window] = list(windows)
-        while pending or active:
-            while pending and len(active) < self.max_concurrent_jobs:
-                st = pending.popleft()
-                if st.state == "split":
-                    children = [load_state(self.store, self.org_id, Window(a, b)) for a, b in st.children]
-                    pending.extendleft(reversed(children))
-                    i = order.index(st.window)
-                    order[i : i + 1] = [c.window for c in children]
-                    continue
-                if st.state == "downloaded" and self._parts_present(st):
-                    finished[st.window] = st
-                    continue
-                if st.usage_export_job_id and st.state != "failed":
-                    self.calls.resumed += 1
-                    self._due.setdefault(st.window, self.clock())
-                    logger.info("usage export %s: resuming job %s", st.window, st.usage_export_job_id)
-                else:
-                    await self._create(st)
-                active.append(st)
-            if not active:
-                continue
-            st = min(active, key=lambda s: self._due.get(s.window, 0.0))
-            outcome = await self._advance(st)
-            if outcome == "done":
-                active.remove(st)
-                finished[st.window] = st
-            elif outcome == "split":
-                active.remove(st)
-                children = [ExportState(self.org_id, a, b) for a, b in st.children]
-                for child in children:
-                    self._save(child)
-                pending.extendleft(reversed(children))
-                i = order.index(st.window)
-                order[i : i + 1] = [c.window for c in children]
-        return [finished[w] for w in order]
-
-    async def _advance(self, st: ExportState) -> str:
-        """Poll one job once and act on its state: ``wait``, ``done`` or ``split``."""
-        try:
-            doc = await self._poll(st)
-        except NotFound:
-            # The job is gone (expired server-side): start over with a new one.
-            logger.warning("usage export %s: job %s not found; creating a new one", st.window, st.usage_export_job_id)
-            st.error_reason = "job not found"
-            await self._create(st)
-            return "wait"
         state = str(doc.get("state") or "")
-        if state != st.state:
+        if state in _PENDING:
             st.state = state
             self._save(st)
-        if state in ("created", "processing"):
+            job.due = self.clock() + self.poll_interval
             return "wait"
         if state == "failed":
-            st.error_reason = str(doc.get("error_reason") or "no error_reason given")
+            st.state, st.error_reason = "failed", str(doc.get("error_reason") or "no error_reason given")
             self._save(st)
             if _TOO_LARGE.search(st.error_reason):
                 return self._split(st)
-            logger.warning("usage export %s failed: %s; retrying", st.window, st.error_reason)
-            await self._create(st)
+            logger.warning("usage export %s failed: %s; creating it again", st.window, st.error_reason)
+            job.due = self.clock()
             return "wait"
-        if state == "completed":
-            urls = doc.get("download_urls")
-            if not urls:
-                n = self._empty_polls.get(st.window, 0) + 1
-                self._empty_polls[st.window] = n
-                if n > self.max_empty_url_polls:
-                    raise UsageExportError(
-                        f"usage export {st.window} (job {st.usage_export_job_id}) is completed but "
-                        f"download_urls is {urls!r} after {n} polls"
-                    )
-                return "wait"
-            await self._download(st, list(urls))
-            return "done"
-        raise DataError(f"usage export job {st.usage_export_job_id}: unknown state {state!r}")
+        if state != "completed":
+            raise DataError(f"usage export job {st.usage_export_job_id}: unknown state {state!r}")
+        st.state = "completed"
+        self._save(st)
+        urls = doc.get("download_urls")
+        if not urls:
+            job.empty_polls += 1
+            if job.empty_polls > self.max_empty_url_polls:
+                raise UsageExportError(
+                    f"usage export {st.window} (job {st.usage_export_job_id}) is completed but "
+                    f"download_urls is {urls!r} after {job.empty_polls} polls"
+                )
+            job.due = self.clock() + self.poll_interval
+            return "wait"
+        job.urls, job.due = [str(u) for u in urls], self.clock()
+        return "wait"
 
     def _split(self, st: ExportState) -> str:
         if st.window.end - st.window.start < 2 * self.min_split:
@@ -309,70 +345,63 @@ class _Exporter:
         logger.info("usage export %s too large: splitting into %s and %s", st.window, first, second)
         return "split"
 
-    # -- downloads -----------------------------------------------------------------------------
+    async def _download(self, job: _Job) -> str:
+        """Download the parts not on disk yet; expired URLs send the job back for fresh ones."""
+        st, urls = job.state, job.urls or []
+        parts_dir = self._job_dir(st)
+        st.parts = [p for p in st.parts if (self.workdir / p.path).is_file()]
+        have = {p.name for p in st.parts}
+        expired: list[str] = []
+        limit = asyncio.Semaphore(self.download_concurrency)
+
+        async def fetch(index: int, url: str) -> None:
+            name = part_filename(url, index)
+            dest = parts_dir / name
+            async with limit:
+                try:
+                    size = await self.client.download(url, dest, verify=check_gzip, http=self.http)
+                except ExpiredUrl:
+                    expired.append(name)
+                    return
+            st.parts.append(PartRecord(name, str(dest.relative_to(self.workdir)), size))
+            self._save(st)
+
+        try:
+            async with asyncio.TaskGroup() as group:  # the first error cancels the other downloads
+                for i, url in enumerate(urls):
+                    if part_filename(url, i) not in have:
+                        group.create_task(fetch(i, url))
+        except ExceptionGroup as errors:
+            raise errors.exceptions[0] from None
+        if expired:
+            job.url_refreshes += 1
+            self.calls.url_refreshes += 1
+            if job.url_refreshes > self.max_url_refreshes:
+                raise UsageExportError(
+                    f"usage export {st.window}: pre-signed URLs still rejected after {job.url_refreshes - 1} refreshes"
+                )
+            logger.info("usage export %s: %d URL(s) expired; fetching fresh ones", st.window, len(expired))
+            job.urls, job.due = None, self.clock()
+            return "wait"
+        names = [part_filename(u, i) for i, u in enumerate(urls)]
+        st.parts.sort(key=lambda p: names.index(p.name) if p.name in names else len(names))
+        st.state = "downloaded"
+        self._save(st)
+        return "done"
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _save(self, st: ExportState) -> None:
+        save_state(self.store, st)
+
     def _job_dir(self, st: ExportState) -> Path:
-        return self.workdir / "parts" / f"{st.window.label}_{st.usage_export_job_id}"
+        return job_dir(self.workdir, st)
 
     def _parts_present(self, st: ExportState) -> bool:
         return all((self.workdir / p.path).is_file() for p in st.parts)
 
-    async def _download(self, st: ExportState, urls: list[Any]) -> None:
-        job_dir = self._job_dir(st)
-        st.parts = [p for p in st.parts if (self.workdir / p.path).is_file()]
-        refreshes = 0
-        limit = asyncio.Semaphore(self.download_concurrency)
-        while True:
-            have = {p.name for p in st.parts if (self.workdir / p.path).is_file()}
-            todo = [(i, str(u)) for i, u in enumerate(urls) if part_filename(str(u), i) not in have]
-            expired: list[int] = []
-
-            async def fetch(i: int, url: str) -> None:
-                name = part_filename(url, i)
-                dest = job_dir / name
-                async with limit:
-                    try:
-                        size = await download_part(
-                            self.http,
-                            url,
-                            dest,
-                            verify=check_gzip,
-                            stats=self.calls.download,
-                            max_attempts=self.max_download_attempts,
-                            sleep=self.sleep,
-                        )
-                    except UrlExpired:
-                        expired.append(i)
-                        return
-                st.parts.append(PartRecord(name, str(dest.relative_to(self.workdir)), size))
-                self._save(st)
-
-            await asyncio.gather(*(fetch(i, u) for i, u in todo))
-            if not expired:
-                break
-            refreshes += 1
-            self.calls.url_refreshes += 1
-            if refreshes > self.max_url_refreshes:
-                raise UsageExportError(
-                    f"usage export {st.window}: pre-signed URLs still rejected after {refreshes - 1} refreshes"
-                )
-            logger.info("usage export %s: %d URL(s) expired; fetching fresh ones", st.window, len(expired))
-            urls = await self._fresh_urls(st)
-        names = [part_filename(str(u), i) for i, u in enumerate(urls)]
-        st.parts.sort(key=lambda p: names.index(p.name) if p.name in names else len(names))
-        st.state = "downloaded"
-        self._save(st)
-
-    async def _fresh_urls(self, st: ExportState) -> list[Any]:
-        for _ in range(self.max_empty_url_polls + 1):
-            doc = await self._poll(st)
-            urls = doc.get("download_urls")
-            if doc.get("state") == "completed" and urls:
-                return list(urls)
-        raise UsageExportError(f"usage export {st.window}: could not get fresh download URLs")
-
 
 async def export_usage(
-    client: ApiClient,
+    client: CircleCIClient,
     org_id: str,
     start: datetime,
     end: datetime,
@@ -389,8 +418,6 @@ async def export_usage(
     max_attempts: int = 3,
     max_empty_url_polls: int = 3,
     max_url_refreshes: int = 3,
-    max_download_attempts: int = 3,
-    max_rate_limit_waits: int = 20,
     max_concurrent_jobs: int = 3,
     download_concurrency: int = 4,
     min_split: timedelta = timedelta(hours=1),
@@ -401,14 +428,17 @@ async def export_usage(
     ``[start, end]`` is split into windows of at most 31 days (``end`` clamped to now minus
     60 s; ``start`` must be within a year). Each window becomes one export job, whose state
     is kept in ``state_store`` (default: JSON files under ``workdir/state``) so a restarted
-    run resumes the same jobs. Parts are downloaded to ``workdir/parts`` (without the API
-    token), verified, then merged into ``output_dir/usage_job_runs.parquet`` (deduplicated on
-    ``job_id``) and ``output_dir/usage_quarantine.parquet``. Parts are deleted after a
-    successful merge unless ``keep_parts``.
+    run resumes the same jobs. Parts are downloaded to ``workdir/parts`` through ``client``
+    (its retries, never the API token; ``download_client`` may carry them instead, e.g.
+    for another proxy), verified, then merged into ``output_dir/usage_job_runs.parquet``
+    (deduplicated on ``job_id``) and ``output_dir/usage_quarantine.parquet``. Parts are
+    deleted after a successful merge unless ``keep_parts``.
 
     ``now``/``sleep``/``clock`` are injectable (tests, simulators with their own clock).
     ``poll_interval`` is the pause between GETs for the org: keep the default 6 minutes
-    against the real API (10 GETs per hour per org).
+    against the real API (10 GETs per hour per org). ``max_attempts`` bounds the jobs
+    created per window, ``max_empty_url_polls`` the polls of a completed job without URLs,
+    ``max_url_refreshes`` the rounds of fresh URLs after expired ones.
     """
     now_fn = now or (lambda: datetime.now(UTC))
     workdir = Path(workdir)
@@ -416,14 +446,12 @@ async def export_usage(
     store = state_store if state_store is not None else LocalStateStore(workdir / "state")
     out_dir = Path(output_dir) if output_dir is not None else workdir / "output"
     windows = plan_windows(start, end, now=now_fn(), max_window=max_window)
-    own_http = download_client is None
-    http = download_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=15.0), follow_redirects=True)
     exporter = _Exporter(
         client,
         org_id,
         store=store,
         workdir=workdir,
-        http=http,
+        http=download_client,
         poll_interval=poll_interval,
         now=now_fn,
         sleep=sleep,
@@ -431,19 +459,12 @@ async def export_usage(
         max_attempts=max_attempts,
         max_empty_url_polls=max_empty_url_polls,
         max_url_refreshes=max_url_refreshes,
-        max_download_attempts=max_download_attempts,
-        max_rate_limit_waits=max_rate_limit_waits,
         max_concurrent_jobs=max_concurrent_jobs,
         download_concurrency=download_concurrency,
         min_split=min_split,
     )
-    try:
-        states = await exporter.run(windows)
-    finally:
-        if own_http:
-            await http.aclose()
+    states = await exporter.run(windows)
 
-    extracted_at = as_utc(now_fn())
     inputs = [
         PartInput(workdir / p.path, f"{st.usage_export_job_id}/{p.name}", st.window_start, st.window_end)
         for st in states
@@ -451,21 +472,10 @@ async def export_usage(
     ]
     output = out_dir / "usage_job_runs.parquet"
     quarantine = out_dir / "usage_quarantine.parquet"
-
-    def merge() -> Any:
-        merger = UsageMerger(output, quarantine, extracted_at=extracted_at)
-        try:
-            for part in inputs:
-                merger.add_part(part)
-        except BaseException:
-            merger.abort()
-            raise
-        return merger.close()
-
-    stats = await asyncio.to_thread(merge)
+    stats = await asyncio.to_thread(merge_parts, inputs, output, quarantine, extracted_at=as_utc(now_fn()))
     if not keep_parts:
         for st in states:
-            shutil.rmtree(workdir / "parts" / f"{st.window.label}_{st.usage_export_job_id}", ignore_errors=True)
+            shutil.rmtree(job_dir(workdir, st), ignore_errors=True)
     return UsageExportResult(
         org_id=org_id,
         start=windows[0].start,
@@ -482,5 +492,5 @@ async def export_usage(
         unknown_columns=tuple(sorted(stats.unknown_columns)),
         missing_columns=tuple(sorted(stats.missing_optional_columns)),
         quarantine_reasons=dict(stats.quarantine_reasons),
-        calls=exporter.calls.as_dict(),
+        calls=exporter.calls_dict(),
     )

@@ -9,15 +9,20 @@ import pytest
 from connector_helpers import TOKEN, run
 
 from circleci_analytics.connectors import (
+    ApiStatusError,
     AuthError,
     BadRequest,
     CircleCIClient,
     CircleCIError,
+    DataError,
+    InvalidPath,
+    InvalidToken,
     NotFound,
     RateLimited,
     RetryPolicy,
     ServerError,
     TransportFailure,
+    is_transient,
     render_path,
 )
 from circleci_analytics.connectors.ratelimit import family_for_path
@@ -130,31 +135,86 @@ def test_transport_error_exhausted(make_client):
         run(go())
 
 
-def test_429_exhausted_is_rate_limited(make_client):
-    async def go():
-        async with make_client(lambda r: httpx.Response(429, headers={"Retry-After": "1"})) as client:
-            await client.get_json("/me")
-
-    with pytest.raises(RateLimited) as info:
-        run(go())
-    assert info.value.retry_after == pytest.approx(1.0)
-
-
-def test_retry_after_beyond_limit_gives_up_immediately(make_client, fake_sleep):
+def test_429_waits_as_told_until_the_patience_is_spent(make_client, fake_sleep):
     calls = []
 
     def handler(request):
         calls.append(1)
-        return httpx.Response(429, headers={"Retry-After": "3600"})
+        return httpx.Response(429, headers={"Retry-After": "2"}, json={"message": "Rate limit exceeded."})
+
+    async def go():
+        async with make_client(handler, retry=RetryPolicy(max_attempts=2, sleep=fake_sleep, jitter=0.0,
+                                                          patience={"insights": 9})) as client:  # fmt: skip
+            await client.get_json("/insights/gh/a/b/workflows")
+
+    with pytest.raises(RateLimited) as info:
+        run(go())
+    # 2 s at a time while 9 s of patience last: 4 waits (8 s), the 5th would pass 9 s
+    assert len(calls) == 5
+    assert info.value.retry_after == pytest.approx(2.0)
+    assert "gave up after 5 rate-limit answer(s) and 8s of waiting (patience for insights: 9s)" in str(info.value)
+    assert "Rate limit exceeded." in str(info.value)
+
+
+def test_429s_do_not_spend_the_attempts_meant_for_server_errors(make_client, fake_sleep):
+    responses = iter([httpx.Response(429, headers={"Retry-After": "1"})] * 12 + [httpx.Response(503)] * 3
+                     + [httpx.Response(200, json={"ok": True})])  # fmt: skip
+
+    async def go():
+        async with make_client(lambda r: next(responses), retry=RetryPolicy(max_attempts=4, sleep=fake_sleep)) as client:
+            return await client.get_json("/me"), client.stats
+
+    body, stats = run(go())
+    assert body == {"ok": True}
+    assert stats.calls["core"] == 16 and stats.rate_limited["core"] == 12 and stats.retries["core"] == 15
+
+
+def test_patience_is_per_family_with_defaults_declared_once():
+    from circleci_analytics.connectors import DEFAULT_PATIENCE
+
+    policy = RetryPolicy(patience={"usage_export": 7200})
+    assert policy.patience_for("usage_export") == 7200
+    assert policy.patience_for("insights") == DEFAULT_PATIENCE["insights"] == RetryPolicy().patience_for("insights")
+    assert policy.patience_for("no-such-family") == DEFAULT_PATIENCE["core"]
+    assert DEFAULT_PATIENCE["core"] >= 300 and DEFAULT_PATIENCE["usage_export"] >= 3600  # minutes, not seconds
+    assert RetryPolicy(patience=5).patience_for("tests") == 5.0
+    with pytest.raises(ValueError, match="patience"):
+        RetryPolicy(patience={"core": -1})
+
+
+@pytest.mark.parametrize(("path", "hint"), [("/organizations/x/usage_export_job", 7200), ("/me", 601)])
+def test_retry_after_beyond_the_patience_gives_up_immediately(make_client, fake_sleep, path, hint):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        return httpx.Response(429, headers={"Retry-After": str(hint)})
 
     async def go():
         async with make_client(handler) as client:
-            await client.get_json("/organizations/x/usage_export_job")
+            await client.get_json(path)
 
     with pytest.raises(RateLimited) as info:
         run(go())
     assert len(calls) == 1 and fake_sleep.waits == []
-    assert info.value.retry_after == pytest.approx(3600)
+    assert info.value.retry_after == pytest.approx(hint)
+    assert f"the server asks to wait {hint}s more" in str(info.value)
+
+
+def test_server_error_hint_beyond_the_patience_gives_up_immediately(make_client, fake_sleep):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        return httpx.Response(503, headers={"Retry-After": "3600"})
+
+    async def go():
+        async with make_client(handler) as client:
+            await client.get_json("/me")
+
+    with pytest.raises(ServerError, match="more than the 600s patience"):
+        run(go())
+    assert len(calls) == 1 and fake_sleep.waits == []
 
 
 @pytest.mark.parametrize(
@@ -164,6 +224,8 @@ def test_retry_after_beyond_limit_gives_up_immediately(make_client, fake_sleep):
         (403, AuthError, "CIRCLECI_TOKEN"),
         (404, NotFound, "project 'gh/a/b'"),
         (400, BadRequest, "Date cannot be in the future."),
+        (422, ApiStatusError, "HTTP 422"),
+        (409, ApiStatusError, "HTTP 409"),
     ],
 )
 def test_errors_mapped_not_retried(make_client, status, exc, text):
@@ -372,3 +434,27 @@ def test_per_call_retry_override(make_client):
     with pytest.raises(ServerError, match="gave up after 1 attempt"):
         run(go())
     assert calls == ["POST"]
+
+
+def test_a_malformed_answer_is_not_retried(make_client):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        return httpx.Response(200, text="<html>maintenance</html>", headers={"content-type": "text/html"})
+
+    async def go():
+        async with make_client(handler) as client:
+            await client.get_json("/me")
+
+    with pytest.raises(DataError, match="not JSON"):
+        run(go())
+    assert len(calls) == 1
+
+
+def test_only_transport_429_and_5xx_are_transient():
+    transient = [TransportFailure("x"), RateLimited(429, "m", "GET", "/"), ServerError(503, "m", "GET", "/")]
+    permanent = [AuthError(401, "m", "GET", "/"), NotFound(404, "m", "GET", "/"), BadRequest(400, "m", "GET", "/"),
+                 ApiStatusError(422, "m", "GET", "/"), DataError("x"), InvalidPath("x"), InvalidToken("x"),
+                 ValueError("x")]  # fmt: skip
+    assert all(map(is_transient, transient)) and not any(map(is_transient, permanent))

@@ -37,6 +37,7 @@ class Harness:
         self.sim = Simulator(base.with_(**changes))
         self.app = create_app(self.sim)
         self.downloads: list[httpx.Request] = []
+        self.api_calls: list[httpx.Request] = []
         self.crash_after_sleeps: int | None = None
         self.sleeps = 0
 
@@ -47,22 +48,26 @@ class Harness:
         self.sim.backend.advance_clock(max(0.0, seconds))
         await asyncio.sleep(0)
 
-    async def export(self, tmp: Path, store: StateStore | None = None, **kw: Any) -> UsageExportResult:
-        transport = httpx.ASGITransport(app=self.app)
+    async def export(self, tmp: Path, store: StateStore | None = None, *, own_download_client: bool = False,
+                     **kw: Any) -> UsageExportResult:  # fmt: skip
+        """Export through one client (API calls and part downloads); every request is recorded."""
 
         async def record(request: httpx.Request) -> None:
-            self.downloads.append(request)
+            (self.downloads if request.url.path.startswith("/__sim/") else self.api_calls).append(request)
 
+        transport = httpx.ASGITransport(app=self.app)
         retry = RetryPolicy(max_attempts=4, sleep=self.sleep, jitter=0.0)
         async with (
-            CircleCIClient(self.sim.token, "http://sim/api/v2", transport=transport, retry=retry,
-                           rate_limits={"usage_export": None}) as client,  # fmt: skip
             httpx.AsyncClient(transport=transport, event_hooks={"request": [record]}) as http,
+            CircleCIClient(self.sim.token, "http://sim/api/v2", http_client=http, retry=retry,
+                           rate_limits={"usage_export": None}) as client,  # fmt: skip
         ):
             kw.setdefault("poll_interval", POLL)
+            if own_download_client:
+                kw["download_client"] = http
             return await export_usage(
                 client, self.sim.org.id, kw.pop("start", START), kw.pop("end", END), workdir=tmp,
-                state_store=store if store is not None else MemoryStateStore(), download_client=http,
+                state_store=store if store is not None else MemoryStateStore(),
                 now=self.sim.backend.clock_now, sleep=self.sleep, clock=self.sim.backend.wall, **kw,
             )  # fmt: skip
 
@@ -93,13 +98,16 @@ def tmp(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_export_equals_ground_truth_and_downloads_carry_no_token(tmp: Path) -> None:
+@pytest.mark.parametrize("own_download_client", [False, True])
+def test_export_equals_ground_truth_and_downloads_carry_no_token(tmp: Path, own_download_client: bool) -> None:
     h = Harness()
-    res = run(h.export(tmp))
+    res = run(h.export(tmp, own_download_client=own_download_client))
     out = assert_matches_truth(h, res)
     assert res.parts > 1 and res.quarantined_rows == 0 and res.unknown_columns == ()
     assert res.calls["post"] == 1 == len(h.sim.backend.export_posts)
-    assert h.downloads and all("circle-token" not in r.headers for r in h.downloads)
+    assert len(h.downloads) == res.calls["download"] == res.parts
+    assert all(r.headers.get("circle-token") == h.sim.token for r in h.api_calls)
+    assert all("circle-token" not in r.headers and "authorization" not in r.headers for r in h.downloads)
     assert out.get_column("export_window_start").unique().to_list() == [START]
     assert not (tmp / "parts").exists() or not any((tmp / "parts").iterdir())
 

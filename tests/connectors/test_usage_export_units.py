@@ -1,4 +1,4 @@
-"""Usage export: windows, the state store and part downloads (no simulator)."""
+"""Usage export: windows, the state store and part downloads through the client (no simulator)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import httpx
 import pytest
 from connector_helpers import FakeSleep, run
 
-from circleci_analytics.connectors.errors import DataError
+from circleci_analytics.connectors import ExpiredUrl, RetryPolicy, TransportFailure
 from circleci_analytics.connectors.usage_export import ExportState, LocalStateStore, MemoryStateStore, Window, plan_windows, state_key
-from circleci_analytics.connectors.usage_export.download import DownloadStats, UrlExpired, download_part, part_filename
+from circleci_analytics.connectors.usage_export.export import part_filename
 from circleci_analytics.connectors.usage_export.merge import check_gzip
 from circleci_analytics.connectors.usage_export.state import PartRecord, load_state, save_state
 
@@ -77,7 +77,7 @@ def _gz(n: int = 50) -> bytes:
     return gzip.compress(("".join(f"line {i}\n" for i in range(n))).encode())
 
 
-def test_download_sends_no_token_and_redownloads_a_truncated_part(tmp_path: Path) -> None:
+def test_download_sends_no_token_and_redownloads_a_truncated_part(tmp_path: Path, make_client) -> None:
     body = _gz()
     seen: list[httpx.Request] = []
 
@@ -85,44 +85,66 @@ def test_download_sends_no_token_and_redownloads_a_truncated_part(tmp_path: Path
         seen.append(request)
         return httpx.Response(200, stream=httpx.ByteStream(body[:-10] if len(seen) == 1 else body))
 
-    async def go() -> int:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            return await download_part(
-                http, "https://s3.test/x/part-0001.csv.gz?sig=1", tmp_path / "p.csv.gz",
-                verify=check_gzip, stats=DownloadStats(), sleep=FakeSleep(),
-            )  # fmt: skip
+    async def go() -> tuple[int, dict]:
+        async with make_client(handler) as client:
+            size = await client.download("https://s3.test/x/part-0001.csv.gz?sig=1", tmp_path / "p.csv.gz", verify=check_gzip)
+            return size, client.stats.as_dict()
 
-    assert run(go()) == len(body)
-    assert len(seen) == 2
+    size, stats = run(go())
+    assert size == len(body)
+    assert len(seen) == 2 and stats["calls"] == {"download": 2} and stats["retries"] == {"download": 1}
     assert all("circle-token" not in r.headers and "authorization" not in r.headers for r in seen)
     assert (tmp_path / "p.csv.gz").read_bytes() == body
     assert not list(tmp_path.glob("*.download"))
 
 
-def test_download_gives_up_after_bounded_attempts(tmp_path: Path) -> None:
+def test_download_never_sends_the_token_even_if_the_http_client_has_it(tmp_path: Path, make_client) -> None:
+    seen: list[httpx.Request] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, stream=httpx.ByteStream(_gz()))
+
+    async def go() -> None:
+        headers = {"Circle-Token": "leaky", "Authorization": "Bearer leaky"}
+        async with make_client(handler) as client, httpx.AsyncClient(transport=httpx.MockTransport(handler), headers=headers) as http:
+            await client.download("https://s3.test/p.csv.gz", tmp_path / "p.csv.gz", verify=check_gzip, http=http)
+
+    run(go())
+    assert len(seen) == 1 and "circle-token" not in seen[0].headers and "authorization" not in seen[0].headers
+
+
+def test_download_gives_up_after_bounded_attempts(tmp_path: Path, make_client, fake_sleep: FakeSleep) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
         return httpx.Response(200, stream=httpx.ByteStream(_gz()[:-10]))
 
     async def go() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            await download_part(http, "https://s3.test/p.csv.gz", tmp_path / "p.csv.gz",
-                                verify=check_gzip, stats=DownloadStats(), max_attempts=2, sleep=FakeSleep())  # fmt: skip
+        async with make_client(handler, retry=RetryPolicy(max_attempts=2, sleep=fake_sleep)) as client:
+            await client.download("https://s3.test/p.csv.gz?X-Signature=s3cr3t", tmp_path / "p.csv.gz", verify=check_gzip)
 
-    with pytest.raises(DataError, match="after 2 downloads"):
+    with pytest.raises(TransportFailure, match="arrived corrupt.*gave up after 2 attempt") as info:
         run(go())
+    assert len(calls) == 2 and "s3cr3t" not in str(info.value)  # the URL's signature is not in errors
+    assert not list(tmp_path.iterdir())
 
 
-def test_download_403_means_expired(tmp_path: Path) -> None:
+def test_download_403_means_expired_and_is_not_retried(tmp_path: Path, make_client) -> None:
+    calls = []
+
     def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
         return httpx.Response(403, text="<Error><Code>AccessDenied</Code></Error>")
 
     async def go() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            await download_part(http, "https://s3.test/p.csv.gz", tmp_path / "p.csv.gz",
-                                verify=check_gzip, stats=DownloadStats(), sleep=FakeSleep())  # fmt: skip
+        async with make_client(handler) as client:
+            await client.download("https://s3.test/p.csv.gz", tmp_path / "p.csv.gz", verify=check_gzip)
 
-    with pytest.raises(UrlExpired):
+    with pytest.raises(ExpiredUrl, match="fresh URLs"):
         run(go())
+    assert len(calls) == 1
 
 
 def test_part_filename() -> None:
