@@ -23,7 +23,11 @@ PACKAGE = ROOT / "circleci_analytics"
 
 def _package_files() -> list[Path]:
     """Every Python file the wheel ships (the namespace's symlinked folders resolved)."""
-    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+    files = []
+    for folder, dirs, names in os.walk(PACKAGE, followlinks=True):  # Path.rglob skips symlinked dirs
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        files += [Path(folder, n) for n in names if n.endswith(".py")]
+    return sorted(files)
 
 
 def _third_party_imports() -> dict[str, set[str]]:
