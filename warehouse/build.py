@@ -33,12 +33,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import yaml
 
 from circleci_analytics.warehouse.lake import Lake
 from circleci_analytics.warehouse.tables import TABLES
@@ -67,6 +68,15 @@ DEFAULT_HEADROOM = 0.8
 #: The oldest DuckDB storage format the warehouse is written in: 1.4 and 1.5 read it.
 DEFAULT_STORAGE_VERSION = "v1.4.0"
 DEFAULT_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+#: The vars that shape the profile (see sql/profiles.yml); the others only reach compiled SQL.
+_PARSE_VARS = ("lake_root", "storage_version", "memory_limit", "threads")
+#: Lake tables whose partitions feed the incremental models (their date partitions say
+#: which days changed since the previous build).
+INCREMENTAL_INPUTS = ("usage_job_runs", "job_tests", "workflow_runs")
+#: Slack for clock skew between the machine that lands files and this one (object stores;
+#: a local lake's files are stamped by this machine's clock).
+MTIME_SLACK = timedelta(minutes=5)
+_PARTITION_DATE = re.compile(r"/(?:date|snapshot_date)=(\d{4}-\d{2}-\d{2})/")
 _BUILDING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<id>[0-9a-f]{8})\.building(\.wal)?$")
 
 
@@ -127,6 +137,7 @@ class BuildResult:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     incremental: bool = False
+    rebuild_from: date | None = None  # incremental builds: the first day rebuilt
     docs_path: Path | None = None
 
     @property
@@ -171,6 +182,42 @@ def remove_stale_builds(db_path: str | Path) -> list[Path]:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def _project_var(sql_dir: Path, name: str) -> Any:
+    """A var's default from ``dbt_project.yml`` (declared there once)."""
+    return yaml.safe_load((sql_dir / "dbt_project.yml").read_text())["vars"][name]
+
+
+def _previous_build(db: Path) -> dict[str, Any] | None:
+    """The existing warehouse's build parameters (None: no usable previous build)."""
+    if not db.is_file():
+        return None
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        cur = con.execute("select price_per_credit, headroom, build_started_at from warehouse_meta")
+        row = cur.fetchone()
+        return dict(zip([d[0] for d in cur.description], row)) if row else None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def changed_since(lake: Lake, since: datetime) -> date | None:
+    """The earliest partition day of `INCREMENTAL_INPUTS` written at or after `since`."""
+    cutoff_ns = int((since - (timedelta(0) if lake.is_local else MTIME_SLACK)).timestamp() * 1e9)
+    days: list[date] = []
+    for name in INCREMENTAL_INPUTS:
+        files = lake.files(name)
+        for info in lake.fs.get_file_info(files) if files else ():
+            if info.mtime_ns is not None and info.mtime_ns >= cutoff_ns:
+                m = _PARTITION_DATE.search("/" + info.path)
+                days.append(date.fromisoformat(m.group(1)) if m else date.min)
+    return min(days) if days else None
 
 
 def _stage_object_store(path: Path, lake: Lake, storage_version: str) -> dict[str, int]:
@@ -223,10 +270,11 @@ class _Dbt:
             ]  # fmt: skip
 
         self.common = args(variables)
-        # Parsed with the warehouse's own path, which does not change from build to build
-        # (the building file's name does), so dbt's partial parsing applies; the commands
-        # then run on the building file with the parsed manifest.
-        parsed = dbtRunner().invoke(["parse", *args({**variables, "warehouse_path": str(parse_path)})])
+        # Parsed with what does not change from build to build (the warehouse's own path, not
+        # the building file's; no per-build vars: they are only read when SQL is compiled),
+        # so dbt's partial parsing applies; the commands then run with the parsed manifest.
+        stable = {k: v for k, v in variables.items() if k in _PARSE_VARS}
+        parsed = dbtRunner().invoke(["parse", *args({**stable, "warehouse_path": str(parse_path)})])
         if not parsed.success:
             raise BuildError(f"dbt could not parse {project_dir}: {parsed.exception}")
         self.manifest = parsed.result
@@ -369,6 +417,17 @@ def build_warehouse(
     result = BuildResult(db)
     tmp = db.with_name(f".{db.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
     artifacts = db.with_name(db.name + ".dbt")
+    started = datetime.now(UTC)
+    sql_dir = Path(sql_dir)
+    previous = None if full_refresh else _previous_build(db)
+    # Incremental only on a previous build of the same parameters (dollars are stored in
+    # incremental marts); otherwise everything is rebuilt.
+    incremental = bool(
+        previous
+        and previous.get("build_started_at") is not None
+        and Decimal(str(previous["price_per_credit"])) == price
+        and float(previous["headroom"]) == float(headroom)
+    )
     variables: dict[str, Any] = {
         "warehouse_path": str(tmp),
         "lake_root": lake.root if lake.is_local else "",
@@ -376,15 +435,24 @@ def build_warehouse(
         "headroom": float(headroom),
         "as_of_date": as_of_date.isoformat() if as_of_date else None,
         "storage_version": storage_version,
+        "build_started_at": started.isoformat(),
     }
+    if incremental:
+        assert previous is not None
+        changed = changed_since(lake, previous["build_started_at"])
+        lookback = timedelta(days=int(_project_var(sql_dir, "lookback_days")))
+        # Nothing landed: the incremental models rebuild no day.
+        rebuild_from = date.max - lookback * 2 if changed is None else max(changed, date.min + lookback * 2) - lookback
+        variables["rebuild_from"] = rebuild_from.isoformat()
+        result.rebuild_from = rebuild_from
     if memory_limit:
         variables["memory_limit"] = memory_limit
     if threads:
         variables["threads"] = int(threads)
     try:
         t0 = time.perf_counter()
-        result.incremental = db.exists() and not full_refresh
-        if result.incremental:
+        result.incremental = incremental
+        if incremental:
             shutil.copyfile(db, tmp)
         result.timings["copy"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -395,10 +463,10 @@ def build_warehouse(
         result.timings["sources"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        dbt = _Dbt(Path(sql_dir), artifacts, variables, db)
+        dbt = _Dbt(sql_dir, artifacts, variables, db)
         result.timings["parse"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        flags = ["--full-refresh"] if not result.incremental else []
+        flags = [] if incremental else ["--full-refresh"]
         built = dbt.invoke("build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test", *flags)
         result.models = list(_model_runs(built.result))
         result.timings["models"] = time.perf_counter() - t0

@@ -15,3 +15,11 @@
         cast(null as date)
     {%- endif -%}
 {%- endmacro %}
+
+{% macro build_started_at() -%}
+    {%- if var("build_started_at", none) -%}
+        cast('{{ var("build_started_at") }}' as timestamptz)
+    {%- else -%}
+        cast(null as timestamptz)
+    {%- endif -%}
+{%- endmacro %}

@@ -1,10 +1,11 @@
 -- Total credits per project x day for every day from the lake's first day to
--- as_of_date (days without jobs are 0).
+-- as_of_date (days without jobs are 0). From the daily spend rollup (its sums are the job
+-- runs' credits), so it reads thousands of rows, not every job run.
 with
 
-job_runs as (
+spend as (
 
-    select * from {{ ref('int_job_runs_enriched') }}
+    select * from {{ ref('fct_credit_spend_project_daily') }}
 
 ),
 
@@ -18,10 +19,10 @@ projects as (
 
     select
         project_id,
-        arg_max(org_id, started_at) as org_id,
+        arg_max(org_id, spend_date) as org_id,
         any_value(project_slug) as project_slug,
 
-    from job_runs
+    from spend
     group by project_id
 
 ),
@@ -37,10 +38,10 @@ daily as (
 
     select
         project_id,
-        job_run_date as spend_date,
+        spend_date,
         sum(total_credits) as credits,
 
-    from job_runs
+    from spend
     group by all
 
 ),

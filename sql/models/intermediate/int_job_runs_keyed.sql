@@ -4,17 +4,40 @@
 -- by the first start of their job runs). project_slug comes from int_projects_unioned (one
 -- row per project_id), so it is a function of project_id: models grouping by project_id
 -- take any_value(project_slug), which is exact and cheaper than arg_max.
+-- Incremental (macros/incremental_window.sql): the days from rebuild_from are rebuilt; the
+-- attempts of their workflows also count the earlier workflows of the same pipelines.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='job_run_date') }}
+
 with
 
 job_runs as (
 
     select * from {{ ref('stg_usage__job_runs') }}
+    {% if is_incremental() %}
+    where job_run_date >= {{ context_from('job_run_date') }}
+    {% endif %}
 
 ),
 
 projects as (
 
     select * from {{ ref('int_projects_unioned') }}
+
+),
+
+workflow_starts as (
+
+    select workflow_id, pipeline_id, workflow_name, started_at
+    from job_runs
+    {% if is_incremental() %}
+
+    union all
+
+    select workflow_id, pipeline_id, workflow_name, started_at
+    from {{ this }}
+    where job_run_date < {{ context_from('job_run_date') }}
+        and pipeline_id in (select pipeline_id from job_runs)
+    {% endif %}
 
 ),
 
@@ -27,7 +50,7 @@ workflow_attempts as (
             order by min(started_at), workflow_id
         ) as rerun_attempt,
 
-    from job_runs
+    from workflow_starts
     group by workflow_id, pipeline_id, workflow_name
 
 ),
@@ -71,6 +94,7 @@ final as (
         job_runs.total_credits,
         job_runs.export_window_start,
         job_runs.export_window_end,
+        job_runs.extracted_at,
         projects.project_slug,
         workflow_attempts.rerun_attempt,
         workflow_attempts.rerun_attempt > 1 as is_rerun,
@@ -83,6 +107,9 @@ final as (
         on job_runs.project_id = projects.project_id
     left join workflow_attempts
         on job_runs.workflow_id = workflow_attempts.workflow_id
+    {% if is_incremental() %}
+    where job_runs.job_run_date >= {{ rebuild_from('job_run_date') }}
+    {% endif %}
 
 )
 

@@ -1,11 +1,18 @@
 -- Test results with their commit key and whether the test flaked on that commit
 -- (at least one success and one failure/error there; skipped ignored).
 -- commit_key = pipeline id: every run of one pipeline shares a VCS revision.
+-- Incremental (macros/incremental_window.sql): the days from rebuild_from are rebuilt, their
+-- commits' outcomes over the results from context_from.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='job_started_date') }}
+
 with
 
 tests as (
 
     select * from {{ ref('stg_circleci__job_tests') }}
+    {% if is_incremental() %}
+    where job_started_date >= {{ context_from('job_started_date') }}
+    {% endif %}
 
 ),
 
@@ -13,6 +20,9 @@ job_runs as (
 
     select project_slug, job_number, job_id, pipeline_id
     from {{ ref('int_job_runs_keyed') }}
+    {% if is_incremental() %}
+    where job_run_date >= {{ context_from('job_started_date') }} - 1
+    {% endif %}
 
 ),
 
@@ -60,6 +70,9 @@ final as (
         and joined.classname is not distinct from commit_outcomes.classname
         and joined.test_name is not distinct from commit_outcomes.test_name
         and joined.commit_key is not distinct from commit_outcomes.commit_key
+    {% if is_incremental() %}
+    where joined.job_started_date >= {{ rebuild_from('job_started_date') }}
+    {% endif %}
 
 )
 

@@ -1,9 +1,9 @@
 -- Forecast = MTD + (trailing 7 complete days' credits / 7) x days left in the month.
 with
 
-job_runs as (
+spend as (
 
-    select * from {{ ref('int_job_runs_enriched') }}
+    select * from {{ ref('fct_credit_spend_project_daily') }}
 
 ),
 
@@ -28,23 +28,23 @@ bounds as (
 per_project as (
 
     select
-        job_runs.org_id,
-        job_runs.project_id,
-        any_value(job_runs.project_slug) as project_slug,
-        sum(job_runs.total_credits) filter (
-            where job_runs.job_run_date between bounds.month_start and bounds.as_of_date
+        spend.org_id,
+        spend.project_id,
+        any_value(spend.project_slug) as project_slug,
+        sum(spend.total_credits) filter (
+            where spend.spend_date between bounds.month_start and bounds.as_of_date
         ) as mtd_credits,
-        sum(job_runs.total_credits) filter (
-            where job_runs.job_run_date between bounds.as_of_date - 6 and bounds.as_of_date
+        sum(spend.total_credits) filter (
+            where spend.spend_date between bounds.as_of_date - 6 and bounds.as_of_date
         ) as trailing_7d_credits,
-        sum(job_runs.total_credits) filter (
-            where job_runs.job_run_date >= bounds.previous_month_start
-            and job_runs.job_run_date < bounds.month_start
+        sum(spend.total_credits) filter (
+            where spend.spend_date >= bounds.previous_month_start
+            and spend.spend_date < bounds.month_start
         ) as previous_month_credits,
 
-    from job_runs
+    from spend
     cross join bounds
-    group by job_runs.org_id, job_runs.project_id
+    group by spend.org_id, spend.project_id
 
 ),
 

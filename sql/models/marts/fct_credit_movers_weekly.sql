@@ -1,8 +1,9 @@
+-- From the daily spend mart (its sums are the job runs' credits).
 with
 
-job_runs as (
+spend as (
 
-    select * from {{ ref('int_job_runs_enriched') }}
+    select * from {{ ref('fct_credit_spend_daily') }}
 
 ),
 
@@ -15,13 +16,13 @@ dates as (
 weekly as (
 
     select
-        cast(date_trunc('week', job_run_date) as date) as week_start,
+        cast(date_trunc('week', spend_date) as date) as week_start,
         org_id,
         project_id,
         workflow_name,
         sum(total_credits) as credits,
 
-    from job_runs
+    from spend
     group by all
 
 ),
@@ -52,7 +53,7 @@ weeks as (
 slugs as (
 
     select project_id, any_value(project_slug) as project_slug
-    from job_runs
+    from spend
     group by project_id
 
 ),

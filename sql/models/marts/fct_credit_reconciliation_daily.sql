@@ -1,17 +1,27 @@
 -- Usage-export vs Insights credits per project x workflow x day of the workflow run's
 -- creation (export-only workflows: day of their first job run). Insights credits are not
 -- billing-grade; the drift is reported, never corrected.
+-- Incremental: the days from rebuild_from are rebuilt, from the workflows and job runs of
+-- context_from on (a workflow's jobs run within lookback_days of its creation).
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='run_date') }}
+
 with
 
 runs as (
 
     select * from {{ ref('fct_workflow_runs') }}
+    {% if is_incremental() %}
+    where run_date >= {{ context_from('run_date') }}
+    {% endif %}
 
 ),
 
 job_runs as (
 
     select * from {{ ref('int_job_runs_enriched') }}
+    {% if is_incremental() %}
+    where job_run_date >= {{ context_from('run_date') }}
+    {% endif %}
 
 ),
 
@@ -67,6 +77,9 @@ final as (
         end as drift_pct,
 
     from joined
+    {% if is_incremental() %}
+    where run_date >= {{ rebuild_from('run_date') }}
+    {% endif %}
     group by project_slug, workflow_name, run_date
 
 )

@@ -1,11 +1,16 @@
 -- Rollup of fct_credit_spend_daily to day x project x executor x resource class (workflow,
 -- job and branch summed out): the grain the dashboard's credit charts plot. Sums only, so
 -- every figure is the spend mart's, by construction.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='spend_date') }}
+
 with
 
 spend as (
 
     select * from {{ ref('fct_credit_spend_daily') }}
+    {% if is_incremental() %}
+    where spend_date >= {{ rebuild_from('spend_date') }}
+    {% endif %}
 
 ),
 
@@ -34,7 +39,6 @@ final as (
 
     from spend
     group by spend_date, org_id, project_id, executor, resource_class
-    order by spend_date, project_slug, resource_class
 
 )
 

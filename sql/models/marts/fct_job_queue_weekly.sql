@@ -1,6 +1,8 @@
 -- Job queue time (started_at - queued_at) per ISO week x project, per branch and for all
 -- branches together (all_branches = true, branch null): percentiles do not add up, so both
 -- are computed here, linear-interpolated (quantile_cont), over every job run with a queue time.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='week_start') }}
+
 with
 
 job_runs as (
@@ -14,6 +16,9 @@ job_runs as (
         queue_seconds,
     from {{ ref('int_job_runs_enriched') }}
     where queue_seconds is not null
+    {% if is_incremental() %}
+        and job_run_date >= date_trunc('week', {{ rebuild_from('week_start') }})
+    {% endif %}
 
 ),
 
@@ -39,7 +44,6 @@ weekly as (
 final as (
 
     select * from weekly
-    order by week_start, project_slug, all_branches desc, branch
 
 )
 

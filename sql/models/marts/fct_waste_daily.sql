@@ -1,8 +1,14 @@
+-- Incremental: the days from rebuild_from (macros/incremental_window.sql) are rebuilt.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='spend_date') }}
+
 with
 
 job_runs as (
 
     select * from {{ ref('int_job_runs_enriched') }}
+    {% if is_incremental() %}
+    where job_run_date >= {{ rebuild_from('spend_date') }}
+    {% endif %}
 
 ),
 

@@ -1,10 +1,16 @@
 -- Insights workflow runs (all branches) with their outcome, plus what the usage export
 -- knows of them (pipeline, re-run flag, executed job runs, credits, queue time).
+-- Incremental: the days from rebuild_from (macros/incremental_window.sql) are rebuilt.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='run_date') }}
+
 with
 
 runs as (
 
     select * from {{ ref('stg_insights__workflow_runs') }}
+    {% if is_incremental() %}
+    where cast(created_at as date) >= {{ rebuild_from('run_date') }}
+    {% endif %}
 
 ),
 
@@ -17,6 +23,9 @@ projects as (
 job_runs as (
 
     select * from {{ ref('int_job_runs_enriched') }}
+    {% if is_incremental() %}
+    where job_run_date >= {{ rebuild_from('run_date') }}
+    {% endif %}
 
 ),
 

@@ -14,6 +14,7 @@ final as (
         {{ headroom() }} as headroom,
         dates.as_of_date,
         cast(current_timestamp as timestamptz) as built_at,
+        {{ build_started_at() }} as build_started_at,
 
     from dates
 

@@ -27,6 +27,7 @@ renamed as (
         pipeline_id,
         workflow_id,
         job_started_at,
+        coalesce(cast(job_started_at as date), cast(extracted_at as date)) as job_started_date,
         classname,
         name as test_name,
         file,
@@ -34,6 +35,7 @@ renamed as (
         result,
         run_time_seconds,
         message,
+        extracted_at,
 
     from deduplicated
 
