@@ -24,13 +24,22 @@ dates as (
 ordered as (
 
     select
-        *,
+        tests.*,
         lag(is_failure) over (
             partition by project_slug, job_name, classname, test_name
             order by job_started_at, job_number
         ) as previous_is_failure,
 
     from tests
+
+),
+
+windows as (
+
+    select
+        cast(as_of_date - 20 as timestamp) at time zone 'UTC' as week_ago_start,
+        cast(as_of_date - 6 as timestamp) at time zone 'UTC' as week_ago_end,
+    from dates
 
 ),
 
@@ -52,8 +61,13 @@ per_test as (
         min(job_started_at) filter (where flaked_on_commit and is_failure) as first_flake_at,
         max(job_started_at) filter (where flaked_on_commit and is_failure) as last_flake_at,
         sum(run_time_seconds) filter (where flaked_on_commit and is_failure) as time_wasted_seconds,
+        coalesce(bool_or(
+            flaked_on_commit and is_failure
+            and job_started_at >= windows.week_ago_start and job_started_at < windows.week_ago_end
+        ), false) as flaky_week_ago,
 
     from ordered
+    cross join windows
     group by project_slug, job_name, classname, test_name
     having count(*) filter (where flaked_on_commit and is_failure) > 0
 
@@ -100,6 +114,7 @@ final as (
         per_test.first_flake_at,
         per_test.last_flake_at,
         per_test.last_flake_at >= cast(dates.as_of_date + 1 as timestamptz) - interval 14 day as currently_flaky,
+        per_test.flaky_week_ago,
         per_test.time_wasted_seconds,
         coalesce(shares.flaky_job_failures, 0) as flaky_job_failures,
         coalesce(shares.job_seconds_wasted, 0) as job_seconds_wasted,
