@@ -205,3 +205,13 @@ def test_build_result_reports_models_tests_timings_and_docs(small_lake, tmp_path
     assert "fct_mttr_weekly" in html
     assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", html)
     assert '"send_anonymous_usage_stats": false' in html  # so its tracker script is never loaded
+
+
+def test_storage_version_setting_defaults_to_the_builds_default():
+    from circleci_analytics.settings import Settings
+    from circleci_analytics.warehouse import DEFAULT_STORAGE_VERSION
+
+    assert Settings().warehouse_storage_version == DEFAULT_STORAGE_VERSION == "v1.4.0"
+    profile = yaml.safe_load((SQL_DIR / "profiles.yml").read_text())
+    compat = profile["circleci_analytics"]["outputs"]["warehouse"]["config_options"]["storage_compatibility_version"]
+    assert f"'{DEFAULT_STORAGE_VERSION}'" in compat  # the by-hand default
