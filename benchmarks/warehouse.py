@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
 import statistics
 import sys
@@ -41,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from circleci_analytics import RESOURCE_CLASSES_CSV  # noqa: E402
 from circleci_analytics.connectors.schemas import JOB_TESTS, WORKFLOW_RUNS  # noqa: E402
 from circleci_analytics.connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA  # noqa: E402
-from circleci_analytics.warehouse import Lake, build_warehouse  # noqa: E402
+from circleci_analytics.warehouse import Lake, docs_path  # noqa: E402
 
 ORG_ID = "6f1c2d3e-4b5a-4c6d-8e7f-000000000001"
 CREDIT_TYPES = ("compute", "dlc", "user", "storage", "network", "lease", "lease_overage", "ipranges")
@@ -295,6 +297,42 @@ def workflow_runs_from(usage: pa.Table) -> pa.Table:
     return wf.to_arrow().select(WORKFLOW_RUNS.names).cast(WORKFLOW_RUNS)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+#: A build in a fresh process (so its peak RSS is its own), timed by /usr/bin/time -v.
+_BUILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from circleci_analytics.warehouse import build_warehouse
+t0 = time.perf_counter()
+r = build_warehouse(sys.argv[2], sys.argv[3], **json.loads(sys.argv[4]))
+seconds = time.perf_counter() - t0
+models = sorted(((m.name, m.seconds) for m in r.models), key=lambda kv: -kv[1])[:8]
+tests = sorted(((t.name, t.seconds) for t in r.tests), key=lambda kv: -kv[1])[:5]
+print("RESULT " + json.dumps({"seconds": seconds, "summary": r.summary(), "timings": r.timings,
+                              "slowest_models": models, "slowest_tests": tests}))
+"""
+
+
+def _timed_build(tree: Path, lake_dir: Path, db: Path, kwargs: dict) -> dict:
+    """Run `build_warehouse` of source tree `tree` in a fresh process; its figures and peak RSS."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-c", _BUILD, str(tree), str(lake_dir), str(db), json.dumps(kwargs)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"build failed ({tree}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    out = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    out.setdefault("timings", {})
+    out.setdefault("slowest_models", [])
+    out.setdefault("slowest_tests", [])
+    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    out["peak_rss_gib"] = rss_kib / 2**20
+    return out
+
+
 def p95(values: list[float]) -> float:
     xs = sorted(values)
     return xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
@@ -360,6 +398,10 @@ def main() -> None:
                     help="keep the lake of a previous run in --out (skip synthesis and landing)")  # fmt: skip
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--land-only", action="store_true", help="stop after landing (and the dataset shape)")
+    ap.add_argument("--memory-limit", default="3GB", help="DuckDB memory_limit of the builds (spills beyond it)")
+    ap.add_argument("--baseline", type=Path, help="a source tree of an earlier version: its full rebuild, same lake, same run")
+    ap.add_argument("--nights-landed", type=int, default=0,
+                    help="nights already landed in a reused lake (the next night lands the day after)")  # fmt: skip
     args = ap.parse_args()
 
     lake_dir, bare_dir = args.out / "lake", args.out / "bare"
@@ -419,29 +461,54 @@ def main() -> None:
             args.json.write_text(json.dumps(figures, indent=2, default=str))
         return
     reference_s = _reference_seconds(sorted(bare_dir.glob("*.parquet")))
-    t0 = time.perf_counter()
-    result = build_warehouse(lake, args.out / "warehouse.duckdb")
-    build_s = time.perf_counter() - t0
+    db = args.out / "warehouse.duckdb"
+    for stale in (db, docs_path(db)):
+        stale.unlink(missing_ok=True)
+    kwargs = {"memory_limit": args.memory_limit}
+    if args.baseline:
+        base = _timed_build(args.baseline, lake_dir, args.out / "baseline.duckdb", {})
+        figures["baseline_build"] = base
+        print(f"\nbaseline ({args.baseline}): full rebuild {base['seconds']:.1f}s, peak RSS {base['peak_rss_gib']:.2f} GiB")
+        (args.out / "baseline.duckdb").unlink(missing_ok=True)
+    full = _timed_build(ROOT, lake_dir, db, kwargs)
     reference_s = min(reference_s, _reference_seconds(sorted(bare_dir.glob("*.parquet"))))
-    figures.update(reference_s=reference_s, build_s=build_s, build_timings=result.timings,
-                   models={m.name: m.seconds for m in result.models},
-                   tests={t.name: t.seconds for t in result.tests})  # fmt: skip
+    size_gib = db.stat().st_size / 2**30
+    figures.update(reference_s=reference_s, full_build=full, warehouse_gib=size_gib)
     print(f"\nreference (DuckDB group-by over the bare files, best of 6): {reference_s:.2f}s")
-    print(f"build: full rebuild {build_s:.1f}s = {build_s / reference_s:.1f}x reference (target <= 60 s): {result.summary()}")
-    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
-    print("  models >= 0.5 s: " + ", ".join(f"{m.name} {m.seconds:.1f}s ({m.rows or 0:,} rows)"
-                                           for m in sorted(result.models, key=lambda m: -m.seconds) if m.seconds >= 0.5))  # fmt: skip
-    print("  data tests >= 0.5 s: " + ", ".join(f"{t.name} {t.seconds:.1f}s"
-                                               for t in sorted(result.tests, key=lambda t: -t.seconds) if t.seconds >= 0.5))  # fmt: skip
-    if result.failed_tests or result.warnings:
-        print("  failing data tests: " + ", ".join(t.name for t in result.failed_tests + result.warnings))
+    print(f"full rebuild: {full['seconds']:.1f}s = {full['seconds'] / reference_s:.1f}x reference (target <= 60 s), "
+          f"peak RSS {full['peak_rss_gib']:.2f} GiB (target <= 4), memory_limit {args.memory_limit}; "
+          f"warehouse {size_gib:.2f} GiB: {full['summary']}")  # fmt: skip
+    if args.baseline:
+        print(f"  vs baseline: time {full['seconds'] / figures['baseline_build']['seconds']:.2f}x, "
+              f"peak RSS {full['peak_rss_gib'] / figures['baseline_build']['peak_rss_gib']:.2f}x")  # fmt: skip
+    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in full["timings"].items()))
+    print("  slowest models: " + ", ".join(f"{k} {v:.1f}s" for k, v in full["slowest_models"]))
+    print("  slowest tests: " + ", ".join(f"{k} {v:.1f}s" for k, v in full["slowest_tests"]))
+
+    # One night: the next day's usage export, workflow runs and test results land, then an
+    # incremental build on a copy of the warehouse.
+    day = end + timedelta(days=args.nights_landed)
+    usage, tests = synth_month(day, day + timedelta(days=1), args.rows_per_month // 30, seed=99 + args.nights_landed,
+                               n_projects=args.projects, feature_branches=args.feature_branches,
+                               test_job_fraction=args.test_job_fraction)  # fmt: skip
+    lake.land("usage_job_runs", usage, window=(day, day + timedelta(days=1) - timedelta(microseconds=1)))
+    lake.land("workflow_runs", workflow_runs_from(usage))
+    if tests.num_rows:
+        lake.land("job_tests", tests)
+    nightly = _timed_build(ROOT, lake_dir, db, kwargs)
+    figures["nightly_build"] = nightly
+    print(f"nightly incremental build (one new day, {usage.num_rows:,} job rows): {nightly['seconds']:.1f}s = "
+          f"{nightly['seconds'] / full['seconds']:.1%} of the full rebuild (target <= 10 %), "
+          f"peak RSS {nightly['peak_rss_gib']:.2f} GiB: {nightly['summary']}")  # fmt: skip
+    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in nightly["timings"].items()))
+    print("  slowest models: " + ", ".join(f"{k} {v:.1f}s" for k, v in nightly["slowest_models"]))
 
     import duckdb
 
     from circleci_analytics.dashboards.queries import load_queries
 
     queries = {name: q.sql for name, q in load_queries().items()}
-    con = duckdb.connect(str(result.db_path), read_only=True)
+    con = duckdb.connect(str(db), read_only=True)
     latencies: dict[str, float] = {}
     rows: dict[str, int] = {}
     errors: dict[str, str] = {}

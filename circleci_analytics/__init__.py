@@ -8,6 +8,7 @@ __all__ = ["RESOURCE_CLASSES_CSV", "__version__"]
 __version__ = "0.1.0"
 
 #: CircleCI's resource-class table (credits per minute, vCPUs, RAM) as configuration data.
-#: Shared by the simulator (to bill jobs) and the warehouse (a seed for right-sizing).
+#: One copy, the dbt seed ``sql/seeds/resource_classes.csv``: the warehouse's right-sizing reads
+#: it as ``ref('resource_classes')``, the simulator bills jobs with it.
 #: Check it against CircleCI's current pricing page before relying on savings figures.
-RESOURCE_CLASSES_CSV: Path = Path(str(files(__name__) / "resource_classes.csv"))
+RESOURCE_CLASSES_CSV: Path = Path(str(files(__name__) / "sql" / "seeds" / "resource_classes.csv"))

@@ -395,12 +395,14 @@ def serve_cmd(config, cron) -> None:
 @_config_option
 @_output_options
 @click.option("--price-per-credit", type=float, default=None, help="USD per credit (default 0.0006).")
-def build_cmd(config, lake_root, warehouse_path, dashboard_dir, price_per_credit) -> None:
-    """Build the DuckDB warehouse from the lake (models + data tests), without extracting.
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models whole (after a model definition changed).")
+def build_cmd(config, lake_root, warehouse_path, dashboard_dir, price_per_credit, full_refresh) -> None:
+    """Build the DuckDB warehouse from the lake (dbt: models, data and unit tests), without extracting.
 
     \b
     Example:
       circleci-analytics build --lake data/lake --warehouse data/warehouse.duckdb
+      circleci-analytics build --full-refresh
     """
     from circleci_analytics.warehouse import BuildError, build_warehouse
 
@@ -411,7 +413,8 @@ def build_cmd(config, lake_root, warehouse_path, dashboard_dir, price_per_credit
         raise UserError(f"lake not found: {s.lake_root} (pass --lake, or run `circleci-analytics demo` or `run` first)")
     try:
         result = build_warehouse(s.lake_root, s.warehouse_path, price_per_credit=s.price_per_credit,
-                                 headroom=s.rightsizing_headroom)  # fmt: skip
+                                 headroom=s.rightsizing_headroom, full_refresh=full_refresh,
+                                 storage_version=s.warehouse_storage_version)  # fmt: skip
     except BuildError as e:
         click.echo(str(e), err=True)
         sys.exit(EXIT_FAILURE)

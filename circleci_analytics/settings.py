@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     dashboard_dir: str = "data/dashboard"
     price_per_credit: float = 0.0006
     rightsizing_headroom: float = 0.8
+    #: DuckDB storage format of the warehouse file; v1.4.0 opens in DuckDB 1.4, 1.5 and 2.x
+    #: (BI tools bundle 1.4-1.5). Default = warehouse.DEFAULT_STORAGE_VERSION (a test checks).
+    warehouse_storage_version: str = "v1.4.0"
     #: First run only: days of usage export and workflow runs to pull (later runs are incremental).
     initial_lookback_days: int = 30
     overlap_days: int = 2

@@ -1,7 +1,8 @@
 """Render the dashboard: run `queries/*.sql` read-only against the warehouse, write HTML.
 
 Output (`out_dir`): one page per entry of `spec.PAGES` (`index.html`, `credits.html`, ...)
-and `plotly.min.js` written once beside them, so the pages work offline from disk.
+and `plotly.min.js` written once beside them, so the pages work offline from disk; the dbt
+docs site the build wrote beside the warehouse is copied as `dbt-docs.html` and linked.
 Each page embeds the rows of the queries it uses as JSON; `assets/dashboard.js`
 filters and draws them in the browser.
 """
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from circleci_analytics.warehouse.build import docs_path
 
 from .queries import QUERY_DIR, QueryFile, QueryResult, load_queries, run_query
 from .spec import PAGES, Page, queries_used
@@ -24,6 +28,8 @@ __all__ = ["DashboardResult", "render_dashboard"]
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = "plotly.min.js"
+#: The dbt docs site of the warehouse (one offline HTML file), copied beside the pages.
+DBT_DOCS = "dbt-docs.html"
 FRESHNESS_QUERY = "data_freshness"
 
 
@@ -36,6 +42,7 @@ class DashboardResult:
     page_bytes: dict[str, int]  # page slug -> size of the HTML file
     plotly_js: Path
     render_seconds: float
+    dbt_docs: Path | None  # the model documentation site, when the build wrote one
     row_counts: dict[str, int]  # query name -> rows returned (0 when it failed)
     query_errors: dict[str, str] = field(default_factory=dict)  # query name -> why it failed
     extracted_at: str | None = None
@@ -129,7 +136,7 @@ def _kpi(k: dict[str, Any], res: QueryResult | None) -> str:
 
 
 def _page_html(page: Page, pages: list[Page], results: dict[str, QueryResult], queries: dict[str, QueryFile],
-               options: dict[str, Any], extracted: str) -> str:  # fmt: skip
+               options: dict[str, Any], extracted: str, docs: bool) -> str:  # fmt: skip
     names = queries_used(page)
     data = {
         "page": {k: page.get(k, []) for k in ("kpis", "elements")},
@@ -143,7 +150,7 @@ def _page_html(page: Page, pages: list[Page], results: dict[str, QueryResult], q
         f'<a data-page="{p["slug"]}.html" href="{p["slug"]}.html"{active if p is page else ""}>'
         f'{html.escape(p["title"])}</a>'
         for p in pages
-    )
+    ) + (f'<a class="docs" href="{DBT_DOCS}" title="dbt docs: every model, column, test and lineage">Model docs</a>' if docs else "")
     kpis = "".join(_kpi(k, results.get(k["query"])) for k in page.get("kpis", []))
     panels = "".join(_panel(e, results.get(e["query"]), queries.get(e["query"])) for e in page.get("elements", []))
     css = (ASSETS / "dashboard.css").read_text(encoding="utf-8")
@@ -213,11 +220,15 @@ def render_dashboard(warehouse_path: str | Path, out_dir: str | Path, *, query_d
     options = _options(results, pages)
     extracted = _extracted_at(results.get(FRESHNESS_QUERY))
     plotly_js = _write_plotly(out)
+    docs_site = docs_path(warehouse)
+    dbt_docs = out / DBT_DOCS if docs_site.is_file() else None
+    if dbt_docs is not None:
+        shutil.copyfile(docs_site, dbt_docs)
     written: dict[str, Path] = {}
     sizes: dict[str, int] = {}
     for page in pages:
         target = out / f"{page['slug']}.html"
-        data = _page_html(page, pages, results, queries, options, extracted).encode("utf-8")
+        data = _page_html(page, pages, results, queries, options, extracted, dbt_docs is not None).encode("utf-8")
         target.write_bytes(data)
         written[page["slug"]] = target
         sizes[page["slug"]] = len(data)
@@ -226,6 +237,7 @@ def render_dashboard(warehouse_path: str | Path, out_dir: str | Path, *, query_d
         pages=written,
         page_bytes=sizes,
         plotly_js=plotly_js,
+        dbt_docs=dbt_docs,
         render_seconds=time.perf_counter() - started,
         row_counts={n: r.row_count for n, r in results.items()},
         query_errors={n: r.error for n, r in results.items() if r.error},

@@ -8,7 +8,7 @@ Public surface::
                              price_per_credit=Decimal("0.0006"), headroom=0.8)  # -> BuildResult
 
 Lake tables (name -> schema, natural key, partitions) are registered in `TABLES`
-(``warehouse.tables``); marts are documented in ``sql/marts/README.md`` and ``schema.yml``.
+(``warehouse.tables``); the marts are the dbt project in ``sql/`` (``sql/README.md``).
 """
 
 from circleci_analytics.warehouse.build import (
@@ -18,9 +18,11 @@ from circleci_analytics.warehouse.build import (
     BuildError,
     BuildResult,
     DataTestError,
+    DEFAULT_STORAGE_VERSION,
+    LakeFileError,
     ModelError,
     build_warehouse,
-    load_models,
+    docs_path,
 )
 from circleci_analytics.warehouse.lake import DEFAULT_LAKE_ROOT, Lake, LakeError, LandResult
 from circleci_analytics.warehouse.tables import TABLES, TableSpec
@@ -30,15 +32,17 @@ __all__ = [
     "DEFAULT_HEADROOM",
     "DEFAULT_LAKE_ROOT",
     "DEFAULT_PRICE_PER_CREDIT",
+    "DEFAULT_STORAGE_VERSION",
     "TABLES",
     "BuildError",
     "BuildResult",
     "DataTestError",
     "Lake",
     "LakeError",
+    "LakeFileError",
     "LandResult",
     "ModelError",
     "TableSpec",
     "build_warehouse",
-    "load_models",
+    "docs_path",
 ]

@@ -1,32 +1,39 @@
-"""The model runner: Parquet lake -> DuckDB warehouse file, built from ``sql/``.
+"""Build the DuckDB warehouse from the lake by running the dbt project in ``sql/``.
 
-Steps, in one DuckDB connection on a temporary file beside the target:
+`build_warehouse` runs dbt in-process (``dbtRunner``) against a new file beside the target,
+``.<name>.<pid>.<id>.building``, and renames it over the warehouse only when every model
+built and no data or unit test failed, so a crash, a broken model or a failing test leaves
+the previous warehouse intact and usable:
 
-1. **sources** - every lake table (`warehouse.tables.TABLES`) becomes ``lake.<table>``:
-   a view over its Parquet files for a local lake; for an object-store lake (DuckDB's
-   httpfs is not available offline) the pyarrow dataset is registered and copied into a
-   table. A table with no files yet is an empty table of its registered schema.
-2. **seeds** - ``seed_resource_classes`` from ``circleci_analytics.RESOURCE_CLASSES_CSV``.
-3. **models** - ``sql/{staging,intermediate,marts}/**.sql``, in dependency order derived from
-   ``{{ ref('model') }}`` (``{{ source('table') }}`` and ``{{ var('name') }}`` are the
-   other two placeholders). Materialisation is decided by layer in `MATERIALIZATIONS`.
-4. **data tests** - generic tests declared in ``schema.yml`` files (``unique_key``,
-   ``not_null``, ``accepted_values``, ``relationships``) and singular tests
-   ``sql/tests/*.sql``; each query returns the failing rows (``-- severity: warn`` on
-   a singular test's first line makes it a warning).
-5. Only when all of that succeeded is the temporary file renamed over the warehouse, so
-   a crash or a failing test leaves the previous warehouse intact and usable.
+1. **the file** - a copy of yesterday's warehouse, so incremental models (see
+   ``sql/README.md``) only rebuild their recent days; a new file on the first build, with
+   ``full_refresh`` (after a model definition changed) or when the copy is not wanted.
+   Builds left behind by a crashed process are removed first.
+2. **sources** - every lake table is a relation in schema ``lake``: for a local lake dbt's
+   on-run-start hook ``stage_lake_sources`` makes it a view over the table's Parquet files;
+   an object-store lake (DuckDB's httpfs is not available offline) is copied here, through
+   pyarrow, into tables. A table with no files yet is an empty table of its schema.
+3. **dbt** - ``dbt build`` of the seeds and models, then ``dbt test`` (data tests, unit
+   tests), then ``dbt docs generate --static`` (one offline HTML file, written beside the
+   warehouse as `docs_path`).
+4. **swap** - ``os.replace`` of the new file over the warehouse.
+
+The file is written in DuckDB storage version `storage_version` (default ``v1.4.0``) so
+DuckDB 1.4 and 1.5, which BI tools bundle, can open it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,7 +41,6 @@ from typing import Any
 import duckdb
 import yaml
 
-from circleci_analytics import RESOURCE_CLASSES_CSV
 from circleci_analytics.warehouse.lake import Lake
 from circleci_analytics.warehouse.tables import TABLES
 
@@ -43,41 +49,35 @@ __all__ = [
     "DEFAULT_HEADROOM",
     "DEFAULT_PRICE_PER_CREDIT",
     "DEFAULT_SQL_DIR",
-    "MATERIALIZATIONS",
-    "MATERIALIZATION_OVERRIDES",
+    "DEFAULT_STORAGE_VERSION",
     "BuildError",
     "BuildResult",
     "DataTestError",
-    "Model",
+    "LakeFileError",
     "ModelError",
     "ModelRun",
     "TestRun",
     "build_warehouse",
-    "load_models",
+    "docs_path",
+    "remove_stale_builds",
 ]
 
 DEFAULT_DB_PATH = "./data/warehouse.duckdb"
 DEFAULT_PRICE_PER_CREDIT = Decimal("0.0006")
 DEFAULT_HEADROOM = 0.8
+#: The oldest DuckDB storage format the warehouse is written in: 1.4 and 1.5 read it.
+DEFAULT_STORAGE_VERSION = "v1.4.0"
 DEFAULT_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-LAYERS = ("staging", "intermediate", "marts")
-#: How each layer is materialised (the one place this is decided) ...
-MATERIALIZATIONS: dict[str, str] = {"staging": "view", "intermediate": "table", "marts": "table"}
-#: ... and the exceptions: the widest table (one row per job run) is written once, as
-#: ``int_job_runs_keyed`` (de-duplicated, keyed, with re-run attempts); what follows it row
-#: for row are views: ``int_job_runs_enriched`` adds the flaky-failure flag through a join
-#: with one small row per tested job, ``fct_job_runs``/``fct_test_runs`` are projections.
-#: Writing tens of millions of wide rows (text columns above all) is the costliest step of
-#: a build, so it happens once; the views cost nothing to build, and every reader scans
-#: only the columns it needs.
-MATERIALIZATION_OVERRIDES: dict[str, str] = {
-    "int_job_runs_enriched": "view",
-    "fct_job_runs": "view",
-    "fct_test_runs": "view",
-}
-SEEDS = ("seed_resource_classes",)
-
-_PLACEHOLDER = re.compile(r"\{\{\s*(ref|source|var)\(\s*['\"]([^'\"]+)['\"]\s*\)\s*\}\}")
+#: The vars that shape the profile (see sql/profiles.yml); the others only reach compiled SQL.
+_PARSE_VARS = ("lake_root", "storage_version", "memory_limit", "threads")
+#: Lake tables whose partitions feed the incremental models (their date partitions say
+#: which days changed since the previous build).
+INCREMENTAL_INPUTS = ("usage_job_runs", "job_tests", "workflow_runs")
+#: Slack for clock skew between the machine that lands files and this one (object stores;
+#: a local lake's files are stamped by this machine's clock).
+MTIME_SLACK = timedelta(minutes=5)
+_PARTITION_DATE = re.compile(r"/(?:date|snapshot_date)=(\d{4}-\d{2}-\d{2})/")
+_BUILDING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<id>[0-9a-f]{8})\.building(\.wal)?$")
 
 
 class BuildError(Exception):
@@ -85,29 +85,19 @@ class BuildError(Exception):
 
 
 class ModelError(BuildError):
-    """A model's SQL failed (the message names the model and its file)."""
+    """A model (or seed) failed: the message names it, its file and DuckDB's error."""
+
+
+class LakeFileError(BuildError):
+    """A lake file could not be read (truncated or corrupt Parquet): the message names it."""
 
 
 class DataTestError(BuildError):
-    """Data tests failed; `result` holds every test run with its failing rows."""
+    """Data or unit tests failed; `result` holds every test run with its failing rows."""
 
     def __init__(self, message: str, result: BuildResult):
         super().__init__(message)
         self.result = result
-
-
-@dataclass(frozen=True)
-class Model:
-    name: str
-    layer: str
-    path: Path
-    sql: str
-    refs: tuple[str, ...]
-    sources: tuple[str, ...]
-
-    @property
-    def materialization(self) -> str:
-        return MATERIALIZATION_OVERRIDES.get(self.name, MATERIALIZATIONS[self.layer])
 
 
 @dataclass
@@ -117,6 +107,7 @@ class ModelRun:
     materialization: str
     seconds: float
     rows: int | None = None
+    status: str = "success"
 
 
 @dataclass
@@ -124,9 +115,10 @@ class TestRun:
     name: str
     model: str | None
     severity: str
-    failing_rows: int
+    failing_rows: int  # -1: the test itself errored
     seconds: float
     sample: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "data"  # or "unit"
 
     @property
     def passed(self) -> bool:
@@ -144,6 +136,9 @@ class BuildResult:
     tests: list[TestRun] = field(default_factory=list)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    incremental: bool = False
+    rebuild_from: date | None = None  # incremental builds: the first day rebuilt
+    docs_path: Path | None = None
 
     @property
     def failed_tests(self) -> list[TestRun]:
@@ -154,261 +149,227 @@ class BuildResult:
         return [t for t in self.tests if not t.passed and t.severity == "warn"]
 
     def summary(self) -> str:
+        how = "incremental" if self.incremental else "full"
         return (
-            f"built {len(self.models)} models, ran {len(self.tests)} data tests "
+            f"built {len(self.models)} models ({how}), ran {len(self.tests)} tests "
             f"({len(self.failed_tests)} failed, {len(self.warnings)} warnings) in {self.seconds:.1f}s -> {self.db_path}"
         )
 
 
-# -- model discovery -------------------------------------------------------------------------
-def load_models(sql_dir: str | Path = DEFAULT_SQL_DIR) -> list[Model]:
-    """Every model under `sql_dir`, in dependency order (refs first; ties by layer, name)."""
-    root = Path(sql_dir)
-    models: dict[str, Model] = {}
-    for layer in LAYERS:
-        for path in sorted((root / layer).rglob("*.sql")):
-            sql = path.read_text()
-            refs = tuple(dict.fromkeys(m.group(2) for m in _PLACEHOLDER.finditer(sql) if m.group(1) == "ref"))
-            sources = tuple(dict.fromkeys(m.group(2) for m in _PLACEHOLDER.finditer(sql) if m.group(1) == "source"))
-            if path.stem in models:
-                raise BuildError(f"model {path.stem!r} is defined twice: {models[path.stem].path} and {path}")
-            models[path.stem] = Model(path.stem, layer, path, sql, refs, sources)
-    for m in models.values():
-        for r in m.refs:
-            if r not in models and r not in SEEDS:
-                raise BuildError(f"model {m.name} ({m.path}) refers to unknown model {r!r}")
-        for s in m.sources:
-            if s not in TABLES:
-                raise BuildError(f"model {m.name} ({m.path}) refers to unknown lake table {s!r}")
-    order: list[Model] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(name: str, chain: tuple[str, ...]) -> None:
-        if name in SEEDS or state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            raise BuildError(f"dependency cycle: {' -> '.join(chain + (name,))}")
-        state[name] = 1
-        for r in models[name].refs:
-            visit(r, chain + (name,))
-        state[name] = 2
-        order.append(models[name])
-
-    rank = {layer: i for i, layer in enumerate(LAYERS)}
-    for m in sorted(models.values(), key=lambda m: (rank[m.layer], m.name)):
-        visit(m.name, ())
-    return order
+def docs_path(db_path: str | Path) -> Path:
+    """Where the build writes the dbt docs site (one static HTML file) for `db_path`."""
+    db = Path(db_path)
+    return db.with_name(db.stem + ".dbt-docs.html")
 
 
-def _sql_literal(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return f"cast('{value}' as decimal(18, 10))"
-    if isinstance(value, (int, float)):
-        return f"cast({float(value)!r} as double)"
-    if isinstance(value, datetime):
-        return f"cast('{value.isoformat()}' as timestamptz)"
-    if isinstance(value, date):
-        return f"date '{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-def render(sql: str, variables: Mapping[str, Any]) -> str:
-    """Replace ``{{ ref('m') }}``, ``{{ source('t') }}`` and ``{{ var('v') }}``."""
-
-    def sub(m: re.Match[str]) -> str:
-        kind, name = m.group(1), m.group(2)
-        if kind == "ref":
-            return name
-        if kind == "source":
-            return f"lake.{name}"
-        if name not in variables:
-            raise BuildError(f"unknown variable {name!r}; known: {sorted(variables)}")
-        value = variables[name]
-        if name == "as_of_date" and value is None:
-            return "cast(null as date)"
-        return _sql_literal(value)
-
-    return _PLACEHOLDER.sub(sub, sql)
+def remove_stale_builds(db_path: str | Path) -> list[Path]:
+    """Delete ``.<name>.<pid>.<id>.building`` files (and WALs) of processes that are gone."""
+    db = Path(db_path)
+    removed = []
+    for p in db.parent.glob(f".{db.name}.*.building*"):
+        m = _BUILDING.match(p.name)
+        if m and m["name"] == db.name and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
-# -- data tests ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _DataTest:
-    name: str
-    model: str | None
-    sql: str
-    severity: str = "error"
-    #: For generic tests: a cheap pass-check, ``(kind, model, columns)``. ``not_null`` checks
-    #: of one model share one scan; ``unique`` first groups by a 64-bit hash of the key
-    #: (equal keys hash equal, so no duplicate hash means no duplicate key). Only a test
-    #: whose check does not prove it passes runs its own SQL (which gives the failing rows).
-    check: tuple[str, str, tuple[str, ...]] | None = None
+def _project_var(sql_dir: Path, name: str) -> Any:
+    """A var's default from ``dbt_project.yml`` (declared there once)."""
+    return yaml.safe_load((sql_dir / "dbt_project.yml").read_text())["vars"][name]
 
 
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _previous_build(db: Path) -> dict[str, Any] | None:
+    """The existing warehouse's build parameters (None: no usable previous build)."""
+    if not db.is_file():
+        return None
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        cur = con.execute("select price_per_credit, headroom, build_started_at from warehouse_meta")
+        row = cur.fetchone()
+        return dict(zip([d[0] for d in cur.description], row)) if row else None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
 
 
-def load_data_tests(sql_dir: str | Path = DEFAULT_SQL_DIR) -> list[_DataTest]:
-    """Generic tests from every ``schema.yml`` plus singular tests from ``sql/tests``."""
-    root = Path(sql_dir)
-    tests: list[_DataTest] = []
-    for schema_file in sorted(root.rglob("schema.yml")):
-        doc = yaml.safe_load(schema_file.read_text()) or {}
-        for model in doc.get("models", []):
-            name = model["name"]
-            if model.get("unique_key"):
-                cols = ", ".join(_quote_ident(c) for c in model["unique_key"])
-                tests.append(_DataTest(
-                    f"unique_{name}", name,
-                    f"select {cols}, count(*) as n_rows from {name} group by all having count(*) > 1",
-                    check=("unique", name, tuple(model["unique_key"])),
-                ))  # fmt: skip
-            for col in model.get("columns", []):
-                cname = col["name"]
-                for test in col.get("tests", []) or []:
-                    tests.append(_generic_test(name, cname, test))
-    for path in sorted((root / "tests").glob("*.sql")):
-        sql = path.read_text()
-        first = sql.lstrip().splitlines()[0] if sql.strip() else ""
-        severity = "warn" if re.match(r"--\s*severity:\s*warn", first) else "error"
-        refs = [m.group(2) for m in _PLACEHOLDER.finditer(sql) if m.group(1) == "ref"]
-        tests.append(_DataTest(path.stem, refs[0] if refs else None, sql, severity))
-    return tests
-
-
-def _generic_test(model: str, column: str, test: Any) -> _DataTest:
-    col = _quote_ident(column)
-    if test == "not_null":
-        return _DataTest(
-            f"not_null_{model}__{column}", model, f"select * from {model} where {col} is null",
-            check=("not_null", model, (column,)),
-        )  # fmt: skip
-    if isinstance(test, Mapping) and "accepted_values" in test:
-        values = ", ".join(_sql_literal(v) for v in test["accepted_values"])
-        return _DataTest(
-            f"accepted_values_{model}__{column}", model,
-            f"select {col}, count(*) as n_rows from {model} where {col} is not null and {col} not in ({values}) group by 1",
-        )  # fmt: skip
-    if isinstance(test, Mapping) and "relationships" in test:
-        to, fld = test["relationships"]["to"], _quote_ident(test["relationships"]["field"])
-        return _DataTest(
-            f"relationships_{model}__{column}__{to}", model,
-            f"select child.{col} from {model} as child left join {to} as parent on child.{col} = parent.{fld} "
-            f"where child.{col} is not null and parent.{fld} is null",
-        )  # fmt: skip
-    raise BuildError(f"unknown test {test!r} on {model}.{column}")
-
-
-# -- the build -------------------------------------------------------------------------------
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _create_sources(con: duckdb.DuckDBPyConnection, lake: Lake, result: BuildResult) -> None:
-    con.execute("create schema if not exists lake")
-    for name, spec in TABLES.items():
+def changed_since(lake: Lake, since: datetime) -> date | None:
+    """The earliest partition day of `INCREMENTAL_INPUTS` written at or after `since`."""
+    cutoff_ns = int((since - (timedelta(0) if lake.is_local else MTIME_SLACK)).timestamp() * 1e9)
+    days: list[date] = []
+    for name in INCREMENTAL_INPUTS:
         files = lake.files(name)
-        result.sources[name] = len(files)
-        target = f"lake.{name}"
-        if files and lake.is_local:
-            file_list = "[" + ", ".join(_sql_string(f) for f in files) + "]"
-            con.execute(
-                f"create or replace view {target} as select * from read_parquet({file_list}, "
-                f"hive_partitioning = false, union_by_name = true)"
-            )
-            continue
-        data: Any = lake.dataset(name) if files else spec.schema.empty_table()
-        tmp = f"_src_{uuid.uuid4().hex}"
-        con.register(tmp, data)
+        for info in lake.fs.get_file_info(files) if files else ():
+            if info.mtime_ns is not None and info.mtime_ns >= cutoff_ns:
+                m = _PARTITION_DATE.search("/" + info.path)
+                days.append(date.fromisoformat(m.group(1)) if m else date.min)
+    return min(days) if days else None
+
+
+def _stage_object_store(path: Path, lake: Lake, storage_version: str) -> dict[str, int]:
+    """Copy every lake table of an object-store lake into schema ``lake`` of `path`."""
+    counts: dict[str, int] = {}
+    con = duckdb.connect(str(path), config={"storage_compatibility_version": storage_version})
+    try:
+        con.execute("drop schema if exists lake cascade")
+        con.execute("create schema lake")
+        for name, spec in TABLES.items():
+            files = lake.files(name)
+            counts[name] = len(files)
+            data: Any = lake.dataset(name) if files else spec.schema.empty_table()
+            con.register("_lake_table", data)
+            try:
+                con.execute(f"create table lake.{name} as select * from _lake_table")
+            finally:
+                con.unregister("_lake_table")
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    return counts
+
+
+def _close_duckdb() -> None:
+    """Close the database dbt-duckdb keeps open after a command (its profile's keep_open).
+
+    Its one environment is class state of the adapter; without this the file would stay
+    open in this process while it is checked, renamed and opened again.
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
+
+    with manager._LOCK:
+        if manager._ENV is not None:
+            manager._ENV.close()
+            manager._ENV = None
+
+
+class _Dbt:
+    """dbt in this process, on one project, profile and set of vars (parsed once)."""
+
+    def __init__(self, project_dir: Path, artifacts: Path, variables: dict[str, Any], parse_path: Path):
+        from dbt.cli.main import dbtRunner
+
+        def args(values: dict[str, Any]) -> list[str]:
+            return [
+                "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+                "--target-path", str(artifacts / "target"), "--log-path", str(artifacts / "logs"),
+                "--vars", json.dumps(values), "--quiet", "--no-send-anonymous-usage-stats", "--no-use-colors",
+            ]  # fmt: skip
+
+        self.common = args(variables)
+        # Parsed with what does not change from build to build (the warehouse's own path, not
+        # the building file's; no per-build vars: they are only read when SQL is compiled),
+        # so dbt's partial parsing applies; the commands then run with the parsed manifest.
+        stable = {k: v for k, v in variables.items() if k in _PARSE_VARS}
+        parsed = dbtRunner().invoke(["parse", *args({**stable, "warehouse_path": str(parse_path)})])
+        if not parsed.success:
+            raise BuildError(f"dbt could not parse {project_dir}: {parsed.exception}")
+        self.manifest = parsed.result
+        self.runner = dbtRunner(manifest=self.manifest)
+
+    def invoke(self, *args: str) -> Any:
         try:
-            con.execute(f"create or replace table {target} as select * from {tmp}")
+            res = self.runner.invoke([*args, *self.common])
         finally:
-            con.unregister(tmp)
+            _close_duckdb()
+        if res.exception is not None:
+            message = str(res.exception).strip()
+            raise _lake_file_error(message, f"dbt {args[0]}") or BuildError(f"dbt {args[0]} failed: {message}")
+        return res
 
 
-def _create_seeds(con: duckdb.DuckDBPyConnection, resource_classes_csv: Path) -> None:
-    con.execute(
-        "create or replace table seed_resource_classes as select "
-        "cast(executor as varchar) as executor, cast(resource_class as varchar) as resource_class, "
-        "cast(family as varchar) as family, cast(credits_per_minute as double) as credits_per_minute, "
-        "cast(vcpus as double) as vcpus, cast(ram_gb as double) as ram_gb "
-        f"from read_csv({_sql_string(str(resource_classes_csv))}, header = true, all_varchar = true)"
+def _model_runs(results: Any) -> Iterator[ModelRun]:
+    for r in results:
+        node = r.node
+        if node.resource_type not in ("model", "seed"):
+            continue
+        layer = "seeds" if node.resource_type == "seed" else node.fqn[1]
+        rows = (r.adapter_response or {}).get("rows_affected")
+        yield ModelRun(node.name, layer, node.config.materialized, r.execution_time, rows, str(r.status))
+
+
+_FILE_IN_ERROR = re.compile(r"[\"'](?P<file>[^\"']+\.parquet)[\"']")
+
+
+def _lake_file_error(message: str, where: str) -> LakeFileError | None:
+    """A `LakeFileError` naming the Parquet file DuckDB could not read, if that is the error."""
+    lake_file = _FILE_IN_ERROR.search(message)
+    if lake_file is None:
+        return None
+    reason = next((line.strip() for line in message.splitlines() if "Error" in line), message.splitlines()[0])
+    return LakeFileError(
+        f"lake file {lake_file['file']} could not be read (truncated or corrupt Parquet?): {reason}. "
+        f"Land its window again or delete the file; the previous warehouse was kept. (During {where}.)"
     )
 
 
-def _prove_passing(con: duckdb.DuckDBPyConnection, tests: list[_DataTest]) -> tuple[set[str], dict[str, float]]:
-    """Names of generic tests their cheap checks prove passing, and the seconds each check took.
+def _model_error(results: Any) -> BuildError | None:
+    for r in results:
+        if str(r.status) == "error" and r.node.resource_type in ("model", "seed"):
+            message = (r.message or "").strip()
+            where = f"model {r.node.name} ({r.node.original_file_path})"
+            return _lake_file_error(message, where) or ModelError(f"{where} failed: {message}")
+    return None
 
-    One scan per model answers all its ``not_null`` tests; a ``unique`` test groups by a
-    hash of the key. A check that errors (a missing column, say) proves nothing: the test
-    then runs its own SQL and reports the error.
-    """
-    passing: set[str] = set()
-    seconds: dict[str, float] = {}
-    by_model: dict[str, list[_DataTest]] = {}
-    for test in tests:
-        if test.check and test.check[0] == "not_null":
-            by_model.setdefault(test.check[1], []).append(test)
-    for model, group in by_model.items():
-        t0 = time.perf_counter()
-        counts = ", ".join(f"count(*) filter (where {_quote_ident(t.check[2][0])} is null)" for t in group)  # type: ignore[index]
-        try:
-            nulls = con.execute(f"select {counts} from {model}").fetchone()
-        except duckdb.Error:
+
+def _test_runs(results: Any) -> Iterator[TestRun]:
+    for r in results:
+        node = r.node
+        if node.resource_type not in ("test", "unit_test"):
             continue
-        share = (time.perf_counter() - t0) / len(group)
-        for test, n in zip(group, nulls or ()):
-            seconds[test.name] = share
-            if n == 0:
-                passing.add(test.name)
-    for test in tests:
-        if test.check and test.check[0] == "unique":
-            t0 = time.perf_counter()
-            key = ", ".join(_quote_ident(c) for c in test.check[2])
+        status = str(r.status)
+        if status == "pass":
+            failing = 0
+        elif status == "error":
+            failing = -1
+        else:
+            failing = int(r.failures or 1)
+        attached = getattr(node, "attached_node", None) or ""
+        model = attached.split(".")[-1] if attached else (node.depends_on.nodes[-1].split(".")[-1] if node.depends_on.nodes else None)
+        kind = "unit" if node.resource_type == "unit_test" else "data"
+        sample = [{"error": (r.message or "").strip()}] if failing else []
+        severity = str(getattr(node.config, "severity", "error")).lower()  # unit tests have none: error
+        yield TestRun(node.name, model, severity, failing, r.execution_time, sample, kind)
+
+
+def _failing_rows(path: Path, results: Any, tests: list[TestRun], limit: int = 5) -> None:
+    """Replace each failed data test's sample with its first failing rows."""
+    failed = {t.name: t for t in tests if t.failing_rows > 0 and t.kind == "data"}
+    if not failed:
+        return
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        for r in results:
+            t = failed.get(r.node.name)
+            sql = getattr(r.node, "compiled_code", None)
+            if t is None or not sql:
+                continue
             try:
-                dup = con.execute(
-                    f"select count(*) from (select hash({key}) as h from {test.check[1]} group by h having count(*) > 1)"
-                ).fetchone()
+                cur = con.execute(f"select * from ({sql}) as failing limit {limit}")
             except duckdb.Error:
                 continue
-            seconds[test.name] = time.perf_counter() - t0
-            if dup and dup[0] == 0:
-                passing.add(test.name)
-    return passing, seconds
-
-
-def _run_test(
-    con: duckdb.DuckDBPyConnection,
-    test: _DataTest,
-    variables: Mapping[str, Any],
-    *,
-    proven: bool = False,
-    check_seconds: float = 0.0,
-) -> TestRun:
-    if proven:  # its cheap check already proved it passes (see _prove_passing)
-        return TestRun(test.name, test.model, test.severity, 0, check_seconds)
-    t0 = time.perf_counter()
-    sql = render(test.sql, variables).strip().rstrip(";")
-    try:
-        cur = con.execute(f"select * from ({sql}) as failing limit 10")
-        columns = [d[0] for d in cur.description]
-        sample = cur.fetchall()
-        count = len(sample)
-        if count == 10:  # only count them all when there are more than the sample
-            count = con.execute(f"select count(*) from ({sql}) as failing").fetchone()[0]  # type: ignore[index]
-    except duckdb.Error as exc:
-        return TestRun(test.name, test.model, test.severity, -1, time.perf_counter() - t0, [{"error": str(exc)}])
-    rows = [dict(zip(columns, r)) for r in sample]
-    return TestRun(test.name, test.model, test.severity, int(count), check_seconds + time.perf_counter() - t0, rows)
+            cols = [d[0] for d in cur.description]
+            t.sample = [dict(zip(cols, row)) for row in cur.fetchall()]
+    finally:
+        con.close()
 
 
 def _describe_failures(failures: list[TestRun]) -> str:
-    lines = [f"{len(failures)} data test(s) failed; the previous warehouse was kept:"]
+    lines = [f"{len(failures)} test(s) failed; the previous warehouse was kept:"]
     for t in failures:
         what = "errored" if t.failing_rows < 0 else f"{t.failing_rows} failing row(s)"
         lines.append(f"- {t.name} (model {t.model}): {what}")
@@ -424,18 +385,24 @@ def build_warehouse(
     price_per_credit: Decimal | float | str = DEFAULT_PRICE_PER_CREDIT,
     headroom: float = DEFAULT_HEADROOM,
     as_of_date: date | None = None,
-    sql_dir: str | Path = DEFAULT_SQL_DIR,
-    resource_classes_csv: str | Path = RESOURCE_CLASSES_CSV,
     fail_on_test_error: bool = True,
+    full_refresh: bool = False,
+    storage_version: str = DEFAULT_STORAGE_VERSION,
+    memory_limit: str | None = None,
     threads: int | None = None,
+    docs: bool = True,
+    sql_dir: str | Path = DEFAULT_SQL_DIR,
 ) -> BuildResult:
-    """Build the DuckDB warehouse at `db_path` from the lake at `lake_root`.
+    """Build the DuckDB warehouse at `db_path` from the lake at `lake_root` with dbt.
 
     `price_per_credit` (USD, default 0.0006) and `headroom` (default 0.8) feed the marts;
     `as_of_date` (default: derived from the usage export, see ``int_reporting_dates_resolved``)
-    anchors month-to-date, trailing windows and "currently flaky". Raises `ModelError` when a
-    model fails and `DataTestError` when a data test fails (unless `fail_on_test_error` is
-    false); in both cases the previous warehouse file is left as it was.
+    anchors month-to-date, trailing windows and "currently flaky". Incremental models rebuild
+    only their recent days on a copy of the existing warehouse; `full_refresh` rebuilds them
+    whole. Raises `ModelError` (`LakeFileError` for an unreadable lake file) when a model
+    fails and `DataTestError` when a test fails (unless `fail_on_test_error` is false, in
+    which case the warehouse is swapped in and the failures are in the result); in both
+    cases the previous warehouse file is left as it was.
     """
     t_start = time.perf_counter()
     price = Decimal(str(price_per_credit))
@@ -446,71 +413,97 @@ def build_warehouse(
     lake = lake_root if isinstance(lake_root, Lake) else Lake(lake_root)
     db = Path(db_path).expanduser().resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(db)
     result = BuildResult(db)
-    variables = {"price_per_credit": price, "headroom": float(headroom), "as_of_date": as_of_date}
-    models = load_models(sql_dir)
-    tests = load_data_tests(sql_dir)
-
     tmp = db.with_name(f".{db.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
-    con = duckdb.connect(str(tmp))
+    artifacts = db.with_name(db.name + ".dbt")
+    started = datetime.now(UTC)
+    sql_dir = Path(sql_dir)
+    previous = None if full_refresh else _previous_build(db)
+    # Incremental only on a previous build of the same parameters (dollars are stored in
+    # incremental marts); otherwise everything is rebuilt.
+    incremental = bool(
+        previous
+        and previous.get("build_started_at") is not None
+        and Decimal(str(previous["price_per_credit"])) == price
+        and float(previous["headroom"]) == float(headroom)
+    )
+    variables: dict[str, Any] = {
+        "warehouse_path": str(tmp),
+        "lake_root": lake.root if lake.is_local else "",
+        "price_per_credit": str(price),
+        "headroom": float(headroom),
+        "as_of_date": as_of_date.isoformat() if as_of_date else None,
+        "storage_version": storage_version,
+        "build_started_at": started.isoformat(),
+    }
+    if incremental:
+        assert previous is not None
+        changed = changed_since(lake, previous["build_started_at"])
+        lookback = timedelta(days=int(_project_var(sql_dir, "lookback_days")))
+        # Nothing landed: the incremental models rebuild no day.
+        rebuild_from = date.max - lookback * 2 if changed is None else max(changed, date.min + lookback * 2) - lookback
+        variables["rebuild_from"] = rebuild_from.isoformat()
+        result.rebuild_from = rebuild_from
+    if memory_limit:
+        variables["memory_limit"] = memory_limit
+    if threads:
+        variables["threads"] = int(threads)
     try:
-        con.execute("set TimeZone = 'UTC'")
-        con.execute("set preserve_insertion_order = false")
-        if threads:
-            con.execute(f"set threads = {int(threads)}")
         t0 = time.perf_counter()
-        _create_sources(con, lake, result)
-        _create_seeds(con, Path(resource_classes_csv))
+        result.incremental = incremental
+        if incremental:
+            shutil.copyfile(db, tmp)
+        result.timings["copy"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if lake.is_local:
+            result.sources = {name: len(lake.files(name)) for name in TABLES}
+        else:
+            result.sources = _stage_object_store(tmp, lake, storage_version)
         result.timings["sources"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        for model in models:
-            tm = time.perf_counter()
-            sql = render(model.sql, variables).strip().rstrip(";")
-            kind = model.materialization
-            try:
-                con.execute(f"create or replace {kind} {model.name} as\n{sql}")
-                rows = con.execute(f"select count(*) from {model.name}").fetchone()[0] if kind == "table" else None  # type: ignore[index]
-            except duckdb.Error as exc:
-                raise ModelError(f"model {model.name} ({model.path}) failed: {exc}") from exc
-            result.models.append(ModelRun(model.name, model.layer, kind, time.perf_counter() - tm, rows))
-        result.timings["models"] = time.perf_counter() - t0
-
-        as_of = con.execute("select as_of_date from int_reporting_dates_resolved").fetchone()
-        result.as_of_date = as_of[0] if as_of else None
-        con.execute(
-            "create or replace table warehouse_meta as select "
-            f"{_sql_literal(price)} as price_per_credit, {_sql_literal(float(headroom))} as headroom, "
-            f"{_sql_literal(result.as_of_date)} as as_of_date, "
-            f"{_sql_literal(datetime.now(UTC))} as built_at"
-        )
-
+        dbt = _Dbt(sql_dir, artifacts, variables, db)
+        result.timings["parse"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        proven, check_seconds = _prove_passing(con, tests)
-        for test in tests:
-            result.tests.append(_run_test(
-                con, test, variables, proven=test.name in proven, check_seconds=check_seconds.get(test.name, 0.0)
-            ))  # fmt: skip
+        flags = [] if incremental else ["--full-refresh"]
+        built = dbt.invoke("build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test", *flags)
+        result.models = list(_model_runs(built.result))
+        result.timings["models"] = time.perf_counter() - t0
+        error = _model_error(built.result)
+        if error is not None:
+            raise error
+        t0 = time.perf_counter()
+        tested = dbt.invoke("test")
+        result.tests = list(_test_runs(tested.result))
+        _failing_rows(tmp, tested.result, result.tests)
         result.timings["tests"] = time.perf_counter() - t0
         errored = [t for t in result.tests if t.failing_rows < 0]
         failures = result.failed_tests + [t for t in errored if t.severity != "error"]
         if failures and fail_on_test_error:
             raise DataTestError(_describe_failures(failures), result)
-        con.execute("checkpoint")
-        con.close()
-        os.replace(tmp, db)
-        stale_wal = db.with_name(db.name + ".wal")
-        if stale_wal.exists():
-            stale_wal.unlink()
-    except BaseException:
+
+        con = duckdb.connect(str(tmp), read_only=True)
         try:
+            as_of = con.execute("select as_of_date from warehouse_meta").fetchone()
+        finally:
             con.close()
-        except duckdb.Error:
-            pass
+        result.as_of_date = as_of[0] if as_of else None
+        if docs:
+            t0 = time.perf_counter()
+            dbt.invoke("docs", "generate", "--static", "--no-compile")
+            result.timings["docs"] = time.perf_counter() - t0
+        os.replace(tmp, db)
+        db.with_name(db.name + ".wal").unlink(missing_ok=True)
+        if docs:
+            site = artifacts / "target" / "static_index.html"
+            with tempfile.NamedTemporaryFile(dir=db.parent, prefix=f".{db.stem}.", delete=False) as f:
+                f.write(site.read_bytes())
+            os.replace(f.name, docs_path(db))
+            result.docs_path = docs_path(db)
+    except BaseException:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            if leftover.exists():
-                leftover.unlink()
+            leftover.unlink(missing_ok=True)
         raise
     result.seconds = time.perf_counter() - t_start
     return result
-

@@ -1,31 +1,15 @@
 -- Weekly p50 / p95 workflow duration (successful runs).
 -- One row per project x workflow x ISO week, per branch and for all branches together
--- (all_branches = true, branch null): percentiles do not add up, so both are computed
--- here from fct_workflow_runs (outcome success, linear-interpolated quantiles, seconds),
--- as fct_workflow_health_weekly does per branch.
-with runs as (
-    select
-        project_slug,
-        workflow_name,
-        branch,
-        cast(date_trunc('week', run_date) as date) as week_start,
-        duration_seconds,
-    from fct_workflow_runs
-    where outcome = 'success' and duration_seconds is not null
-),
-
-final as (
-    select
-        week_start,
-        project_slug,
-        workflow_name,
-        branch,
-        grouping(branch) = 1 as all_branches,
-        count(*) as successful_runs,
-        quantile_cont(duration_seconds, 0.5) as p50_duration_seconds,
-        quantile_cont(duration_seconds, 0.95) as p95_duration_seconds,
-    from runs
-    group by grouping sets ((week_start, project_slug, workflow_name, branch), (week_start, project_slug, workflow_name))
-)
-
-select * from final order by week_start, project_slug, workflow_name, all_branches desc, branch
+-- (all_branches = true, branch null), from fct_workflow_duration_weekly (percentiles of
+-- fct_workflow_runs' successful runs, linear-interpolated, seconds, computed at build time).
+select
+    week_start,
+    project_slug,
+    workflow_name,
+    branch,
+    all_branches,
+    successful_runs,
+    p50_duration_seconds,
+    p95_duration_seconds,
+from fct_workflow_duration_weekly
+order by week_start, project_slug, workflow_name, all_branches desc, branch

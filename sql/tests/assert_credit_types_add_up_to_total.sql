@@ -1,4 +1,4 @@
--- severity: warn
+{{ config(severity="warn") }}
 -- Per job run, the credit types add up to TOTAL_CREDITS (a warning: the export is the
 -- source of truth, and CircleCI may add a credit type before our schema knows it).
 select job_id, total_credits,

@@ -34,6 +34,16 @@ def test_result_describes_what_was_written(rendered):
     assert rendered.extracted_at and "2026-05-31" in rendered.extracted_at
 
 
+def test_dbt_docs_ship_with_the_dashboard_and_every_page_links_them(rendered):
+    """The build's dbt docs site (one file, no CDN) is copied beside the pages and linked."""
+    assert rendered.dbt_docs == rendered.out_dir / "dbt-docs.html"
+    docs = rendered.dbt_docs.read_text(encoding="utf-8")
+    assert "fct_mttr_weekly" in docs and "unique_combination_of_columns" in docs
+    assert not re.search(r"""<(script|link)[^>]+(src|href)=["']?(https?:)?//""", docs)
+    for path in rendered.pages.values():
+        assert 'href="dbt-docs.html"' in path.read_text(encoding="utf-8"), path.name
+
+
 def test_pages_are_offline_and_show_the_extraction_date(rendered):
     for path in rendered.pages.values():
         html = path.read_text(encoding="utf-8")

@@ -1,0 +1,23 @@
+{#-
+    Incremental models rebuild the rows of their days on or after rebuild_from(): the rows
+    of older days are kept as the previous build wrote them.
+
+    warehouse.build_warehouse sets var rebuild_from to the earliest day whose lake partition
+    (usage_job_runs, job_tests, workflow_runs) was written since the previous build, minus
+    lookback_days: a pipeline (its re-runs, the test results of its commit) spans at most
+    lookback_days, so every row whose value can depend on what changed is rebuilt. Without
+    the var (dbt run by hand) it is the model's last day minus lookback_days.
+    context_from() is lookback_days earlier again: what a rebuilt row's window functions
+    (re-run attempts per pipeline, flakes per commit) must see.
+-#}
+{% macro rebuild_from(date_column) -%}
+    {%- if var('rebuild_from', none) -%}
+        date '{{ var("rebuild_from") }}'
+    {%- else -%}
+        (select coalesce(max({{ date_column }}), date '0001-01-01') - {{ var('lookback_days') | int }} from {{ this }})
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro context_from(date_column) -%}
+    ({{ rebuild_from(date_column) }} - {{ var('lookback_days') | int }})
+{%- endmacro %}

@@ -1,0 +1,38 @@
+-- Weekly p50/p95 duration of successful workflow runs per project x workflow, per branch and
+-- for all branches together (all_branches = true, branch null): percentiles do not add up,
+-- so both are computed here (linear-interpolated quantile_cont, seconds), at build time.
+with
+
+runs as (
+
+    select
+        project_slug,
+        workflow_name,
+        branch,
+        cast(date_trunc('week', run_date) as date) as week_start,
+        duration_seconds,
+
+    from {{ ref('fct_workflow_runs') }}
+    where outcome = 'success'
+        and duration_seconds is not null
+
+),
+
+final as (
+
+    select
+        week_start,
+        project_slug,
+        workflow_name,
+        branch,
+        grouping(branch) = 1 as all_branches,
+        count(*) as successful_runs,
+        quantile_cont(duration_seconds, 0.5) as p50_duration_seconds,
+        quantile_cont(duration_seconds, 0.95) as p95_duration_seconds,
+
+    from runs
+    group by grouping sets ((week_start, project_slug, workflow_name, branch), (week_start, project_slug, workflow_name))
+
+)
+
+select * from final
