@@ -125,7 +125,7 @@ class LocalPrefectServer:
         log = open(self.home / "server.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                [sys.executable, "-m", "circleci_analytics.prefect_server", "--host", "127.0.0.1", "--port", str(self.port)],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         finally:
