@@ -26,6 +26,7 @@ from circleci_analytics.simulator.server import running_server
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve")]
 
 TOKEN = "CCIPAT_servetest_7c1d93aa_secret"
+PREFECT_YAML = Path(__file__).resolve().parents[2] / "prefect.yaml"
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen, log: Path) -> Any:
@@ -63,6 +64,18 @@ def flow_runs(api: str, **state_type: list[str]) -> list[dict[str, Any]]:
         return r.json() if r.status_code == 200 else []
     except httpx.HTTPError:
         return []
+
+
+def deploy_prefect_yaml(api: str, env: dict[str, str], home: Path) -> dict[str, dict[str, Any]]:
+    """`prefect deploy --all` of the project's prefect.yaml against `api`; the deployments by name."""
+    prefect = [str(Path(console_script()[0]).parent / "prefect")]
+    env = {**env, "PREFECT_API_URL": api, "CIRCLECI_ANALYTICS_HOME": str(home)}
+    for args in (["work-pool", "create", "circleci-analytics", "--type", "process"],
+                 ["--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_YAML)]):  # fmt: skip
+        done = subprocess.run([*prefect, *args], env=env, cwd=home, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    found = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+    return {d["name"]: d for d in found if d["name"] != "circleci-nightly"}
 
 
 def write_config(path: Path, url: str, data: Path, sim: Simulator) -> None:
@@ -113,6 +126,8 @@ def test_serve_runs_the_nightly_every_tick_once_and_survives_its_server(tmp_path
             done = wait_for("a completed scheduled run", lambda: flow_runs(api, any_=["COMPLETED"]), 240, serve, log)
             runs = flow_runs(api, not_any_=["SCHEDULED"])  # every run that started
             deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+            # The same server takes the project's prefect.yaml deployments.
+            yaml_deployments = deploy_prefect_yaml(api, env, tmp_path)
         finally:
             serve.send_signal(signal.SIGTERM)
             try:
@@ -133,6 +148,14 @@ def test_serve_runs_the_nightly_every_tick_once_and_survives_its_server(tmp_path
     # One run per schedule tick (a second serve never doubled them) ...
     assert [d["name"] for d in deployments] == ["circleci-nightly"]
     assert deployments[0]["global_concurrency_limit"]["limit"] == 1
+    # prefect.yaml: both deployments limited to one run at a time, the token only as a Secret block name.
+    assert set(yaml_deployments) == {"nightly", "backfill"}
+    for name, entrypoint in (("nightly", "circleci_analytics.flows.nightly:nightly"),
+                             ("backfill", "circleci_analytics.flows.backfill:backfill")):  # fmt: skip
+        d = yaml_deployments[name]
+        assert d["entrypoint"] == entrypoint and d["global_concurrency_limit"]["limit"] == 1
+        assert d["parameters"] == {"settings": {"token_secret_block": "circleci-token"}}
+    assert [s["schedule"]["cron"] for s in yaml_deployments["nightly"]["schedules"]] == ["0 3 * * *"]
     ticks = Counter(r["expected_start_time"] for r in runs)
     assert ticks and max(ticks.values()) == 1, ticks
     # ... with the settings as parameters, and the token nowhere in Prefect's database.
