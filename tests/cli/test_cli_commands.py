@@ -7,7 +7,6 @@ import csv
 import io
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
