@@ -112,7 +112,7 @@ def _path(value: str) -> str:
     return value
 
 
-Path_ = Annotated[str, AfterValidator(_path)]
+NonEmptyPath = Annotated[str, AfterValidator(_path)]
 
 
 class Org(BaseModel):
@@ -128,6 +128,8 @@ class Org(BaseModel):
 class Settings(BaseSettings):
     """Where to read from, where to write to, how to price and judge the results, when to run."""
 
+    # Defaults are valid by construction; validating only what was given keeps `sql` from
+    # importing the connectors for the look-back bound.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", populate_by_name=True,
                                       validate_default=False)  # fmt: skip
 
@@ -142,9 +144,9 @@ class Settings(BaseSettings):
         None, description="Prefect Secret block holding the token, when $CIRCLECI_TOKEN is not set.")  # fmt: skip
     orgs: list[Org] = Field(default_factory=list, description="Organisations to pull ([[orgs]] tables).")
     # -- outputs --
-    lake_root: Path_ = Field("data/lake", description="Lake root: a folder or s3://bucket/prefix.")
-    warehouse_path: Path_ = Field("data/warehouse.duckdb", description="DuckDB warehouse file.")
-    dashboard_dir: Path_ = Field("data/dashboard", description="Where the dashboard HTML goes.")
+    lake_root: NonEmptyPath = Field("data/lake", description="Lake root: a folder or s3://bucket/prefix.")
+    warehouse_path: NonEmptyPath = Field("data/warehouse.duckdb", description="DuckDB warehouse file.")
+    dashboard_dir: NonEmptyPath = Field("data/dashboard", description="Where the dashboard HTML goes.")
     render_dashboard: bool = Field(True, description="Render the dashboard after each run.")
     # -- marts --
     price_per_credit: Decimal = Field(Decimal("0.0006"), gt=0, decimal_places=10,
@@ -166,7 +168,7 @@ class Settings(BaseSettings):
     # -- schedule (`serve`) --
     schedule_cron: Annotated[str, AfterValidator(_cron)] = Field("0 3 * * *", description="Nightly cron schedule.")
     timezone: Annotated[str, AfterValidator(_timezone)] = Field("UTC", description="Time zone of the schedule.")
-    prefect_dir: Path_ = Field("data/prefect", description="`serve`: home and database of the local Prefect server.")
+    prefect_dir: NonEmptyPath = Field("data/prefect", description="`serve`: home and database of the local Prefect server.")
     prefect_port: int = Field(0, ge=0, le=65535, description="`serve`: loopback port of the local Prefect server "
                                                              "(0 = a free one).")  # fmt: skip
 
