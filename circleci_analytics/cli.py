@@ -1,14 +1,32 @@
 """The `circleci-analytics` command line: parses arguments, calls library code, maps errors
-to messages and exit codes (0 ok, 1 pipeline failure, 2 user error)."""
+to messages and exit codes (0 ok, 1 pipeline failure, 2 user error).
+
+Settings flags are generated from `Settings`' fields (`--<field-with-dashes>`, help and
+bounds from the field), so a flag, its TOML key and its environment variable never drift
+apart. Everything a run needs is validated before Prefect starts or anything is written.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any, get_origin
 
 import click
+
+from circleci_analytics.settings import (
+    ENV_PREFIX,
+    TOKEN_ENV,
+    Settings,
+    SettingsError,
+    assign_projects,
+    check_paths,
+    load_settings,
+)
 
 # Prefect's ephemeral server: first start on a fresh PREFECT_HOME is slow, and there is no
 # internet for telemetry. Set before anything imports prefect.
@@ -19,6 +37,10 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 __all__ = ["main", "cli"]
+
+
+class _State:
+    debug = False
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -33,14 +55,20 @@ def _parse_now(value: str | None) -> datetime | None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="circleci-analytics")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of an unexpected error.")
+def cli(debug: bool) -> None:
     """CircleCI analytics: credits, flaky tests and MTTR from the CircleCI API into
     Parquet, DuckDB and a dashboard.
+
+    Every setting has one name: the flag --lake-root is the TOML key lake_root and the
+    environment variable CIRCLECI_ANALYTICS_LAKE_ROOT (flags > environment > TOML file).
+    The token comes only from CIRCLECI_TOKEN or a Prefect Secret block.
 
     \b
     Example:
       circleci-analytics demo            # whole pipeline on the built-in simulator
     """
+    _State.debug = debug
 
 
 # -- simulator -------------------------------------------------------------------------------
@@ -130,36 +158,128 @@ def simulator_truth(seed: int, preset: str, now: str | None, out_dir: str) -> No
     click.echo(f"written to {Path(out_dir).resolve()}")
 
 
-
-# -- pipeline --------------------------------------------------------------------------------
+# -- settings flags ----------------------------------------------------------------------------
 class UserError(click.ClickException):
     """A problem the user can fix (exit code 2)."""
 
     exit_code = EXIT_USAGE
 
 
-def _settings(config: str | None, **overrides):
-    from circleci_analytics.settings import load_settings
-    from pydantic import ValidationError
+class _Option(click.Option):
+    """An option whose old spellings (`hidden_aliases`) still parse but are not shown in --help."""
 
-    try:
-        return load_settings(config, **overrides)
-    except FileNotFoundError as e:
-        raise UserError(str(e)) from None
-    except ValidationError as e:
-        raise UserError(f"invalid configuration: {e}") from None
+    def __init__(self, *args: Any, hidden_aliases: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hidden_aliases = set(hidden_aliases)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown = self.opts
+        self.opts = [o for o in shown if o not in self.hidden_aliases]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
+#: Old flag spellings, still accepted.
+_ALIASES = {"api_base_url": ("--api-url",), "lake_root": ("--lake",), "warehouse_path": ("--warehouse",),
+            "initial_lookback_days": ("--lookback-days",), "schedule_cron": ("--cron",)}  # fmt: skip
+
+
+def setting_options(*names: str, aliases: dict[str, tuple[str, ...]] | None = None):
+    """Click options for these Settings fields: `--<field-with-dashes>`, help and default from
+    the field; None (not given) leaves the setting to the environment, the TOML file or its default."""
+    aliases = {**_ALIASES, **(aliases or {})}
+
+    def decorate(f):
+        for name in reversed(names):
+            field = Settings.model_fields[name]
+            flag = "--" + name.replace("_", "-")
+            kwargs: dict[str, Any] = {"default": None}
+            if field.annotation is bool:
+                decls, kwargs = [f"{flag}/--no-{flag[2:]}"], {"default": None}
+            else:
+                decls = [flag]
+                if get_origin(field.annotation) is list:
+                    kwargs["multiple"], kwargs["default"] = True, ()
+                elif field.annotation in (int, float):
+                    kwargs["type"] = field.annotation
+                elif field.annotation is Decimal:
+                    kwargs["metavar"] = "DECIMAL"
+            default = "" if field.default in (None, "") or field.default_factory else f" [default: {field.default}]"
+            f = click.option(*decls, *aliases.get(name, ()), name, cls=_Option, hidden_aliases=aliases.get(name, ()),
+                             help=f"{field.description}{default}", **kwargs)(f)  # fmt: skip
+        return f
+
+    return decorate
 
 
 def _config_option(f):
     return click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
-                        help="TOML settings file (default: ./circleci-analytics.toml if present).")(f)  # fmt: skip
+                        help="TOML settings file (default: $CIRCLECI_ANALYTICS_CONFIG, else "
+                             "./circleci-analytics.toml if present).")(f)  # fmt: skip
 
 
-def _output_options(f):
-    f = click.option("--lake", "lake_root", default=None, help="Lake root: a folder or s3://bucket/prefix.")(f)
-    f = click.option("--warehouse", "warehouse_path", default=None, help="DuckDB warehouse file.")(f)
-    f = click.option("--dashboard-dir", default=None, help="Where the dashboard HTML goes.")(f)
+def _parse_org(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[dict[str, str]]:
+    out = []
+    for value in values:
+        slug, sep, org_id = value.rpartition("=")
+        if not sep or not slug or not org_id:
+            raise click.BadParameter(f"{value!r} is not SLUG=UUID (e.g. gh/acme=1c3f0a5e-0000-4000-8000-000000000000)")
+        out.append({"slug": slug, "id": org_id})
+    return out
+
+
+def _org_options(f):
+    f = click.option("--project", "projects", multiple=True,
+                     help="Project slug (repeatable); default: discover. With several orgs, each goes to the "
+                          "org its slug starts with.")(f)  # fmt: skip
+    f = click.option("--org-slug", default=None, help="One organisation's slug, e.g. gh/acme, with --org-id.")(f)
+    f = click.option("--org-id", default=None, help="One organisation's id (UUID), with --org-slug.")(f)
+    f = click.option("--org", "orgs", multiple=True, callback=_parse_org, metavar="SLUG=UUID",
+                     help="An organisation: its slug and id (repeatable for several orgs).")(f)  # fmt: skip
     return f
+
+
+#: The settings of an extraction run, as flags.
+PIPELINE = ("api_base_url", "lake_root", "warehouse_path", "dashboard_dir", "render_dashboard", "price_per_credit",
+            "rightsizing_headroom", "initial_lookback_days", "overlap_days", "tests_lookback_days", "max_concurrency",
+            "export_poll_seconds", "job_include", "job_exclude", "token_secret_block", "warehouse_storage_version")  # fmt: skip
+
+
+def _settings(config: str | None, **flags: Any) -> Settings:
+    """Settings from flags, environment, TOML file and defaults, or exit 2 with one line."""
+    orgs, projects = flags.pop("orgs", ()), flags.get("projects") or ()
+    if orgs:
+        try:
+            flags["orgs"] = assign_projects(list(orgs), list(projects), "the command line") if projects else list(orgs)
+        except SettingsError as e:
+            raise UserError(str(e)) from None
+        flags.pop("projects", None)
+    try:
+        return load_settings(config, **flags)
+    except SettingsError as e:
+        raise UserError(str(e)) from None
+
+
+def _ready_to_extract(s: Settings, **paths: bool) -> None:
+    """A token (or a Secret block), at least one org and usable output paths, or exit 2."""
+    if s.token is None and not s.token_secret_block:
+        raise UserError(f"no CircleCI token: export {TOKEN_ENV}=<personal API token> (create one at "
+                        "https://app.circleci.com/settings/user/tokens), or name a Prefect Secret block "
+                        "with --token-secret-block")  # fmt: skip
+    if not s.orgs:
+        raise UserError(f"set the organisation: --org SLUG=UUID (repeatable), or --org-id (UUID, Organization "
+                        f"Settings > Overview) and --org-slug (e.g. gh/acme), or {ENV_PREFIX}ORG_ID / "
+                        f"{ENV_PREFIX}ORG_SLUG, or [[orgs]] in the TOML file")  # fmt: skip
+    _check_paths(s, **paths)
+
+
+def _check_paths(s: Settings, **which: bool) -> None:
+    try:
+        check_paths(s, **which)
+    except SettingsError as e:
+        raise UserError(str(e)) from None
 
 
 def _print_summary(summary, started: float) -> None:
@@ -187,43 +307,19 @@ def _run_flow(coro):
     return result
 
 
-def _org_targets(settings):
-    from circleci_analytics.flows import OrgTarget
-
-    if not settings.org_id or not settings.org_slug:
-        raise UserError(
-            "set the organisation: --org-id (UUID, Organization Settings > Overview) and --org-slug "
-            "(e.g. gh/acme), or CIRCLECI_ANALYTICS_ORG_ID / CIRCLECI_ANALYTICS_ORG_SLUG, or the TOML file"
-        )
-    return [OrgTarget(id=settings.org_id, slug=settings.org_slug, projects=list(settings.projects))]
-
-
-def _require_token(settings) -> None:
-    from circleci_analytics.connectors import InvalidToken, normalize_token
-
-    if settings.token is None:
-        raise UserError(
-            "no CircleCI token: export CIRCLECI_TOKEN=<personal API token> "
-            "(create one at https://app.circleci.com/settings/user/tokens)"
-        )
-    try:
-        os.environ["CIRCLECI_TOKEN"] = normalize_token(settings.token.get_secret_value())
-    except InvalidToken as e:
-        raise UserError(str(e)) from None
-
-
 def _api_error(e: Exception) -> click.ClickException:
     from circleci_analytics.connectors import AuthError, NotFound, TransportFailure
 
     if isinstance(e, AuthError):
         return UserError(f"the CircleCI API refused the token: {e}")
     if isinstance(e, NotFound):
-        return UserError(f"not found: {e} (check --org-id, --org-slug and --project)")
+        return UserError(f"not found: {e} (check the org id and slug, and the projects)")
     if isinstance(e, TransportFailure):
-        return UserError(f"cannot reach the CircleCI API: {e} (check --api-url and the network)")
+        return UserError(f"cannot reach the CircleCI API: {e} (check --api-base-url and the network)")
     return click.ClickException(str(e))
 
 
+# -- pipeline --------------------------------------------------------------------------------
 @cli.command("demo")
 @click.option("--seed", type=int, default=42, show_default=True, help="Simulator seed.")
 @click.option("--scale", "preset", type=click.Choice(["tiny", "demo"]), default="demo", show_default=True)
@@ -243,7 +339,7 @@ def demo(seed: int, preset: str, out_dir: str, tests_lookback_days: int) -> None
     """
     import time
 
-    from circleci_analytics.flows import OrgTarget, nightly
+    from circleci_analytics.connectors.ratelimit import FAMILIES
     from circleci_analytics.simulator import SimConfig, Simulator
     from circleci_analytics.simulator.server import running_server
 
@@ -251,65 +347,50 @@ def demo(seed: int, preset: str, out_dir: str, tests_lookback_days: int) -> None
     out = Path(out_dir)
     # Rate-limit periods divided by 360: the 10-per-hour usage export budget becomes 10 per 10 s.
     sim = Simulator(SimConfig(seed=seed, preset=preset, time_scale=360.0, export_processing_seconds=1.0, page_size=100))
-    os.environ["CIRCLECI_TOKEN"] = sim.token
     click.echo(f"simulated org {sim.org.slug}: {len(sim.projects)} projects, {sim.history.days} days of history")
     with running_server(sim) as url:
+        # The token is passed in-process: it is excluded from the flow's serialized parameters.
+        s = _settings(None, api_base_url=url, token=sim.token, lake_root=str(out / "lake"),
+                      warehouse_path=str(out / "warehouse.duckdb"), dashboard_dir=str(out / "dashboard"),
+                      initial_lookback_days=sim.history.days, tests_lookback_days=tests_lookback_days,
+                      export_poll_seconds=1.0, rate_limits=dict.fromkeys(FAMILIES, 0), now=sim.history.now,
+                      orgs=[{"id": sim.org.id, "slug": sim.org.slug, "projects": [p.slug for p in sim.projects]}])  # fmt: skip
+        _check_paths(s)
+        from circleci_analytics.flows import nightly
+
         click.echo(f"simulator listening on {url}; running the nightly flow (Prefect starts a local server first) ...")
-        summary = _run_flow(nightly(
-            orgs=[OrgTarget(id=sim.org.id, slug=sim.org.slug, projects=[p.slug for p in sim.projects])],
-            api_base_url=url, lake_root=str(out / "lake"), warehouse_path=str(out / "warehouse.duckdb"),
-            dashboard_dir=str(out / "dashboard"), initial_lookback_days=sim.history.days,
-            tests_lookback_days=tests_lookback_days, export_poll_seconds=1.0,
-            rate_limits={"core": None, "insights": None, "tests": None, "usage_export": None},
-            now=sim.history.now, return_state=True,
-        ))  # fmt: skip
+        summary = _run_flow(nightly(s, return_state=True))
     _print_summary(summary, started)
     click.echo(f"\nopen the dashboard: file://{Path(summary.dashboard_path).resolve()}" if summary.dashboard_path else "")
-    click.echo(f'query the warehouse: circleci-analytics sql --warehouse {out / "warehouse.duckdb"} '
+    click.echo(f'query the warehouse: circleci-analytics sql --warehouse-path {out / "warehouse.duckdb"} '
                '"select * from fct_mttr_weekly limit 5"')  # fmt: skip
     _exit_for(summary)
 
 
 @cli.command("run")
 @_config_option
-@click.option("--org-id", default=None, help="Organization id (UUID).")
-@click.option("--org-slug", default=None, help="Org slug, e.g. gh/acme.")
-@click.option("--project", "projects", multiple=True, help="Project slug (repeatable); default: discover.")
-@click.option("--api-url", "api_base_url", default=None, help="API base URL (default https://circleci.com/api/v2).")
-@_output_options
-@click.option("--lookback-days", "initial_lookback_days", type=int, default=None,
-              help="First run only: days of history to pull (default 30; later runs are incremental).")  # fmt: skip
-@click.option("--price-per-credit", type=float, default=None, help="USD per credit (default 0.0006).")
-def run(config, org_id, org_slug, projects, api_base_url, lake_root, warehouse_path, dashboard_dir,
-        initial_lookback_days, price_per_credit) -> None:  # fmt: skip
-    """Run the nightly pipeline once against a real CircleCI org.
+@_org_options
+@setting_options(*PIPELINE)
+def run(config: str | None, **flags: Any) -> None:
+    """Run the nightly pipeline once against a real CircleCI org (or several).
 
     \b
     Example:
       export CIRCLECI_TOKEN=...        # a personal API token
       circleci-analytics run --org-id 1c3f...-uuid --org-slug gh/acme \\
           --project gh/acme/web --project circleci/AbC.../XyZ...
+      circleci-analytics run --org gh/acme=1c3f...-uuid --org circleci/9d2e...=9d2e...-uuid
     """
     import time
 
+    started = time.perf_counter()
+    s = _settings(config, **flags)
+    _ready_to_extract(s)
     from circleci_analytics.connectors import CircleCIError
     from circleci_analytics.flows import nightly
 
-    started = time.perf_counter()
-    s = _settings(config, org_id=org_id, org_slug=org_slug, projects=list(projects) or None, api_base_url=api_base_url,
-                  lake_root=lake_root, warehouse_path=warehouse_path, dashboard_dir=dashboard_dir,
-                  price_per_credit=price_per_credit, initial_lookback_days=initial_lookback_days)  # fmt: skip
-    _require_token(s)
-    orgs = _org_targets(s)
     try:
-        summary = _run_flow(nightly(
-            orgs=orgs, api_base_url=s.api_base_url, lake_root=s.lake_root, warehouse_path=s.warehouse_path,
-            dashboard_dir=s.dashboard_dir, price_per_credit=s.price_per_credit,
-            rightsizing_headroom=s.rightsizing_headroom, overlap_days=s.overlap_days,
-            initial_lookback_days=s.initial_lookback_days, tests_lookback_days=s.tests_lookback_days,
-            max_concurrency=s.max_concurrency, export_poll_seconds=s.export_poll_seconds,
-            job_include=s.job_include, job_exclude=s.job_exclude, return_state=True,
-        ))  # fmt: skip
+        summary = _run_flow(nightly(s, return_state=True))
     except CircleCIError as e:
         raise _api_error(e) from None
     _print_summary(summary, started)
@@ -318,19 +399,17 @@ def run(config, org_id, org_slug, projects, api_base_url, lake_root, warehouse_p
 
 @cli.command("backfill")
 @_config_option
-@click.option("--org-id", default=None, help="Organization id (UUID).")
-@click.option("--org-slug", default=None, help="Org slug, e.g. gh/acme.")
-@click.option("--project", "projects", multiple=True, help="Project slug (repeatable).")
+@_org_options
 @click.option("--start", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD).")
 @click.option("--end", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day (YYYY-MM-DD).")
-@click.option("--api-url", "api_base_url", default=None)
-@_output_options
-def backfill_cmd(config, org_id, org_slug, projects, start, end, api_base_url, lake_root, warehouse_path,
-                 dashboard_dir) -> None:  # fmt: skip
-    """Backfill up to 13 months of usage export, resumably (<= 31-day windows).
+@setting_options("api_base_url", "lake_root", "warehouse_path", "dashboard_dir", "render_dashboard", "price_per_credit",
+                 "rightsizing_headroom", "max_concurrency", "export_poll_seconds", "token_secret_block")  # fmt: skip
+def backfill_cmd(config: str | None, start: datetime, end: datetime, **flags: Any) -> None:
+    """Backfill up to 13 months of usage export, resumably (<= 31-day windows), for every org.
 
     Re-running it skips windows already landed and resumes an export job in flight
-    instead of creating a new one (CircleCI allows 10 export jobs an hour).
+    instead of creating a new one (CircleCI allows 10 export jobs an hour). One org
+    failing does not stop the others.
 
     \b
     Example:
@@ -339,78 +418,73 @@ def backfill_cmd(config, org_id, org_slug, projects, start, end, api_base_url, l
     """
     import time
 
-    from circleci_analytics.connectors import CircleCIError
-    from circleci_analytics.flows import backfill
-
     started = time.perf_counter()
-    s = _settings(config, org_id=org_id, org_slug=org_slug, projects=list(projects) or None, api_base_url=api_base_url,
-                  lake_root=lake_root, warehouse_path=warehouse_path, dashboard_dir=dashboard_dir)  # fmt: skip
-    _require_token(s)
-    org = _org_targets(s)[0]
+    s = _settings(config, **flags)
+    _ready_to_extract(s)
+    from circleci_analytics.connectors import CircleCIError
+    from circleci_analytics.flows import backfill, backfill_windows
+
     try:
-        summary = _run_flow(backfill(
-            org=org, start=start.date(), end=end.date(), api_base_url=s.api_base_url, lake_root=s.lake_root,
-            warehouse_path=s.warehouse_path, dashboard_dir=s.dashboard_dir, price_per_credit=s.price_per_credit,
-            rightsizing_headroom=s.rightsizing_headroom, export_poll_seconds=s.export_poll_seconds, return_state=True,
-        ))  # fmt: skip
-    except (CircleCIError, ValueError) as e:
-        raise _api_error(e) if isinstance(e, CircleCIError) else UserError(str(e)) from None
+        backfill_windows(start.date(), end.date(), s.now or datetime.now(UTC))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    try:
+        summary = _run_flow(backfill(start.date(), end.date(), s, return_state=True))
+    except CircleCIError as e:
+        raise _api_error(e) from None
     _print_summary(summary, started)
     _exit_for(summary)
 
 
 @cli.command("serve")
 @_config_option
-@click.option("--cron", default=None, help="Cron schedule (default '0 3 * * *', UTC).")
-def serve_cmd(config, cron) -> None:
-    """Serve the nightly flow on a cron schedule from this machine (flow.serve).
+@_org_options
+@setting_options(*PIPELINE, "schedule_cron", "timezone", "prefect_dir", "prefect_port")
+def serve_cmd(config: str | None, **flags: Any) -> None:
+    """Run the nightly flow every night from this machine (a supervised local Prefect server).
 
-    For a Prefect server or Cloud work pool, deploy with `prefect deploy` (prefect.yaml).
+    Starts a persistent Prefect server on loopback (its database in --prefect-dir,
+    restarted if it dies) and serves the nightly deployment on the cron schedule; with
+    PREFECT_API_URL set, uses that server instead. One `serve` per data folder: a second
+    one refuses and names the first. For a work pool, deploy prefect.yaml instead.
 
     \b
     Example:
       export CIRCLECI_TOKEN=...
-      circleci-analytics serve --config circleci-analytics.toml --cron "0 3 * * *"
+      circleci-analytics serve --config circleci-analytics.toml --schedule-cron "0 3 * * *"
     """
-    from circleci_analytics.flows import nightly
+    s = _settings(config, **flags)
+    _ready_to_extract(s, prefect=True)
+    if config:  # the flow-run processes build their settings from the same file
+        os.environ["CIRCLECI_ANALYTICS_CONFIG"] = str(Path(config).resolve())
+    from circleci_analytics.serve import serve_nightly
 
-    s = _settings(config, schedule_cron=cron)
-    _require_token(s)
-    orgs = _org_targets(s)
-    from prefect.schedules import Cron
-
-    nightly.serve(
-        name="circleci-nightly", schedule=Cron(s.schedule_cron, timezone=s.timezone),
-        parameters={"orgs": [o.model_dump() for o in orgs], "api_base_url": s.api_base_url, "lake_root": s.lake_root,
-                    "warehouse_path": s.warehouse_path, "dashboard_dir": s.dashboard_dir,
-                    "price_per_credit": s.price_per_credit, "rightsizing_headroom": s.rightsizing_headroom,
-                    "overlap_days": s.overlap_days, "tests_lookback_days": s.tests_lookback_days,
-                    "max_concurrency": s.max_concurrency, "export_poll_seconds": s.export_poll_seconds,
-                    "job_include": s.job_include, "job_exclude": s.job_exclude,
-                    "initial_lookback_days": s.initial_lookback_days},
-    )  # fmt: skip
+    try:
+        serve_nightly(s, echo=lambda line: click.echo(line, err=True))
+    except SettingsError as e:
+        raise UserError(str(e)) from None
 
 
 @cli.command("build")
 @_config_option
-@_output_options
-@click.option("--price-per-credit", type=float, default=None, help="USD per credit (default 0.0006).")
+@setting_options("lake_root", "warehouse_path", "price_per_credit", "rightsizing_headroom", "warehouse_storage_version")
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models whole (after a model definition changed).")
-def build_cmd(config, lake_root, warehouse_path, dashboard_dir, price_per_credit, full_refresh) -> None:
+def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
     """Build the DuckDB warehouse from the lake (dbt: models, data and unit tests), without extracting.
 
     \b
     Example:
-      circleci-analytics build --lake data/lake --warehouse data/warehouse.duckdb
+      circleci-analytics build --lake-root data/lake --warehouse-path data/warehouse.duckdb
       circleci-analytics build --full-refresh
     """
     from circleci_analytics.warehouse import BuildError, build_warehouse
 
-    s = _settings(config, lake_root=lake_root, warehouse_path=warehouse_path, price_per_credit=price_per_credit)
+    s = _settings(config, **flags)
     local = "://" not in s.lake_root or s.lake_root.startswith("file://")
     if local and not Path(s.lake_root.removeprefix("file://")).expanduser().is_dir():
         # Lake() would create it, and the build would swap in an empty warehouse.
-        raise UserError(f"lake not found: {s.lake_root} (pass --lake, or run `circleci-analytics demo` or `run` first)")
+        raise UserError(f"lake not found: {s.lake_root} (pass --lake-root, or run `circleci-analytics demo` or `run` first)")
+    _check_paths(s, lake=False, dashboard=False)
     try:
         result = build_warehouse(s.lake_root, s.warehouse_path, price_per_credit=s.price_per_credit,
                                  headroom=s.rightsizing_headroom, full_refresh=full_refresh,
@@ -424,10 +498,14 @@ def build_cmd(config, lake_root, warehouse_path, dashboard_dir, price_per_credit
 @cli.command("sql")
 @click.argument("query")
 @_config_option
-@click.option("--warehouse", "warehouse_path", default=None, help="DuckDB warehouse file.")
+@setting_options("warehouse_path", "lake_root")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sql_cmd(query, config, warehouse_path, fmt) -> None:
-    """Query the warehouse (read-only) and print the result.
+def sql_cmd(query: str, config: str | None, fmt: str, **flags: Any) -> None:
+    """Query the warehouse, read-only, and print the result.
+
+    Only reads run (SELECT, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, reporting
+    PRAGMAs); the connection cannot write, attach, load extensions or read files other
+    than the lake's.
 
     \b
     Example:
@@ -436,19 +514,22 @@ def sql_cmd(query, config, warehouse_path, fmt) -> None:
     """
     import duckdb
 
-    s = _settings(config, warehouse_path=warehouse_path)
-    if not Path(s.warehouse_path).exists():
+    from circleci_analytics.query import QueryRefused, WarehouseUnreadable, run_read_only
+
+    s = _settings(config, **flags)
+    warehouse = Path(s.warehouse_path).expanduser()
+    if not warehouse.exists():
         raise UserError(f"warehouse not found: {s.warehouse_path} (run `circleci-analytics demo` or `build` first)")
-    con = duckdb.connect(s.warehouse_path, read_only=True)
+    # The warehouse's lake views read Parquet under the configured lake or the `lake` folder beside it.
+    lake_dirs = [s.lake_root, warehouse.parent / "lake"] if "://" not in s.lake_root else [warehouse.parent / "lake"]
     try:
-        rel = con.sql(query)
-        if rel is None:
-            return
-        df = rel.pl()
+        df = run_read_only(warehouse, query, lake_dirs)
+    except (QueryRefused, WarehouseUnreadable) as e:
+        raise UserError(str(e)) from None
     except duckdb.Error as e:
         raise UserError(f"query failed: {e}") from None
-    finally:
-        con.close()
+    if df is None:
+        return
     if fmt == "csv":
         click.echo(df.write_csv(), nl=False)
     elif fmt == "json":
@@ -462,20 +543,20 @@ def sql_cmd(query, config, warehouse_path, fmt) -> None:
 
 @cli.command("dashboard")
 @_config_option
-@click.option("--warehouse", "warehouse_path", default=None, help="DuckDB warehouse file.")
-@click.option("--out", "dashboard_dir", default=None, help="Output folder.")
+@setting_options("warehouse_path", "dashboard_dir", aliases={"dashboard_dir": ("--out",)})
 @click.option("--serve", "serve_it", is_flag=True, help="Serve it on loopback after rendering.")
 @click.option("--port", type=int, default=8050, show_default=True)
-def dashboard_cmd(config, warehouse_path, dashboard_dir, serve_it, port) -> None:
+def dashboard_cmd(config: str | None, serve_it: bool, port: int, **flags: Any) -> None:
     """Render the offline HTML dashboard from the marts (and optionally serve it).
 
     \b
     Example:
-      circleci-analytics dashboard --warehouse data/warehouse.duckdb --out data/dashboard --serve
+      circleci-analytics dashboard --warehouse-path data/warehouse.duckdb --dashboard-dir data/dashboard --serve
     """
     from circleci_analytics.dashboards import render_dashboard, serve_dashboard
 
-    s = _settings(config, warehouse_path=warehouse_path, dashboard_dir=dashboard_dir)
+    s = _settings(config, **flags)
+    _check_paths(s, lake=False, warehouse=False)
     try:
         result = render_dashboard(s.warehouse_path, s.dashboard_dir)
     except FileNotFoundError as e:
@@ -490,6 +571,7 @@ def dashboard_cmd(config, warehouse_path, dashboard_dir, serve_it, port) -> None
 
 
 def main() -> None:
+    _State.debug = False
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -498,8 +580,18 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except SettingsError as e:  # raised below the CLI (e.g. by a flow) for a fixable configuration
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last resort: one line, the traceback only with --debug
+        if _State.debug:
+            traceback.print_exc()
+        else:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            click.echo(f"Error: unexpected {type(e).__name__}: {first} (run with --debug for the traceback)", err=True)
+        sys.exit(EXIT_FAILURE)
     sys.exit(EXIT_OK)
 
 

@@ -1,63 +1,223 @@
-"""One settings object for every command and flow.
+"""One settings object for every command and flow, validated before any work starts.
 
-Precedence (highest first): command-line flags > environment variables > the TOML file
-(`--config PATH`, else `$CIRCLECI_ANALYTICS_CONFIG`, else `./circleci-analytics.toml` if it
-exists) > defaults. Environment variables are `CIRCLECI_ANALYTICS_<FIELD>` (e.g.
-`CIRCLECI_ANALYTICS_LAKE_ROOT`), except the token, which is read from `CIRCLECI_TOKEN`.
+Each setting has one name everywhere: the field name is the TOML key, the environment
+variable is `CIRCLECI_ANALYTICS_<FIELD>` and the command-line flag is `--<field-with-dashes>`
+(the token is the exception: only `$CIRCLECI_TOKEN` or a Prefect Secret block, never a flag,
+never the TOML file). Each default lives here, once.
+
+Precedence (highest first): command-line flags (keyword arguments) > environment variables >
+the TOML file (`--config PATH`, else `$CIRCLECI_ANALYTICS_CONFIG`, else
+`./circleci-analytics.toml` if it exists) > defaults.
+
+Organisations: `orgs` is a list of `{id, slug, projects}` (`[[orgs]]` tables in TOML). The
+top-level `org_id`, `org_slug` and `projects` keys are the one-org shorthand. The
+highest-priority source that names an org (`orgs`, or `org_id`/`org_slug`) defines the whole
+list; the shorthand keys merge with each other across sources like any setting, and a
+`projects` list from a source above `orgs` sets the projects of its org(s) (by slug prefix
+when there are several).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import tomllib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as _SourceError
 
-from circleci_analytics.connectors.encoding import validate_project_slug
-
-__all__ = ["Settings", "load_settings", "DEFAULT_CONFIG_FILE"]
+__all__ = ["DEFAULT_CONFIG_FILE", "ENV_PREFIX", "TOKEN_ENV", "Org", "Settings", "SettingsError", "assign_projects",
+           "check_paths", "describe_validation_error", "load_settings"]  # fmt: skip
 
 DEFAULT_CONFIG_FILE = "circleci-analytics.toml"
+CONFIG_ENV = "CIRCLECI_ANALYTICS_CONFIG"
+ENV_PREFIX = "CIRCLECI_ANALYTICS_"
+TOKEN_ENV = "CIRCLECI_TOKEN"
+#: The one-org shorthand keys (folded into `orgs`).
+SHORTHAND = ("org_id", "org_slug", "projects")
+
+_config_file: ContextVar[Path | None] = ContextVar("circleci_analytics_config_file", default=None)
 
 
-class Settings(BaseSettings):
-    """Where to read from, where to write to, and how to price and judge the results."""
+class SettingsError(ValueError):
+    """A configuration problem the user can fix; the message is one line and never holds the token."""
 
-    model_config = SettingsConfigDict(env_prefix="CIRCLECI_ANALYTICS_", extra="forbid", populate_by_name=True)
 
-    api_base_url: str = "https://circleci.com/api/v2"
-    #: A *personal* API token. Never logged or written anywhere (SecretStr masks it).
-    token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("CIRCLECI_TOKEN", "token"))
-    org_id: str | None = None
-    org_slug: str | None = None
-    #: Project slugs; empty means "discover the org's projects".
-    projects: list[str] = Field(default_factory=list)
-    lake_root: str = "data/lake"
-    warehouse_path: str = "data/warehouse.duckdb"
-    dashboard_dir: str = "data/dashboard"
-    price_per_credit: float = 0.0006
-    rightsizing_headroom: float = 0.8
-    #: DuckDB storage format of the warehouse file; v1.4.0 opens in DuckDB 1.4, 1.5 and 2.x
-    #: (BI tools bundle 1.4-1.5). Default = warehouse.DEFAULT_STORAGE_VERSION (a test checks).
-    warehouse_storage_version: str = "v1.4.0"
-    #: First run only: days of usage export and workflow runs to pull (later runs are incremental).
-    initial_lookback_days: int = 30
-    overlap_days: int = 2
-    tests_lookback_days: int = 14
-    max_concurrency: int = 8
-    export_poll_seconds: float = 360.0
-    job_include: list[str] = Field(default_factory=list)
-    job_exclude: list[str] = Field(default_factory=list)
-    schedule_cron: str = "0 3 * * *"
-    #: Time zone of `schedule_cron` (`serve`).
-    timezone: str = "UTC"
+# -- field types -------------------------------------------------------------------------------
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise ValueError("not a UUID (find it under Organization Settings > Overview)") from None
+
+
+_VCS = ("gh", "github", "bb", "bitbucket", "circleci")
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _org_slug(value: str) -> str:
+    parts = value.split("/")
+    if len(parts) != 2 or parts[0] not in _VCS or not _SEGMENT.fullmatch(parts[1]) or parts[1] in (".", ".."):
+        raise ValueError(f"not an org slug: expected <vcs>/<org> with <vcs> one of {', '.join(_VCS)} "
+                         "(e.g. gh/acme, or circleci/<id> for GitHub-App and GitLab orgs)")  # fmt: skip
+    return value
+
+
+def _http_url(value: str) -> str:
+    HttpUrl(value)  # raises a clear error for anything that is not an http(s) URL with a host
+    return value.rstrip("/")
+
+
+def _cron(value: str) -> str:
+    from cronsim import CronSim, CronSimError
+
+    try:
+        CronSim(value, datetime(2000, 1, 1))
+    except CronSimError as e:
+        raise ValueError(f"not a cron expression ({e}); e.g. '0 3 * * *' is 03:00 every day") from None
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
+    return value
+
+
+_BLOCK_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+def _block_name(value: str) -> str:
+    if not _BLOCK_NAME.fullmatch(value):
+        raise ValueError("not a Prefect block name (lowercase letters, digits and dashes)")
+    return value
+
+
+def _path(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+NonEmptyPath = Annotated[str, AfterValidator(_path)]
+
+
+class Org(BaseModel):
+    """One CircleCI organisation to pull: its id (usage export) and slug (Insights)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, AfterValidator(_uuid)] = Field(description="Organization id (UUID), for the usage export")
+    slug: Annotated[str, AfterValidator(_org_slug)] = Field(description="Org slug, e.g. gh/acme, for Insights")
+    projects: list[str] = Field(default_factory=list, description="Project slugs; empty = discover")
 
     @field_validator("projects")
     @classmethod
     def _valid_project_slugs(cls, slugs: list[str]) -> list[str]:
+        from circleci_analytics.connectors.encoding import validate_project_slug
+
         return [validate_project_slug(slug) for slug in slugs]
+
+
+class Settings(BaseSettings):
+    """Where to read from, where to write to, how to price and judge the results, when to run."""
+
+    # Defaults are valid by construction; validating only what was given keeps `sql` from
+    # importing the connectors for the look-back bound.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", populate_by_name=True,
+                                      validate_default=False)  # fmt: skip
+
+    # -- source --
+    api_base_url: Annotated[str, AfterValidator(_http_url)] = Field(
+        "https://circleci.com/api/v2", description="CircleCI API v2 base URL.")  # fmt: skip
+    #: A *personal* API token, from $CIRCLECI_TOKEN (or passed in-process). Excluded from every
+    #: dump, so it is never a serialized flow parameter; SecretStr masks it in repr and errors.
+    token: SecretStr | None = Field(None, validation_alias=TOKEN_ENV, exclude=True, repr=False,
+                                    description="Personal API token ($CIRCLECI_TOKEN only).")  # fmt: skip
+    token_secret_block: Annotated[str, AfterValidator(_block_name)] | None = Field(
+        None, description="Prefect Secret block holding the token, when $CIRCLECI_TOKEN is not set.")  # fmt: skip
+    orgs: list[Org] = Field(default_factory=list, description="Organisations to pull ([[orgs]] tables).")
+    # -- outputs --
+    lake_root: NonEmptyPath = Field("data/lake", description="Lake root: a folder or s3://bucket/prefix.")
+    warehouse_path: NonEmptyPath = Field("data/warehouse.duckdb", description="DuckDB warehouse file.")
+    dashboard_dir: NonEmptyPath = Field("data/dashboard", description="Where the dashboard HTML goes.")
+    render_dashboard: bool = Field(True, description="Render the dashboard after each run.")
+    # -- marts --
+    price_per_credit: Decimal = Field(Decimal("0.0006"), gt=0, decimal_places=10,
+                                      description="USD per credit (25,000 credits for 15 USD).")  # fmt: skip
+    rightsizing_headroom: float = Field(0.8, gt=0, le=1,
+                                        description="Right-sizing: largest p95 share of a smaller class.")  # fmt: skip
+    #: v1.4.0 opens in DuckDB 1.4, 1.5 and 2.x (BI tools bundle 1.4-1.5); a test checks it equals
+    #: warehouse.DEFAULT_STORAGE_VERSION.
+    warehouse_storage_version: str = Field("v1.4.0", pattern=r"^v\d+\.\d+\.\d+$",
+                                           description="DuckDB storage format of the warehouse file (e.g. v1.4.0).")
+    # -- extraction --
+    initial_lookback_days: int = Field(30, ge=1, description="First run only: days of history to pull.")
+    overlap_days: int = Field(2, ge=0, description="Days re-read before the last cursor on later runs.")
+    tests_lookback_days: int = Field(14, ge=1, description="Probe test results of jobs this many days old.")
+    max_concurrency: int = Field(8, ge=1, description="API requests in flight at once.")
+    export_poll_seconds: float = Field(360.0, gt=0, description="Seconds between usage-export status polls.")
+    rate_limits: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="Requests per second per endpoint family (0 = unlimited).")  # fmt: skip
+    job_include: list[str] = Field(default_factory=list, description="Job-name globs to probe for tests (repeatable).")
+    job_exclude: list[str] = Field(default_factory=list, description="Job-name globs never probed (repeatable).")
+    #: The clock; None = real time (the demo and tests pin it to the simulator's).
+    now: datetime | None = Field(None, description="Pretend the current time is this (simulator, tests).")
+    # -- schedule (`serve`) --
+    schedule_cron: Annotated[str, AfterValidator(_cron)] = Field("0 3 * * *", description="Nightly cron schedule.")
+    timezone: Annotated[str, AfterValidator(_timezone)] = Field("UTC", description="Time zone of the schedule.")
+    prefect_dir: NonEmptyPath = Field("data/prefect", description="`serve`: home and database of the local Prefect server.")
+    prefect_port: int = Field(0, ge=0, le=65535, description="`serve`: loopback port of the local Prefect server "
+                                                             "(0 = a free one).")  # fmt: skip
+
+    @field_validator("initial_lookback_days")
+    @classmethod
+    def _within_export_history(cls, value: int) -> int:
+        from circleci_analytics.connectors.usage_export.windows import MAX_LOOKBACK
+
+        if value > MAX_LOOKBACK.days:
+            raise ValueError(f"the usage export keeps {MAX_LOOKBACK.days} days; use at most that")
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _known_families(cls, value: dict[str, float]) -> dict[str, float]:
+        from circleci_analytics.connectors.ratelimit import FAMILIES
+
+        unknown = sorted(set(value) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown endpoint family {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
+        return value
+
+    @field_validator("orgs")
+    @classmethod
+    def _distinct_orgs(cls, value: list[Org]) -> list[Org]:
+        ids = [o.id for o in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("the same org id is listed twice")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _normalized_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """Surrounding whitespace stripped; control characters and non-ASCII refused (the
+        message names the problem, never the value)."""
+        from circleci_analytics.connectors.auth import normalize_token
+
+        return None if value is None else SecretStr(normalize_token(value.get_secret_value()))
 
     @classmethod
     def settings_customise_sources(
@@ -68,26 +228,224 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get("_CIRCLECI_ANALYTICS_TOML") or ""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return tuple(sources)
+        return (_LayeredSource(settings_cls, init_settings, env_settings),)
+
+
+# -- sources ---------------------------------------------------------------------------------
+class _OneOrgEnv(BaseSettings):
+    """The one-org shorthand as environment variables (parsed by pydantic-settings)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
+    org_id: str | None = None
+    org_slug: str | None = None
+    projects: list[str] | None = None
+
+
+def config_path() -> Path | None:
+    """The TOML file in use: `load_settings(path)`, else $CIRCLECI_ANALYTICS_CONFIG, else
+    ./circleci-analytics.toml if it exists."""
+    explicit = _config_file.get() or os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"config file not found: {explicit}" if not path.exists()
+                                else f"config file is not a file: {explicit}")  # fmt: skip
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file as a dict; syntax errors and unknown keys as one clear line."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"{path}: invalid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(f"{path}: cannot read it: {e}") from None
+    known = set(Settings.model_fields) | set(SHORTHAND)
+    for key in data:
+        if key in ("token", TOKEN_ENV):
+            raise SettingsError(f"{path}: the token is never read from a file: export {TOKEN_ENV}, or name a "
+                                "Prefect Secret block with token_secret_block")  # fmt: skip
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            raise SettingsError(f"{path}: unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return data
+
+
+class _LayeredSource(PydanticBaseSettingsSource):
+    """Flags (init kwargs) > environment > TOML file, merged key by key, with the org rules."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init: PydanticBaseSettingsSource,
+                 env: PydanticBaseSettingsSource) -> None:  # fmt: skip
+        super().__init__(settings_cls)
+        self.init, self.env = init, env
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_path()
+        shorthand_env = {k: v for k, v in _OneOrgEnv().model_dump().items() if v is not None}
+        layers = [  # highest priority first
+            ("the command line", dict(self.init())),
+            ("the environment", {**self.env(), **shorthand_env}),
+            (str(path), read_toml(path) if path else {}),
+        ]
+        orgs = _resolve_orgs(layers)
+        merged: dict[str, Any] = {}
+        for _, layer in reversed(layers):
+            merged.update(layer)
+        if orgs is not None:
+            merged["orgs"] = orgs
+        for key in ("token", TOKEN_ENV):  # masked from here on, so no error can echo it
+            if isinstance(merged.get(key), str):
+                merged[key] = SecretStr(merged[key])
+        return merged
+
+
+def _resolve_orgs(layers: list[tuple[str, dict[str, Any]]]) -> list[Any] | None:
+    """Fold `orgs` and the one-org shorthand of every layer into one org list (rules in the
+    module docstring), removing those keys from the layers. None when no layer names an org."""
+    def has(layer: dict[str, Any], key: str) -> bool:
+        return layer.get(key) is not None
+
+    top = next((i for i, (_, layer) in enumerate(layers) if any(has(layer, k) for k in ("orgs", "org_id", "org_slug"))),
+               None)  # fmt: skip
+    projects_at = next((i for i, (_, layer) in enumerate(layers) if has(layer, "projects")), None)
+    picked = {k: next((layer[k] for _, layer in layers if has(layer, k)), None) for k in SHORTHAND}
+    top_source, top_layer = layers[top] if top is not None else ("", {})
+    top_orgs, top_shorthand = top_layer.get("orgs"), has(top_layer, "org_id") or has(top_layer, "org_slug")
+    for _, layer in layers:
+        for key in ("orgs", *SHORTHAND):
+            layer.pop(key, None)
+    if top is None:
+        if projects_at is not None:
+            raise SettingsError(f"projects are set in {layers[projects_at][0]} but no organisation is: "
+                                "set org_id and org_slug, or [[orgs]]")  # fmt: skip
+        return None
+    if top_orgs is None:  # the one-org shorthand
+        for key, other in (("org_id", "org_slug"), ("org_slug", "org_id")):
+            if picked[key] is None:
+                raise SettingsError(f"{other} is set but {key} is not: set --{key.replace('_', '-')}, "
+                                    f"{ENV_PREFIX}{key.upper()} or {key} in the TOML file")  # fmt: skip
+        return [{"id": picked["org_id"], "slug": picked["org_slug"], "projects": picked["projects"] or []}]
+    if top_shorthand:
+        raise SettingsError(f"{top_source}: set the organisations either as orgs (--org, [[orgs]]) or as "
+                            "org_id/org_slug, not both")  # fmt: skip
+    orgs = [o.model_dump() if isinstance(o, BaseModel) else o for o in top_orgs] if isinstance(top_orgs, list) else top_orgs
+    if projects_at is not None and projects_at < top:
+        return assign_projects(orgs, picked["projects"], layers[projects_at][0])
+    if projects_at == top:
+        raise SettingsError(f"{top_source}: top-level projects together with orgs; list each org's projects "
+                            "in its own [[orgs]] table")  # fmt: skip
+    return orgs
+
+
+def assign_projects(orgs: list[Any], projects: list[str], source: str) -> list[Any]:
+    """Give `projects` to the one org, or to each org by slug prefix (`gh/acme/web` -> `gh/acme`)."""
+    if not isinstance(orgs, list) or not all(isinstance(o, dict) for o in orgs):
+        return orgs  # let validation name the problem
+    if len(orgs) == 1:
+        return [{**orgs[0], "projects": list(projects)}]
+    by_slug = {o.get("slug"): {**o, "projects": []} for o in orgs}
+    for project in projects:
+        owner = by_slug.get("/".join(str(project).split("/")[:2]))
+        if owner is None:
+            raise SettingsError(f"project {project!r} (from {source}) belongs to none of the orgs "
+                                f"{', '.join(map(str, by_slug))}; list it in its org's [[orgs]] table")  # fmt: skip
+        owner["projects"].append(project)
+    return list(by_slug.values())
+
+
+# -- loading and errors ----------------------------------------------------------------------
+@contextmanager
+def _using_config(path: str | Path | None) -> Iterator[None]:
+    token = _config_file.set(Path(path) if path else None)
+    try:
+        yield
+    finally:
+        _config_file.reset(token)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Settings from flags (`overrides`, None values ignored), env, TOML file and defaults."""
-    path = config_file or os.environ.get("CIRCLECI_ANALYTICS_CONFIG")
-    if path is None and Path(DEFAULT_CONFIG_FILE).exists():
-        path = DEFAULT_CONFIG_FILE
-    if path is not None and not Path(path).exists():
-        raise FileNotFoundError(f"config file not found: {path}")
-    previous = os.environ.get("_CIRCLECI_ANALYTICS_TOML")
-    os.environ["_CIRCLECI_ANALYTICS_TOML"] = str(path or "")
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None and v != ()})
-    finally:
-        if previous is None:
-            os.environ.pop("_CIRCLECI_ANALYTICS_TOML", None)
-        else:
-            os.environ["_CIRCLECI_ANALYTICS_TOML"] = previous
+    """Settings from flags (`overrides`; None and empty values ignored), env, TOML file and defaults.
+
+    Raises `SettingsError` (one clear line) for a missing or malformed file, an unknown key
+    or an invalid value.
+    """
+    flags = {k: v for k, v in overrides.items() if v is not None and v != () and v != []}
+    with _using_config(config_file):
+        try:
+            return Settings(**flags)
+        except ValidationError as e:
+            raise SettingsError(describe_validation_error(e)) from None
+        except _SourceError as e:  # an environment variable that is not valid JSON for a list
+            raise SettingsError(f"invalid configuration: {e}") from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming every invalid setting and why; the token's value is never shown."""
+    parts = []
+    for err in error.errors():
+        loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
+        loc = loc.replace(TOKEN_ENV, "token")
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{loc}: unknown setting")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        shown = "" if "token" in loc or isinstance(err.get("input"), dict | list | SecretStr) else f" (got {err['input']!r})"
+        parts.append(f"{loc}: {msg}{shown}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+# -- paths -----------------------------------------------------------------------------------
+def _local(path: str) -> Path | None:
+    """A local path, or None for an object-store URL (checked when it is used)."""
+    if "://" in path and not path.startswith("file://"):
+        return None
+    return Path(path.removeprefix("file://")).expanduser()
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _writable_folder(name: str, raw: str) -> None:
+    path = _local(raw)
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"{name} {raw} is a file, not a folder")
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise SettingsError(f"{name} {raw} cannot be created: {base} is a file")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise SettingsError(f"{name} {raw} is not writable ({base} is read-only for this user)")
+
+
+def _writable_file(name: str, raw: str) -> None:
+    path = _local(raw)
+    if path is None:
+        return
+    if path.is_dir():
+        raise SettingsError(f"{name} {raw} is a folder; give a file path such as {path / 'warehouse.duckdb'}")
+    _writable_folder(f"{name}'s folder", str(path.parent))
+
+
+def check_paths(settings: Settings, *, lake: bool = True, warehouse: bool = True, dashboard: bool = True,
+                prefect: bool = False) -> None:  # fmt: skip
+    """Refuse, before anything is written, output paths that cannot work: a file where a
+    folder goes (or the reverse), or a location this user cannot write. Creates nothing."""
+    if lake:
+        _writable_folder("lake_root", settings.lake_root)
+    if warehouse:
+        _writable_file("warehouse_path", settings.warehouse_path)
+    if dashboard and settings.render_dashboard:
+        _writable_folder("dashboard_dir", settings.dashboard_dir)
+    if prefect:
+        _writable_folder("prefect_dir", settings.prefect_dir)

@@ -18,11 +18,21 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.states import Completed
 
+from circleci_analytics.connectors import CircleCIError
 from circleci_analytics.connectors.usage_export import plan_windows
+from circleci_analytics.settings import Settings, SettingsError, check_paths
 from circleci_analytics.warehouse import Lake
 
 from circleci_analytics.flows import steps
-from circleci_analytics.flows.nightly import OrgTarget, build_and_render, land_usage_task, resolve_projects_task, resolve_token, usage_export_task
+from circleci_analytics.flows.nightly import (
+    OrgTarget,
+    build_and_render,
+    land_usage_task,
+    pipeline_config,
+    resolve_projects_task,
+    resolve_token,
+    usage_export_task,
+)
 from circleci_analytics.flows.state import LakeStateStore
 from circleci_analytics.flows.summary import RunSummary
 
@@ -50,45 +60,31 @@ def _done_key(org_id: str, start: datetime, end: datetime) -> str:
     return f"backfill-{org_id}-{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}"
 
 
-@flow(name="circleci-backfill", description="Backfill usage export history in <= 31-day windows, resumably.")
-async def backfill(
-    org: OrgTarget,
-    start: date,
-    end: date,
-    api_base_url: str = "https://circleci.com/api/v2",
-    lake_root: str = "data/lake",
-    warehouse_path: str = "data/warehouse.duckdb",
-    dashboard_dir: str = "data/dashboard",
-    price_per_credit: float = 0.0006,
-    rightsizing_headroom: float = 0.8,
-    export_poll_seconds: float = 360.0,
-    token_secret_block: str | None = None,
-    rate_limits: dict[str, float | None] | None = None,
-    now: datetime | None = None,
-    build: bool = True,
-    stop_after_windows: int | None = None,
-) -> RunSummary:
-    """Export and land every window of [start, end] not landed yet, then build.
+class _Progress:
+    """Windows landed over every org, as one Prefect progress artifact."""
 
-    `stop_after_windows` ends the run early (to spread a long backfill over several runs,
-    and to test resumption).
-    """
-    t0 = time.perf_counter()
+    def __init__(self, total: int, done: int) -> None:
+        self.total, self.done, self.artifact_id = total, done, None
+
+    async def start(self, description: str) -> None:
+        self.artifact_id = await create_progress_artifact(progress=self.percent, key="circleci-backfill-progress",
+                                                          description=description)  # fmt: skip
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / self.total if self.total else 100.0
+
+    async def advance(self) -> None:
+        self.done += 1
+        await update_progress_artifact(artifact_id=self.artifact_id, progress=self.percent)
+
+
+async def _backfill_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: Lake, summary: RunSummary,
+                        windows: list[tuple[datetime, datetime]], progress: _Progress,
+                        stop_after_windows: int | None) -> bool:  # fmt: skip
+    """Export and land every window of one org not landed yet; True when all have landed."""
     logger = get_run_logger()
-    token = resolve_token(token_secret_block)
-    cfg = steps.PipelineConfig(
-        org_id=org.id, org_slug=org.slug, projects=org.projects, api_base_url=api_base_url, lake_root=lake_root,
-        warehouse_path=warehouse_path, dashboard_dir=dashboard_dir, price_per_credit=price_per_credit,
-        rightsizing_headroom=rightsizing_headroom, export_poll_seconds=export_poll_seconds, rate_limits=rate_limits,
-        now=now,
-    )  # fmt: skip
-    windows = backfill_windows(start, end, cfg.clock())
-    lake = Lake(lake_root)
     store = LakeStateStore(lake)
-    summary = RunSummary("backfill", [org.slug], lake_root=lake_root, warehouse_path=warehouse_path)
-    done = [w for w in windows if store.exists(_done_key(org.id, *w))]
-    progress = await create_progress_artifact(progress=100.0 * len(done) / len(windows), key="circleci-backfill-progress",
-                                              description=f"{org.slug}: usage export windows landed")  # fmt: skip
     scratch = steps.scratch_dir(cfg)
     workdir = Path(cfg.workdir or scratch.name)
     exported = 0
@@ -103,31 +99,79 @@ async def backfill(
                     logger.info("window %s..%s already landed; skipping", f"{w_start:%Y-%m-%d}", f"{w_end:%Y-%m-%d}")
                     continue
                 if stop_after_windows is not None and exported >= stop_after_windows:
-                    break
+                    return False
                 result = await usage_export_task(client, cfg, store, w_start, w_end, str(workdir))
                 rows = land_usage_task(lake, result)
                 summary.add_rows(rows)
                 summary.quarantined_rows += result.quarantined_rows
                 summary.usage_windows.append(f"{w_start:%Y-%m-%d}..{w_end:%Y-%m-%d}")
                 store.put(key, json.dumps({"rows": rows, "landed_at": datetime.now(UTC).isoformat()}).encode())
-                done.append((w_start, w_end))
                 exported += 1
-                await update_progress_artifact(artifact_id=progress, progress=100.0 * len(done) / len(windows))
-                logger.info("backfill %s: %d/%d windows landed", org.slug, len(done), len(windows))
-            summary.api_calls = {"total_calls": client.stats.total_calls, **client.stats.as_dict()["calls"]}
+                await progress.advance()
+                logger.info("backfill %s: %d/%d windows landed", org.slug, progress.done, progress.total)
+            for family, n in {"total_calls": client.stats.total_calls, **client.stats.as_dict()["calls"]}.items():
+                summary.api_calls[family] = summary.api_calls.get(family, 0) + n
     finally:
         if scratch is not None:
             scratch.cleanup()
-    complete = len(done) == len(windows)
+    return True
+
+
+@flow(name="circleci-backfill", description="Backfill usage export history in <= 31-day windows, resumably.")
+async def backfill(
+    start: date,
+    end: date,
+    settings: Settings | None = None,
+    build: bool = True,
+    stop_after_windows: int | None = None,
+) -> RunSummary:
+    """Export and land every window of [start, end] not landed yet, for every org, then build.
+
+    `settings` default to the environment and TOML file of the machine running the flow (the
+    token as in `nightly`). One org failing does not stop the others. `stop_after_windows`
+    ends each org's run early (to spread a long backfill over several runs, and to test
+    resumption).
+    """
+    t0 = time.perf_counter()
+    settings = settings or Settings()
+    check_paths(settings)
+    token = resolve_token(settings)
+    if not settings.orgs:
+        raise SettingsError("no organisation configured: set [[orgs]] (or org_id and org_slug)")
+    windows = backfill_windows(start, end, settings.now or datetime.now(UTC))
+    lake = Lake(settings.lake_root)
+    store = LakeStateStore(lake)
+    orgs = settings.orgs
+    summary = RunSummary("backfill", [o.slug for o in orgs], lake_root=settings.lake_root,
+                         warehouse_path=settings.warehouse_path)  # fmt: skip
+    progress = _Progress(len(orgs) * len(windows),
+                         sum(store.exists(_done_key(o.id, *w)) for o in orgs for w in windows))  # fmt: skip
+    await progress.start(f"{', '.join(summary.orgs)}: usage export windows landed")
+    complete, errors = True, []
+    for org in orgs:
+        try:
+            complete &= await _backfill_org(org, pipeline_config(settings, org), token, lake, summary, windows,
+                                            progress, stop_after_windows)  # fmt: skip
+        except CircleCIError as e:
+            errors.append(e)
+            complete = False
+            summary.failed_projects[f"org {org.slug}"] = f"{type(e).__name__}: {e}"
+            get_run_logger().error("org %s failed: %s", org.slug, summary.failed_projects[f"org {org.slug}"])
+    if len(errors) == len(orgs):
+        raise errors[0]  # nothing landed: a wrong token, org or API URL
     if build and complete:
-        build_and_render(lake, cfg, summary, None)
+        build_and_render(lake, settings, summary, None)
     summary.seconds = time.perf_counter() - t0
     await create_markdown_artifact(
-        markdown=summary.markdown() + f"\n\nWindows landed: {len(done)}/{len(windows)}", key="circleci-backfill-summary"
+        markdown=summary.markdown() + f"\n\nWindows landed: {progress.done}/{progress.total}",
+        key="circleci-backfill-summary",
     )
+    if errors:
+        return Completed(name="Partially Completed", data=summary,
+                         message=f"org(s) failed: {', '.join(summary.failed_projects)}")  # fmt: skip
     if not complete:
         return Completed(name="Partially Completed", data=summary,
-                         message=f"{len(done)}/{len(windows)} windows landed; run again to resume")  # fmt: skip
+                         message=f"{progress.done}/{progress.total} windows landed; run again to resume")  # fmt: skip
     if summary.status == "partial":
         return Completed(name="Partially Completed", data=summary,
                          message=f"unknown projects: {', '.join(summary.unknown_projects)}")  # fmt: skip

@@ -4,8 +4,8 @@ dashboard -> one markdown artifact. One project failing does not lose the others
 from __future__ import annotations
 
 import asyncio
-import os
 import time
+from dataclasses import fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,47 +16,45 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.asyncio import concurrency
 from prefect.states import Completed, Failed
-from pydantic import BaseModel, Field
-
 from circleci_analytics.connectors import CircleCIClient, CircleCIError, Extract
+from circleci_analytics.settings import Org as OrgTarget
+from circleci_analytics.settings import Settings, SettingsError, check_paths
 from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
 
 from circleci_analytics.flows import steps
 from circleci_analytics.flows.state import LakeStateStore, PipelineState
 from circleci_analytics.flows.summary import RunSummary, warehouse_highlights
 
-__all__ = ["OrgTarget", "nightly", "resolve_token", "run_org", "build_and_render"]
+__all__ = ["OrgTarget", "nightly", "pipeline_config", "resolve_token", "run_org", "build_and_render"]
 
-TOKEN_ENV = "CIRCLECI_TOKEN"
 #: Prefect global concurrency limit (optional) on projects extracted at once.
 INSIGHTS_CONCURRENCY_LIMIT = "circleci-insights"
 
 
-class OrgTarget(BaseModel):
-    """One CircleCI organisation to pull: its id (usage export) and slug (Insights)."""
-
-    id: str = Field(description="Organization id (UUID), for the usage export")
-    slug: str = Field(description="Org slug, e.g. gh/acme, for Insights")
-    projects: list[str] = Field(default_factory=list, description="Project slugs; empty = discover")
-
-
-class MissingToken(RuntimeError):
+class MissingToken(SettingsError):
     pass
 
 
-def resolve_token(secret_block: str | None = None) -> str:
-    """The API token from a Prefect Secret block (if named) or $CIRCLECI_TOKEN."""
-    if secret_block:
+def resolve_token(settings: Settings) -> str:
+    """The API token: the one the settings hold (from $CIRCLECI_TOKEN where they were built, or
+    passed in-process, never serialized), else the Prefect Secret block they name."""
+    if settings.token is not None:
+        return settings.token.get_secret_value()
+    if settings.token_secret_block:
         from prefect.blocks.system import Secret
 
-        return Secret.load(secret_block).get()
-    token = os.environ.get(TOKEN_ENV)
-    if not token:
-        raise MissingToken(
-            f"no CircleCI token: set {TOKEN_ENV} to a personal API token "
-            "(https://app.circleci.com/settings/user/tokens) or pass token_secret_block"
-        )
-    return token
+        return Secret.load(settings.token_secret_block).get()
+    raise MissingToken(
+        "no CircleCI token: set CIRCLECI_TOKEN to a personal API token "
+        "(https://app.circleci.com/settings/user/tokens) or name a Prefect Secret block in token_secret_block"
+    )
+
+
+def pipeline_config(settings: Settings, org: OrgTarget) -> steps.PipelineConfig:
+    """The internal per-org config, built here and nowhere else (the settings it shares by name)."""
+    shared = {f.name for f in fields(steps.PipelineConfig)} & set(Settings.model_fields)
+    return steps.PipelineConfig(org_id=org.id, org_slug=org.slug, projects=list(org.projects),
+                                **{name: getattr(settings, name) for name in shared})  # fmt: skip
 
 
 # -- tasks (I/O, retried; arguments are live objects, so no input caching) ---------------------
@@ -125,28 +123,28 @@ def land_usage_task(lake: Lake, result: Any) -> dict[str, int]:
 
 
 @task(cache_policy=NO_CACHE)
-def build_task(lake: Lake, cfg: steps.PipelineConfig) -> BuildResult:
+def build_task(lake: Lake, settings: Settings) -> BuildResult:
     """Build the DuckDB warehouse and run the data tests (atomic swap)."""
-    return build_warehouse(lake, cfg.warehouse_path, price_per_credit=cfg.price_per_credit,
-                           headroom=cfg.rightsizing_headroom, fail_on_test_error=False)  # fmt: skip
+    return build_warehouse(lake, settings.warehouse_path, price_per_credit=settings.price_per_credit,
+                           headroom=settings.rightsizing_headroom, storage_version=settings.warehouse_storage_version,
+                           fail_on_test_error=False)  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)
-def render_task(cfg: steps.PipelineConfig) -> str:
+def render_task(settings: Settings) -> str:
     """Render the offline dashboard from the marts."""
     from circleci_analytics.dashboards import render_dashboard
 
-    return str(render_dashboard(cfg.warehouse_path, cfg.dashboard_dir).index)
+    return str(render_dashboard(settings.warehouse_path, settings.dashboard_dir).index)
 
 
 # -- orchestration ----------------------------------------------------------------------------
-async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: Lake, summary: RunSummary,
+async def run_org(org: OrgTarget, org_cfg: steps.PipelineConfig, token: str, lake: Lake, summary: RunSummary,
                   *, usage_start: datetime | None = None) -> None:  # fmt: skip
     """Extract and land one org; state is saved only after its data has landed."""
     logger = get_run_logger()
     store = LakeStateStore(lake)
     state = PipelineState.load(store, org.id)
-    org_cfg = steps.PipelineConfig(**{**cfg.__dict__, "org_id": org.id, "org_slug": org.slug, "projects": org.projects})
     scratch = steps.scratch_dir(org_cfg)
     workdir = org_cfg.workdir or scratch.name
     try:
@@ -210,17 +208,16 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
             scratch.cleanup()
 
 
-def build_and_render(lake: Lake, cfg: steps.PipelineConfig, summary: RunSummary, window_start: datetime | None,
-                     render: bool = True) -> None:  # fmt: skip
+def build_and_render(lake: Lake, settings: Settings, summary: RunSummary, window_start: datetime | None) -> None:
     with summary.timed("build"):
-        result = build_task(lake, cfg)
+        result = build_task(lake, settings)
     summary.models_built = len(result.models)
     summary.data_tests = len(result.tests)
     summary.data_tests_failed = [t.name for t in result.failed_tests]
     summary.highlights = warehouse_highlights(str(result.db_path), window_start.date() if window_start else None)
-    if render:
+    if settings.render_dashboard:
         with summary.timed("dashboard"):
-            summary.dashboard_path = render_task(cfg)
+            summary.dashboard_path = render_task(settings)
 
 
 def _describe(exc: BaseException) -> str:
@@ -228,47 +225,28 @@ def _describe(exc: BaseException) -> str:
 
 
 @flow(name="circleci-nightly", description="Nightly CircleCI analytics: extract, land, build, render.")
-async def nightly(
-    orgs: list[OrgTarget],
-    api_base_url: str = "https://circleci.com/api/v2",
-    lake_root: str = "data/lake",
-    warehouse_path: str = "data/warehouse.duckdb",
-    dashboard_dir: str = "data/dashboard",
-    price_per_credit: float = 0.0006,
-    rightsizing_headroom: float = 0.8,
-    initial_lookback_days: int = 30,
-    overlap_days: int = 2,
-    tests_lookback_days: int = 14,
-    max_concurrency: int = 8,
-    export_poll_seconds: float = 360.0,
-    job_include: list[str] | None = None,
-    job_exclude: list[str] | None = None,
-    token_secret_block: str | None = None,
-    rate_limits: dict[str, float | None] | None = None,
-    now: datetime | None = None,
-    render: bool = True,
-) -> RunSummary:
+async def nightly(settings: Settings | None = None) -> RunSummary:
     """Pull every org, land it, build the warehouse, render the dashboard.
 
-    The token comes from $CIRCLECI_TOKEN or the Prefect Secret block `token_secret_block`;
-    it is never a flow parameter, so it never lands in Prefect's database or logs.
+    `settings` default to the environment and TOML file of the machine running the flow. The
+    token is never part of them as a parameter (excluded from their serialized form): it comes
+    from $CIRCLECI_TOKEN, in-process, or the Prefect Secret block `token_secret_block`.
     """
     t0 = time.perf_counter()
-    token = resolve_token(token_secret_block)
-    cfg = steps.PipelineConfig(
-        org_id="", org_slug="", api_base_url=api_base_url, lake_root=lake_root, warehouse_path=warehouse_path,
-        dashboard_dir=dashboard_dir, price_per_credit=price_per_credit, rightsizing_headroom=rightsizing_headroom,
-        initial_lookback_days=initial_lookback_days, overlap_days=overlap_days, tests_lookback_days=tests_lookback_days,
-        max_concurrency=max_concurrency, export_poll_seconds=export_poll_seconds, job_include=job_include or [],
-        job_exclude=job_exclude or [], rate_limits=rate_limits, now=now,
-    )  # fmt: skip
+    settings = settings or Settings()
+    check_paths(settings)
+    token = resolve_token(settings)
+    orgs = settings.orgs
+    if not orgs:
+        raise SettingsError("no organisation configured: set [[orgs]] (or org_id and org_slug)")
+    lake_root, warehouse_path = settings.lake_root, settings.warehouse_path
     lake = Lake(lake_root)
     summary = RunSummary("nightly", [o.slug for o in orgs], lake_root=lake_root, warehouse_path=warehouse_path)
     window_start = None
     org_errors: list[CircleCIError] = []
     for org in orgs:
         try:
-            await run_org(org, cfg, token, lake, summary)
+            await run_org(org, pipeline_config(settings, org), token, lake, summary)
         except CircleCIError as e:
             org_errors.append(e)
             summary.failed_projects[f"org {org.slug}"] = _describe(e)
@@ -278,8 +256,8 @@ async def nightly(
         raise org_errors[0]
     state = PipelineState.load(LakeStateStore(lake), orgs[0].id) if orgs else None
     if state and state.usage_exported_until:
-        window_start = state.usage_exported_until - timedelta(days=max(1, overlap_days))
-    await asyncio.to_thread(build_and_render, lake, cfg, summary, window_start, render)
+        window_start = state.usage_exported_until - timedelta(days=max(1, settings.overlap_days))
+    await asyncio.to_thread(build_and_render, lake, settings, summary, window_start)
     summary.seconds = time.perf_counter() - t0
     await create_markdown_artifact(markdown=summary.markdown(), key="circleci-nightly-summary",
                                    description="What the nightly run landed, built and found")  # fmt: skip

@@ -20,7 +20,7 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 LOOKBACK_DAYS = 30
 #: A token that cannot occur by accident in any output.
 TOKEN = "CCIPAT_flowtest_9f3b2c7d1e5a_secret"
-NO_LIMITS: dict[str, float | None] = {"core": None, "insights": None, "tests": None, "usage_export": None}
+NO_LIMITS: dict[str, float] = {"core": 0, "insights": 0, "tests": 0, "usage_export": 0}  # 0 = unlimited
 POLL_SECONDS = 0.1
 
 
@@ -46,22 +46,28 @@ def paths(root: Path) -> dict[str, str]:
             "dashboard_dir": str(root / "dashboard")}  # fmt: skip
 
 
-def run_nightly(sim: Simulator, url: str, root: Path, *, extra_projects: tuple[str, ...] = (), **kwargs: Any):
+def settings(sim: Simulator, url: str, root: Path, *, extra_projects: tuple[str, ...] = (), **changes: Any):
+    """The flows' settings for a run against `url` (the token from $CIRCLECI_TOKEN, as in production)."""
+    from circleci_analytics.settings import Settings
+
+    values = {"initial_lookback_days": LOOKBACK_DAYS, "tests_lookback_days": 7, "export_poll_seconds": POLL_SECONDS,
+              "rate_limits": NO_LIMITS, "now": sim.history.now, "render_dashboard": False, **paths(root), **changes}  # fmt: skip
+    return Settings(orgs=[org_target(sim, extra_projects)], api_base_url=url, **values)
+
+
+def run_nightly(sim: Simulator, url: str, root: Path, *, extra_projects: tuple[str, ...] = (), **changes: Any):
     """Run the nightly flow once against `url`; returns its final Prefect state."""
     from circleci_analytics.flows import nightly
 
-    kwargs = {"initial_lookback_days": LOOKBACK_DAYS, "tests_lookback_days": 7, "export_poll_seconds": POLL_SECONDS,
-              "rate_limits": NO_LIMITS, "now": sim.history.now, "render": False, **paths(root), **kwargs}  # fmt: skip
-    return asyncio.run(nightly(orgs=[org_target(sim, extra_projects)], api_base_url=url, return_state=True, **kwargs))
+    return asyncio.run(nightly(settings(sim, url, root, extra_projects=extra_projects, **changes), return_state=True))
 
 
-def run_backfill(sim: Simulator, url: str, root: Path, start: date, end: date, **kwargs: Any):
+def run_backfill(sim: Simulator, url: str, root: Path, start: date, end: date, stop_after_windows: int | None = None,
+                 **changes: Any):  # fmt: skip
     from circleci_analytics.flows import backfill
 
-    kwargs = {"export_poll_seconds": POLL_SECONDS, "rate_limits": NO_LIMITS, "now": sim.history.now,
-              **paths(root), **kwargs}  # fmt: skip
-    return asyncio.run(backfill(org=org_target(sim), start=start, end=end, api_base_url=url, return_state=True,
-                                **kwargs))  # fmt: skip
+    s = settings(sim, url, root, **{"render_dashboard": True, **changes})
+    return asyncio.run(backfill(start, end, s, stop_after_windows=stop_after_windows, return_state=True))
 
 
 class _TruthSince(GroundTruth):
