@@ -114,7 +114,7 @@ async def backfill(
                 exported += 1
                 await update_progress_artifact(artifact_id=progress, progress=100.0 * len(done) / len(windows))
                 logger.info("backfill %s: %d/%d windows landed", org.slug, len(done), len(windows))
-            summary.api_calls = {"total_calls": client.stats.total_calls, **client.stats.as_dict()["calls"]}
+            summary.add_calls(client.stats)
     finally:
         if scratch is not None:
             scratch.cleanup()
@@ -129,6 +129,5 @@ async def backfill(
         return Completed(name="Partially Completed", data=summary,
                          message=f"{len(done)}/{len(windows)} windows landed; run again to resume")  # fmt: skip
     if summary.status == "partial":
-        return Completed(name="Partially Completed", data=summary,
-                         message=f"unknown projects: {', '.join(summary.unknown_projects)}")  # fmt: skip
+        return Completed(name="Partially Completed", data=summary, message="; ".join(summary.partial_reasons()))
     return summary
