@@ -21,7 +21,7 @@ from prefect.states import Completed
 from circleci_analytics.connectors.usage_export import plan_windows
 from circleci_analytics.warehouse import Lake
 
-from circleci_analytics.flows import steps
+from circleci_analytics.flows import housekeeping, steps
 from circleci_analytics.flows.nightly import OrgTarget, build_and_render, land_usage_task, resolve_projects_task, resolve_token, usage_export_task
 from circleci_analytics.flows.state import LakeStateStore
 from circleci_analytics.flows.summary import RunSummary
@@ -86,6 +86,7 @@ async def backfill(
     lake = Lake(lake_root)
     store = LakeStateStore(lake)
     summary = RunSummary("backfill", [org.slug], lake_root=lake_root, warehouse_path=warehouse_path)
+    heartbeat, summary.cleaned_up = await housekeeping.start_run()
     done = [w for w in windows if store.exists(_done_key(org.id, *w))]
     progress = await create_progress_artifact(progress=100.0 * len(done) / len(windows), key="circleci-backfill-progress",
                                               description=f"{org.slug}: usage export windows landed")  # fmt: skip
@@ -125,6 +126,8 @@ async def backfill(
     await create_markdown_artifact(
         markdown=summary.markdown() + f"\n\nWindows landed: {len(done)}/{len(windows)}", key="circleci-backfill-summary"
     )
+    if heartbeat:
+        heartbeat.stop()
     if not complete:
         return Completed(name="Partially Completed", data=summary,
                          message=f"{len(done)}/{len(windows)} windows landed; run again to resume")  # fmt: skip

@@ -33,7 +33,7 @@ from circleci_analytics.connectors import CircleCIClient, CircleCIError, Extract
 from circleci_analytics.connectors.tests_metadata import DEFAULT_REPROBE_AFTER
 from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
 
-from circleci_analytics.flows import steps
+from circleci_analytics.flows import housekeeping, steps
 from circleci_analytics.flows.state import LakeStateStore, PipelineState
 from circleci_analytics.flows.summary import RunSummary, warehouse_highlights
 
@@ -302,6 +302,7 @@ async def nightly(
     )  # fmt: skip
     lake = Lake(lake_root)
     summary = RunSummary("nightly", [o.slug for o in orgs], lake_root=lake_root, warehouse_path=warehouse_path)
+    heartbeat, summary.cleaned_up = await housekeeping.start_run()
     window_start = None
     org_errors: list[CircleCIError] = []
     for org in orgs:
@@ -321,6 +322,8 @@ async def nightly(
     summary.seconds = time.perf_counter() - t0
     await create_markdown_artifact(markdown=summary.markdown(), key="circleci-nightly-summary",
                                    description="What the nightly run landed, built and found")  # fmt: skip
+    if heartbeat:
+        heartbeat.stop()
     if summary.status == "failed":
         return Failed(message=f"data tests failed: {', '.join(summary.data_tests_failed)}", data=summary)
     if summary.status == "partial":

@@ -52,6 +52,7 @@ from circleci_analytics.warehouse import Lake
 from circleci_analytics.warehouse.lake import encode_partition_value
 from circleci_analytics.warehouse.tables import table_spec
 
+from circleci_analytics.flows.housekeeping import make_scratch_dir
 from circleci_analytics.flows.state import LakeStateStore, PipelineState
 
 __all__ = [
@@ -369,7 +370,9 @@ def land_usage(lake: Lake, result: UsageExportResult) -> dict[str, int]:
 
 
 def scratch_dir(cfg: PipelineConfig) -> tempfile.TemporaryDirectory | None:
-    return None if cfg.workdir else tempfile.TemporaryDirectory(prefix="circleci-analytics-")
+    """A temporary folder for the run's downloads (marked with its owner, so the next run can
+    remove it if this process dies), unless the configuration names one."""
+    return None if cfg.workdir else make_scratch_dir()
 
 
 __all__ += ["CircleCIError", "land_usage", "make_client", "resolve_projects", "scratch_dir"]
