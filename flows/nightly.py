@@ -172,6 +172,9 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
     state = PipelineState.load(store, org.id)
     org_cfg = steps.PipelineConfig(**{**cfg.__dict__, "org_id": org.id, "org_slug": org.slug, "projects": org.projects})
     now = org_cfg.clock()
+    since = now - timedelta(days=org_cfg.tests_lookback_days)  # test metadata for the jobs started since
+    state.prune(tests_since=since, names_since=now - DEFAULT_REPROBE_AFTER,
+                watermarks_since=now - steps.INSIGHTS_RETENTION)  # fmt: skip
     start, end = steps.usage_window(state, org_cfg, usage_start)
     state.history_start = state.history_start or start
     scratch = steps.scratch_dir(org_cfg)
@@ -228,18 +231,15 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
 
                 # Every recent job the lake holds without tests, whichever run exported it; the
                 # jobs of projects that failed this run wait for the next.
-                since = now - timedelta(days=org_cfg.tests_lookback_days)
-                refs, landed = await asyncio.to_thread(steps.unprobed_job_refs, lake, org.id, projects, since)
+                refs, left_out = await asyncio.to_thread(steps.unprobed_job_refs, lake, org.id, projects, since, state)
                 deferred = [r for r in refs if r.project_slug in summary.failed_projects]
                 refs = [r for r in refs if r.project_slug not in summary.failed_projects]
                 with summary.timed("job_tests"):
                     tests = await job_tests_task(client, refs, state, org_cfg)
                 with summary.timed("land"):
                     summary.add_rows(await asyncio.to_thread(land_task, lake, [tests.extract]))
-                summary.add_probes(tests, landed=landed, deferred=len(deferred))
+                summary.add_probes(tests, left_out=left_out, deferred=len(deferred))
                 steps.remember_probes(state, refs, tests)
-                state.prune(tests_since=since, names_since=now - DEFAULT_REPROBE_AFTER,
-                            watermarks_since=now - steps.INSIGHTS_RETENTION)  # fmt: skip
                 state.save(store)
             finally:
                 summary.add_calls(client.stats)

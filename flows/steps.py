@@ -304,19 +304,36 @@ def read_recent(lake: Lake, table: str, columns: list[str], time_column: str, si
     return dataset.to_table(columns=columns, filter=ds.field(time_column) >= pa.scalar(since, pa.timestamp("us", tz="UTC")))
 
 
-def unprobed_job_refs(lake: Lake, org_id: str, projects: Extract, since: datetime) -> tuple[list[JobRef], int]:
+def unprobed_job_refs(lake: Lake, org_id: str, projects: Extract, since: datetime,
+                      state: PipelineState) -> tuple[list[JobRef], dict[str, int]]:  # fmt: skip
     """Jobs whose tests to fetch: every job run of the org's configured projects started since
     `since` (`usage_job_runs`, whichever run exported it) whose tests have not landed
-    (`job_tests`). Returns them and how many recent jobs were left out as already landed."""
-    usage = read_recent(lake, "usage_job_runs", JOB_REF_COLUMNS, "job_run_started_at", since, {"org_id": org_id})
-    refs = job_refs_from_usage(usage, projects, since)
-    landed = read_recent(lake, "job_tests", ["project_slug", "job_number"], "job_started_at", since)
-    if not landed.num_rows:
-        return refs, 0
-    keys = pl.from_arrow(landed).unique()
-    done = set(zip(keys.get_column("project_slug").to_list(), keys.get_column("job_number").to_list(), strict=True))
-    todo = [r for r in refs if (r.project_slug, r.job_number) not in done]
-    return todo, len(refs) - len(todo)
+    (`job_tests`) and that the state does not know to have none (the job, or its name while
+    it is in the state: prune the state first). Returns them and the jobs left out per reason.
+
+    Filtered with polars before any Python object is made: most jobs of an org have no tests,
+    and they are known by name after one probe."""
+    usage = pl.from_arrow(read_recent(lake, "usage_job_runs", JOB_REF_COLUMNS, "job_run_started_at", since,
+                                      {"org_id": org_id}))  # fmt: skip
+    slugs = pl.from_arrow(projects.table.select(["project_id", "project_slug"]))
+    jobs = usage.join(slugs, on="project_id", how="inner").rename({"job_run_number": "job_number"})
+    landed = pl.from_arrow(read_recent(lake, "job_tests", ["project_slug", "job_number"], "job_started_at", since))
+    answered = _keys(["project_slug", "job_number"], list(state.jobs_without_tests), jobs.schema)
+    quiet = _keys(["project_slug", "job_name"], list(state.names_without_tests), jobs.schema)
+    left_out: dict[str, int] = {}
+    for reason, known in (("landed_before", landed), ("known_without_tests", answered), ("known_without_tests", quiet)):
+        before = jobs.height
+        jobs = jobs.join(known.unique(), on=known.columns, how="anti")
+        left_out[reason] = left_out.get(reason, 0) + before - jobs.height
+    refs = [JobRef(project_slug=row["project_slug"], job_number=row["job_number"], job_name=row["job_name"],
+                   job_type="build", workflow_id=row["workflow_id"], pipeline_id=row["pipeline_id"],
+                   job_started_at=row["job_run_started_at"], job_status=row["job_build_status"])
+            for row in jobs.iter_rows(named=True)]  # fmt: skip
+    return refs, left_out
+
+
+def _keys(columns: list[str], rows: list[tuple], schema: Any) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={c: schema[c] for c in columns}, orient="row")
 
 
 async def fetch_job_tests(client: CircleCIClient, refs: list[JobRef], state: PipelineState,

@@ -70,13 +70,13 @@ class RunSummary:
         for k, v in rows.items():
             self.rows_landed[k] = self.rows_landed.get(k, 0) + v
 
-    def add_probes(self, result: JobTestsResult, *, landed: int = 0, deferred: int = 0) -> None:
-        """Count a test-metadata pass: probed, skipped (plus `landed` jobs left out as already
-        landed), failed, and `deferred` jobs of failed projects."""
+    def add_probes(self, result: JobTestsResult, *, left_out: dict[str, int] | None = None, deferred: int = 0) -> None:
+        """Count a test-metadata pass: probed, skipped (by the connector, or `left_out` before
+        it, per reason), failed, and `deferred` jobs of failed projects."""
         self.tests_jobs_probed += result.probed
-        skipped = {**result.skipped, "landed_before": landed}
+        skipped = dict(result.skipped)
         skipped["known_without_tests"] = skipped.get("known_without_tests", 0) + skipped.pop("seen", 0)
-        for reason, n in skipped.items():
+        for reason, n in [*skipped.items(), *(left_out or {}).items()]:
             if n:
                 self.tests_jobs_skipped[reason] = self.tests_jobs_skipped.get(reason, 0) + n
         self.tests_jobs_failed += len(result.failed)

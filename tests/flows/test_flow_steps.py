@@ -159,21 +159,29 @@ def test_read_recent_reads_only_the_partitions_and_rows_since(any_lake: Lake) ->
     assert read_recent(any_lake, "job_tests", ["project_slug"], "job_started_at", DAY).num_rows == 0  # no table yet
 
 
-def test_unprobed_job_refs_are_every_recent_job_whose_tests_have_not_landed(tmp_path) -> None:
+def test_unprobed_job_refs_are_every_recent_job_whose_tests_are_not_known(tmp_path) -> None:
     lake = Lake(str(tmp_path / "lake"))
     since = DAY - timedelta(days=7)
     # Three nights' exports: whichever night exported a job, it is a candidate while recent.
     for night in range(3):
         lake.land("usage_job_runs", _usage("org-1", [("p1", 10 + night, "test", DAY + timedelta(days=night)),
-                                                      ("p2", 20 + night, "test", DAY + timedelta(days=night))]))  # fmt: skip
+                                                      ("p2", 20 + night, "test", DAY + timedelta(days=night)),
+                                                      ("p2", 30 + night, "lint", DAY + timedelta(days=night))]))  # fmt: skip
     lake.land("usage_job_runs", _usage("org-1", [("p1", 1, "test", since - timedelta(hours=1))]))  # too old
+    lake.land("usage_job_runs", _usage("org-1", [("p-other", 5, "test", DAY)]))  # a project not configured
     lake.land("job_tests", _tests([("gh/a/one", 11, DAY + timedelta(days=1))]))  # landed before
+    state = PipelineState("org-1", jobs_without_tests={("gh/a/two", 21): DAY},  # answered "no tests" before
+                          names_without_tests={("gh/a/two", "lint"): DAY})  # fmt: skip
     projects = _projects({"p1": "gh/a/one", "p2": "gh/a/two"})
-    refs, landed = unprobed_job_refs(lake, "org-1", projects, since)
-    assert sorted((r.project_slug, r.job_number) for r in refs) == [
-        ("gh/a/one", 10), ("gh/a/one", 12), ("gh/a/two", 20), ("gh/a/two", 21), ("gh/a/two", 22)]
-    assert landed == 1
-    assert unprobed_job_refs(Lake(str(tmp_path / "empty")), "org-1", projects, since) == ([], 0)
+    refs, left_out = unprobed_job_refs(lake, "org-1", projects, since, state)
+    assert sorted((r.project_slug, r.job_number, r.job_name) for r in refs) == [
+        ("gh/a/one", 10, "test"), ("gh/a/one", 12, "test"), ("gh/a/two", 20, "test"), ("gh/a/two", 22, "test")]
+    ref = next(r for r in refs if r.job_number == 12)
+    assert (ref.job_started_at, ref.workflow_id, ref.pipeline_id, ref.job_status) == (
+        DAY + timedelta(days=2), "w", "pl", "success")  # fmt: skip
+    assert left_out == {"landed_before": 1, "known_without_tests": 4}
+    assert unprobed_job_refs(Lake(str(tmp_path / "empty")), "org-1", projects, since, PipelineState("org-1")) == (
+        [], {"landed_before": 0, "known_without_tests": 0})  # fmt: skip
 
 
 def test_remember_probes_keeps_only_what_the_lake_cannot_show() -> None:

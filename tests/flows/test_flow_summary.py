@@ -102,10 +102,10 @@ def test_probes_are_counted_with_a_few_examples() -> None:
 
     s = summary()
     s.add_probes(result([("gh/a", n, "NotFound: 404") for n in range(4)], {"seen": 2, "known_without_tests": 1}),
-                 landed=7, deferred=3)  # fmt: skip
+                 left_out={"landed_before": 7, "known_without_tests": 4}, deferred=3)  # fmt: skip
     s.add_probes(result([("gh/b", 9, "ServerError: 500")], {"excluded": 1}))
     assert s.tests_jobs_probed == 10 and s.tests_jobs_failed == 5 and s.tests_jobs_deferred == 3
-    assert s.tests_jobs_skipped == {"known_without_tests": 3, "landed_before": 7, "excluded": 1}
+    assert s.tests_jobs_skipped == {"known_without_tests": 7, "landed_before": 7, "excluded": 1}
     assert s.tests_failures == ["gh/a job 0: NotFound: 404", "gh/a job 1: NotFound: 404", "gh/a job 2: NotFound: 404"]
     md = s.markdown()
     assert "5 test-metadata probes failed" in md and "gh/a job 0: NotFound: 404" in md
