@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,6 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
     """Extract and land one org. Each cursor is saved once its data has landed: a project
     that failed keeps its watermarks, the others advance; a failed org-level call is
     reported and the rest goes on."""
-    logger = get_run_logger()
     store = LakeStateStore(lake)
     state = PipelineState.load(store, org.id)
     org_cfg = steps.PipelineConfig(**{**cfg.__dict__, "org_id": org.id, "org_slug": org.slug, "projects": org.projects})
@@ -178,74 +178,99 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
     start, end = steps.usage_window(state, org_cfg, usage_start)
     state.history_start = state.history_start or start
     scratch = steps.scratch_dir(org_cfg)
-    workdir = org_cfg.workdir or scratch.name
     try:
         async with steps.make_client(org_cfg, token) as client:
+            run = _OrgRun(org, org_cfg, client, lake, store, state, summary, get_run_logger())
             try:
                 with summary.timed("projects"):
                     projects, unknown = await resolve_projects_task(client, org)
                 summary.unknown_projects += unknown
-                slugs = projects.table.column("project_slug").to_pylist()
                 summary.add_rows(await asyncio.to_thread(land_task, lake, [projects]))
-                logger.info("org %s: %d projects", org.slug, len(slugs))
-
-                limited = await _concurrency_limit_exists(INSIGHTS_CONCURRENCY_LIMIT)
-                with summary.timed("insights"):
-                    results = await asyncio.gather(
-                        *(project_insights_task(client, s, state, org_cfg, limited) for s in slugs), return_exceptions=True
-                    )
-                extracts: list[Extract] = []
-                watermarks = {}
-                for slug, res in zip(slugs, results, strict=True):
-                    if isinstance(res, BaseException):
-                        summary.failed_projects[slug] = _describe(res)
-                        logger.warning("project %s failed: %s", slug, _describe(res))
-                    else:
-                        extracts += res.extracts
-                        watermarks.update(res.watermarks)
-                try:
-                    with summary.timed("insights"):
-                        extracts += await org_insights_task(client, org.slug)
-                except CircleCIError as e:
-                    summary.failed_org_calls[f"org summaries of {org.slug}"] = _describe(e)
-                    logger.warning("org summaries failed: %s", _describe(e))
-                with summary.timed("land"):
-                    summary.add_rows(await asyncio.to_thread(land_task, lake, extracts))
-                state.workflow_run_watermarks.update(watermarks)  # only the projects that landed
-                state.save(store)
-
-                try:
-                    with summary.timed("usage_export"):
-                        usage = await usage_export_task(client, org_cfg, store, start, end, workdir)
-                except CircleCIError as e:
-                    summary.failed_org_calls[f"usage export of {org.slug} {start:%Y-%m-%d}..{end:%Y-%m-%d}"] = _describe(e)
-                    logger.warning("usage export failed: %s", _describe(e))
-                else:
-                    summary.usage_windows += [f"{w.start:%Y-%m-%d}..{w.end:%Y-%m-%d}" for w in usage.windows]
-                    summary.quarantined_rows += usage.quarantined_rows
-                    summary.unknown_columns = sorted(set(summary.unknown_columns) | set(usage.unknown_columns))
-                    with summary.timed("land"):
-                        summary.add_rows(await asyncio.to_thread(land_usage_task, lake, usage))
-                    state.usage_exported_until = end
-                    state.save(store)
-
-                # Every recent job the lake holds without tests, whichever run exported it; the
-                # jobs of projects that failed this run wait for the next.
-                refs, left_out = await asyncio.to_thread(steps.unprobed_job_refs, lake, org.id, projects, since, state)
-                deferred = [r for r in refs if r.project_slug in summary.failed_projects]
-                refs = [r for r in refs if r.project_slug not in summary.failed_projects]
-                with summary.timed("job_tests"):
-                    tests = await job_tests_task(client, refs, state, org_cfg)
-                with summary.timed("land"):
-                    summary.add_rows(await asyncio.to_thread(land_task, lake, [tests.extract]))
-                summary.add_probes(tests, left_out=left_out, deferred=len(deferred))
-                steps.remember_probes(state, refs, tests)
-                state.save(store)
+                await run.insights(projects.table.column("project_slug").to_pylist())
+                await run.usage(start, end, org_cfg.workdir or scratch.name)
+                await run.job_tests(projects, since)
             finally:
                 summary.add_calls(client.stats)
     finally:
         if scratch is not None:
             scratch.cleanup()
+
+
+@dataclass
+class _OrgRun:
+    """The stages of one org's run; each lands its data, then saves the cursors it advanced."""
+
+    org: OrgTarget
+    cfg: steps.PipelineConfig
+    client: CircleCIClient
+    lake: Lake
+    store: LakeStateStore
+    state: PipelineState
+    summary: RunSummary
+    logger: Any
+
+    async def insights(self, slugs: list[str]) -> None:
+        """Every project's Insights and the org summaries; watermarks of the projects that landed."""
+        self.logger.info("org %s: %d projects", self.org.slug, len(slugs))
+        limited = await _concurrency_limit_exists(INSIGHTS_CONCURRENCY_LIMIT)
+        with self.summary.timed("insights"):
+            results = await asyncio.gather(
+                *(project_insights_task(self.client, s, self.state, self.cfg, limited) for s in slugs),
+                return_exceptions=True,
+            )
+        extracts: list[Extract] = []
+        watermarks = {}
+        for slug, res in zip(slugs, results, strict=True):
+            if isinstance(res, BaseException):
+                self.summary.failed_projects[slug] = _describe(res)
+                self.logger.warning("project %s failed: %s", slug, _describe(res))
+            else:
+                extracts += res.extracts
+                watermarks.update(res.watermarks)
+        try:
+            with self.summary.timed("insights"):
+                extracts += await org_insights_task(self.client, self.org.slug)
+        except CircleCIError as e:
+            self._failed(f"org summaries of {self.org.slug}", e)
+        with self.summary.timed("land"):
+            self.summary.add_rows(await asyncio.to_thread(land_task, self.lake, extracts))
+        self.state.workflow_run_watermarks.update(watermarks)
+        self.state.save(self.store)
+
+    async def usage(self, start: datetime, end: datetime, workdir: str) -> None:
+        """The usage export of [start, end]; the usage cursor once it landed."""
+        try:
+            with self.summary.timed("usage_export"):
+                usage = await usage_export_task(self.client, self.cfg, self.store, start, end, workdir)
+        except CircleCIError as e:
+            return self._failed(f"usage export of {self.org.slug} {start:%Y-%m-%d}..{end:%Y-%m-%d}", e)
+        self.summary.usage_windows += [f"{w.start:%Y-%m-%d}..{w.end:%Y-%m-%d}" for w in usage.windows]
+        self.summary.quarantined_rows += usage.quarantined_rows
+        self.summary.unknown_columns = sorted(set(self.summary.unknown_columns) | set(usage.unknown_columns))
+        with self.summary.timed("land"):
+            self.summary.add_rows(await asyncio.to_thread(land_usage_task, self.lake, usage))
+        self.state.usage_exported_until = end
+        self.state.save(self.store)
+
+    async def job_tests(self, projects: Extract, since: datetime) -> None:
+        """Tests of every job since `since` the lake holds without them, whichever run exported
+        it; the jobs of projects that failed this run wait for the next."""
+        refs, left_out = await asyncio.to_thread(steps.unprobed_job_refs, self.lake, self.org.id, projects, since,
+                                                 self.state)  # fmt: skip
+        failed = self.summary.failed_projects
+        deferred = sum(r.project_slug in failed for r in refs)
+        refs = [r for r in refs if r.project_slug not in failed]
+        with self.summary.timed("job_tests"):
+            tests = await job_tests_task(self.client, refs, self.state, self.cfg)
+        with self.summary.timed("land"):
+            self.summary.add_rows(await asyncio.to_thread(land_task, self.lake, [tests.extract]))
+        self.summary.add_probes(tests, left_out=left_out, deferred=deferred)
+        steps.remember_probes(self.state, refs, tests)
+        self.state.save(self.store)
+
+    def _failed(self, what: str, error: CircleCIError) -> None:
+        self.summary.failed_org_calls[what] = _describe(error)
+        self.logger.warning("%s failed: %s", what, _describe(error))
 
 
 def build_and_render(lake: Lake, cfg: steps.PipelineConfig, summary: RunSummary, window_start: datetime | None,

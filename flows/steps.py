@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -268,7 +269,8 @@ def job_refs_from_usage(usage: pa.Table, projects: Extract, since: datetime) -> 
     slug_by_id = dict(zip(projects.table.column("project_id").to_pylist(), projects.table.column("project_slug").to_pylist()))
     recent = usage.filter(pc.greater_equal(usage.column("job_run_started_at"), pa.scalar(since, pa.timestamp("us", tz="UTC"))))
     refs = []
-    for row in recent.select(JOB_REF_COLUMNS).to_pylist():
+    rows = (row for batch in recent.select(JOB_REF_COLUMNS).to_batches(max_chunksize=10_000) for row in batch.to_pylist())
+    for row in rows:  # a batch of dicts at a time
         slug = slug_by_id.get(row["project_id"])
         if slug is None:
             continue  # a project not configured for this run
@@ -315,25 +317,22 @@ def unprobed_job_refs(lake: Lake, org_id: str, projects: Extract, since: datetim
     and they are known by name after one probe."""
     usage = pl.from_arrow(read_recent(lake, "usage_job_runs", JOB_REF_COLUMNS, "job_run_started_at", since,
                                       {"org_id": org_id}))  # fmt: skip
-    slugs = pl.from_arrow(projects.table.select(["project_id", "project_slug"]))
-    jobs = usage.join(slugs, on="project_id", how="inner").rename({"job_run_number": "job_number"})
+    jobs = usage.join(pl.from_arrow(projects.table.select(["project_id", "project_slug"])), on="project_id")
     landed = pl.from_arrow(read_recent(lake, "job_tests", ["project_slug", "job_number"], "job_started_at", since))
-    answered = _keys(["project_slug", "job_number"], list(state.jobs_without_tests), jobs.schema)
-    quiet = _keys(["project_slug", "job_name"], list(state.names_without_tests), jobs.schema)
     left_out: dict[str, int] = {}
-    for reason, known in (("landed_before", landed), ("known_without_tests", answered), ("known_without_tests", quiet)):
+    for reason, known in (
+        ("landed_before", landed.rename({"job_number": "job_run_number"})),
+        ("known_without_tests", _frame(["project_slug", "job_run_number"], state.jobs_without_tests, jobs.schema)),
+        ("known_without_tests", _frame(["project_slug", "job_name"], state.names_without_tests, jobs.schema)),
+    ):
         before = jobs.height
         jobs = jobs.join(known.unique(), on=known.columns, how="anti")
         left_out[reason] = left_out.get(reason, 0) + before - jobs.height
-    refs = [JobRef(project_slug=row["project_slug"], job_number=row["job_number"], job_name=row["job_name"],
-                   job_type="build", workflow_id=row["workflow_id"], pipeline_id=row["pipeline_id"],
-                   job_started_at=row["job_run_started_at"], job_status=row["job_build_status"])
-            for row in jobs.iter_rows(named=True)]  # fmt: skip
-    return refs, left_out
+    return job_refs_from_usage(jobs.drop("project_slug").to_arrow(), projects, since), left_out
 
 
-def _keys(columns: list[str], rows: list[tuple], schema: Any) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={c: schema[c] for c in columns}, orient="row")
+def _frame(columns: list[str], keys: Iterable[tuple], schema: Any) -> pl.DataFrame:
+    return pl.DataFrame(list(keys), schema={c: schema[c] for c in columns}, orient="row")
 
 
 async def fetch_job_tests(client: CircleCIClient, refs: list[JobRef], state: PipelineState,
