@@ -140,14 +140,18 @@ def _running_flow_run(labels: dict[str, str]):
     return asyncio.run(go())
 
 
-def _state_of(run_id) -> Any:
+def _flow_run(run_id) -> Any:
     from prefect.client.orchestration import get_client
 
     async def go():
         async with get_client() as client:
-            return (await client.read_flow_run(run_id)).state
+            return await client.read_flow_run(run_id)
 
     return asyncio.run(go())
+
+
+def _state_of(run_id) -> Any:
+    return _flow_run(run_id).state
 
 
 def test_runs_of_other_hosts_are_crashed_only_when_their_heartbeat_is_stale(prefect_harness, sleeper) -> None:
@@ -239,6 +243,7 @@ def test_the_next_run_cleans_up_after_a_killed_run(prefect_harness, tmp_path: Pa
 
     monkeypatch.setenv("CIRCLECI_TOKEN", TOKEN)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setattr(housekeeping, "HEARTBEAT_SECONDS", 0.2)
     fast = make_sim()
     with running_server(fast) as url:
         state = run_nightly(fast, url, tmp_path / "next", initial_lookback_days=3, tests_lookback_days=1)
@@ -251,3 +256,8 @@ def test_the_next_run_cleans_up_after_a_killed_run(prefect_harness, tmp_path: Pa
     assert not scratch.exists() and sibling.exists()
     assert run.name in state.result().markdown()
     assert list(tmp.iterdir()) == [sibling]  # the next run's own scratch folder is gone too
+    # The next run (in this process) labelled itself and kept its heartbeat while it ran.
+    this_run = _flow_run(state.state_details.flow_run_id)
+    assert Owner.from_labels(this_run.labels) == Owner.me()
+    beat = datetime.fromisoformat(this_run.labels[housekeeping.HEARTBEAT_LABEL])
+    assert beat - this_run.start_time > timedelta(seconds=0.5)
