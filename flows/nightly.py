@@ -176,7 +176,7 @@ async def run_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: L
     state.prune(tests_since=since, names_since=now - DEFAULT_REPROBE_AFTER,
                 watermarks_since=now - steps.INSIGHTS_RETENTION)  # fmt: skip
     start, end = steps.usage_window(state, org_cfg, usage_start)
-    state.history_start = state.history_start or start
+    steps.record_history_start(state, start)
     scratch = steps.scratch_dir(org_cfg)
     try:
         async with steps.make_client(org_cfg, token) as client:

@@ -66,6 +66,7 @@ __all__ = [
     "job_refs_from_usage",
     "fetch_job_tests",
     "history_start",
+    "record_history_start",
     "remember_probes",
     "unprobed_job_refs",
     "land_extracts",
@@ -240,6 +241,14 @@ def history_start(state: PipelineState, cfg: PipelineConfig) -> datetime:
     """Where the org's history in the lake starts: the first usage-export window's start
     (recorded in the state by the first run), else where this run's first window will start."""
     return state.history_start or _midnight(cfg.clock() - timedelta(days=cfg.initial_lookback_days))
+
+
+def record_history_start(state: PipelineState, first_window_start: datetime) -> None:
+    """On the org's first run (nothing exported yet), its history starts where the first usage
+    window does. A state from before history starts were recorded gets none: `history_start`
+    then falls back to the initial look-back, as before."""
+    if state.history_start is None and state.usage_exported_until is None:
+        state.history_start = first_window_start
 
 
 def _midnight(t: datetime) -> datetime:

@@ -20,6 +20,7 @@ from circleci_analytics.flows.steps import (
     job_refs_from_usage,
     land_extracts,
     read_recent,
+    record_history_start,
     remember_probes,
     resolve_projects,
     unprobed_job_refs,
@@ -70,6 +71,19 @@ def test_usage_window_without_a_cursor_starts_at_the_recorded_history_start() ->
     assert history_start(state, c) == datetime(2026, 5, 1, tzinfo=UTC)
     assert usage_window(state, c) == (datetime(2026, 5, 1, tzinfo=UTC), c.now)
     assert history_start(PipelineState("org"), c) == datetime(2026, 5, 2, tzinfo=UTC)
+
+
+def test_the_history_start_is_recorded_by_the_first_run_only() -> None:
+    first, later = datetime(2026, 5, 2, tzinfo=UTC), datetime(2026, 5, 29, tzinfo=UTC)
+    state = PipelineState("org")
+    record_history_start(state, first)
+    record_history_start(state, later)
+    assert state.history_start == first
+    # A state written before history starts were recorded: none is invented from a later window.
+    legacy = PipelineState("org", usage_exported_until=datetime(2026, 5, 31, tzinfo=UTC))
+    record_history_start(legacy, later)
+    assert legacy.history_start is None
+    assert history_start(legacy, cfg(initial_lookback_days=30)) == datetime(2026, 5, 2, tzinfo=UTC)
 
 
 def test_usage_window_explicit_start_wins() -> None:
