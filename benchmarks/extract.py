@@ -5,8 +5,8 @@
 Serves the simulator on a real loopback server (``simulator.server.running_server``) with
 ``latency_seconds`` injected per call, then runs the nightly flow's extraction steps the way
 ``flows.nightly.run_org`` does (``steps.resolve_projects``; ``steps.extract_project_insights``
-for every project concurrently, with ``steps.extract_org_insights``; ``steps.fetch_new_job_tests``
-for the jobs the usage export would list), with the client's bounded concurrency and no
+for every project concurrently, with ``steps.extract_org_insights``; ``steps.fetch_job_tests``
+for the jobs the usage export would list whose tests have not landed), with the client's bounded concurrency and no
 client-side rate limits (the simulator's limits are scaled out of the way too).
 
 Printed, each against a baseline computed in the same run:
@@ -47,7 +47,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from circleci_analytics.connectors import CircleCIClient, ProbeState  # noqa: E402
+from circleci_analytics.connectors import CircleCIClient  # noqa: E402
 from circleci_analytics.connectors.client import format_datetime  # noqa: E402
 from circleci_analytics.connectors.insights import _runs_start, run_windows  # noqa: E402
 from circleci_analytics.connectors.ratelimit import FAMILIES  # noqa: E402
@@ -73,6 +73,10 @@ class RunResult:
         return sum(self.calls.values())
 
 
+#: (project slug, job number) of the jobs whose tests landed (the lake's job_tests; the benchmark keeps no lake).
+Landed = set[tuple[str, int]]
+
+
 def _pages(n: int, size: int) -> int:
     return max(1, math.ceil(n / size))
 
@@ -91,14 +95,14 @@ def usage_rows(sim: Simulator, since: datetime) -> pa.Table:
 
 
 # -- the minimum, from the simulator backend (no HTTP) ---------------------------------------------
-def minimum_calls(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState) -> Counter[str]:
+def minimum_calls(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed) -> Counter[str]:
     """Calls the extraction needs at least, per endpoint family, for this state."""
     b, c = sim.backend, sim.config
     ps, now = c.page_size, cfg.clock()
     need: Counter[str] = Counter()
     need["core"] += len(cfg.projects)  # GET /project/{slug}
     need["insights"] += len(WINDOWS)  # org summaries
-    overlap, lookback = timedelta(days=cfg.overlap_days), timedelta(days=min(cfg.initial_lookback_days, 90))
+    overlap, lookback = timedelta(days=cfg.overlap_days), _runs_lookback(cfg, state)
     for slug in cfg.projects:
         all_wf = b.workflow_metrics(slug, None, True, None)
         need["insights"] += _pages(len(b.workflow_metrics(slug, None, False, None)), ps) + _pages(len(all_wf), ps)
@@ -108,30 +112,36 @@ def minimum_calls(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineStat
             need["insights"] += _pages(len(b.workflow_job_metrics(slug, wf, None, False, None, None)), ps)
             ts = b.job_timeseries(slug, wf, None, "daily", format_datetime(now - timedelta(days=14)), format_datetime(now))
             need["insights"] += _pages(len(ts), ps)
-            start = _runs_start(state.workflow_run_watermarks.get(f"{slug}\t{wf}"), overlap, now, lookback)
+            start = _runs_start(state.workflow_run_watermarks.get((slug, wf)), overlap, now, lookback)
             for lo, hi in run_windows(start, now):
                 runs = b.workflow_runs(slug, wf, None, True, format_datetime(lo), format_datetime(hi))
                 need["insights"] += _pages(len(runs), ps)
-    need["tests"] += minimum_test_calls(sim, cfg, state)
+    need["tests"] += minimum_test_calls(sim, cfg, state, landed)
     return need
+
+
+def _runs_lookback(cfg: steps.PipelineConfig, state: PipelineState) -> timedelta:
+    """How far back a workflow without a watermark is pulled (as `steps.extract_project_insights`)."""
+    return min(cfg.clock() - steps.history_start(state, cfg), steps.INSIGHTS_RETENTION)
 
 
 def incremental_run_pages(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState) -> int:
     """Pages of workflow runs needed from the watermarks (the incremental Insights stream)."""
     b, ps, now = sim.backend, sim.config.page_size, cfg.clock()
-    overlap, lookback = timedelta(days=cfg.overlap_days), timedelta(days=min(cfg.initial_lookback_days, 90))
+    overlap, lookback = timedelta(days=cfg.overlap_days), _runs_lookback(cfg, state)
     pages = 0
     for slug in cfg.projects:
         for wf in sorted({w["name"] for w in b.workflow_metrics(slug, None, True, None)}):
-            start = _runs_start(state.workflow_run_watermarks.get(f"{slug}\t{wf}"), overlap, now, lookback)
+            start = _runs_start(state.workflow_run_watermarks.get((slug, wf)), overlap, now, lookback)
             for lo, hi in run_windows(start, now):
                 pages += _pages(len(b.workflow_runs(slug, wf, None, True, format_datetime(lo), format_datetime(hi))), ps)
     return pages
 
 
-def minimum_test_calls(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState) -> int:
-    """Test-metadata calls needed for the jobs of the look-back not landed before."""
-    probe = ProbeState.from_dict(state.test_probe)
+def minimum_test_calls(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed) -> int:
+    """Test-metadata calls needed for the jobs of the look-back not landed (or known without
+    tests) before."""
+    answered = landed | set(state.jobs_without_tests)
     since, now = cfg.clock() - timedelta(days=cfg.tests_lookback_days), cfg.clock()
     by_name: dict[tuple[str, str], list] = {}
     numbers: set[tuple[str, int]] = set()
@@ -140,9 +150,9 @@ def minimum_test_calls(sim: Simulator, cfg: steps.PipelineConfig, state: Pipelin
         if job.started_at < since or job.number is None or job.type == "approval" or key in numbers:
             continue
         numbers.add(key)
-        if key in probe.seen or job.status in UNFINISHED_STATUSES:
+        if key in answered or job.status in UNFINISHED_STATUSES:
             continue
-        when = probe.no_test_jobs.get((project.slug, job.name))
+        when = state.names_without_tests.get((project.slug, job.name))
         if when is not None and now - when < timedelta(days=7):
             continue
         by_name.setdefault((project.slug, job.name), []).append(job)
@@ -159,7 +169,8 @@ def minimum_test_calls(sim: Simulator, cfg: steps.PipelineConfig, state: Pipelin
 
 
 # -- one run of the extraction steps -------------------------------------------------------------
-async def extract(base_url: str, sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState) -> RunResult:
+async def extract(base_url: str, sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState,
+                  landed: Landed) -> RunResult:  # fmt: skip
     """The nightly flow's extraction (``flows.nightly.run_org`` without landing and export)."""
     limits: dict[str, float | None] = {f: None for f in FAMILIES}
     phases: dict[str, tuple[int, float]] = {}
@@ -186,31 +197,34 @@ async def extract(base_url: str, sim: Simulator, cfg: steps.PipelineConfig, stat
             state.workflow_run_watermarks.update(res.watermarks)
         since = cfg.clock() - timedelta(days=cfg.tests_lookback_days)
         refs = steps.job_refs_from_usage(usage_rows(sim, since), projects, since)
-        tests = await phase("tests", steps.fetch_new_job_tests(client, refs, state, cfg))
-        state.test_probe = tests.state.to_dict()
+        refs = [r for r in refs if (r.project_slug, r.job_number) not in landed]
+        tests = await phase("tests", steps.fetch_job_tests(client, refs, state, cfg))
+        landed.update(zip(tests.extract.table.column("project_slug").to_pylist(),
+                          tests.extract.table.column("job_number").to_pylist()))  # fmt: skip
+        steps.remember_probes(state, refs, tests)
         seconds = time.perf_counter() - t0
         retries = sum(client.stats.retries.values())
         return RunResult(Counter(client.stats.calls), retries, seconds, phases)
 
 
-def _serve(config: SimConfig, cfg: steps.PipelineConfig, state: PipelineState, conn: Connection) -> None:
+def _serve(config: SimConfig, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed, conn: Connection) -> None:
     """Child process: serve a simulator on loopback until told to stop. Its history and
     Insights caches are warmed first (what the run will ask), so the run measures the
     client and the injected latency, not the simulator generating its world."""
     sim = Simulator(config)
-    minimum_calls(sim, cfg, state)
+    minimum_calls(sim, cfg, state, landed)
     with running_server(sim) as base_url:
         conn.send(base_url)
         conn.recv()
 
 
 @contextlib.contextmanager
-def served(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState) -> Iterator[str]:
+def served(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed) -> Iterator[str]:
     """``running_server`` for a simulator with ``sim``'s config, in its own process, so its
     request handling does not compete with the client for this process's GIL."""
     ours, theirs = multiprocessing.Pipe()
     child = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(sim.config, cfg, state, theirs), daemon=True
+        target=_serve, args=(sim.config, cfg, state, landed, theirs), daemon=True
     )
     child.start()
     try:
@@ -220,9 +234,9 @@ def served(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState) -> I
         child.join(timeout=15)
 
 
-def run(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState) -> RunResult:
-    with served(sim, cfg, state) as base_url:
-        return asyncio.run(extract(base_url, sim, cfg, state))
+def run(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed) -> RunResult:
+    with served(sim, cfg, state, landed) as base_url:
+        return asyncio.run(extract(base_url, sim, cfg, state, landed))
 
 
 def report(label: str, got: RunResult, need: Counter[str], latency: float, concurrency: int) -> None:
@@ -256,23 +270,23 @@ def main() -> None:
         org_id=day1.org.id, org_slug=day1.org.slug, projects=[p.slug for p in day1.projects],
         max_concurrency=args.concurrency, rate_limits={f: None for f in FAMILIES}, now=NOW,
     )  # fmt: skip
-    state = PipelineState(day1.org.id)
-    need_full = minimum_calls(day1, cfg, state)  # also warms the simulator's history caches
-    full = run(day1, cfg, state)
+    state, landed = PipelineState(day1.org.id), set()
+    need_full = minimum_calls(day1, cfg, state, landed)  # also warms the simulator's history caches
+    full = run(day1, cfg, state, landed)
     print(f"preset {args.preset}, {len(cfg.projects)} projects, latency {args.latency}s, "
           f"concurrency {args.concurrency}, page size {args.page_size}")  # fmt: skip
     report("full run", full, need_full, args.latency, args.concurrency)
     # Baseline for the compute the ideal leaves out: the same run with no injected latency.
-    zero = run(simulator(NOW, 0.0), cfg, PipelineState(day1.org.id))
+    zero = run(simulator(NOW, 0.0), cfg, PipelineState(day1.org.id), set())
     ideal = full.total * args.latency / args.concurrency
     print(f"  same run without latency: {zero.seconds:.2f}s of client+server compute;"
           f" wall minus that = {(full.seconds - zero.seconds) / ideal:.2f}x the ideal")  # fmt: skip
 
     day2 = simulator(NOW + timedelta(days=1))
     cfg2 = steps.PipelineConfig(**{**cfg.__dict__, "now": NOW + timedelta(days=1)})
-    need_incr = minimum_calls(day2, cfg2, state)
+    need_incr = minimum_calls(day2, cfg2, state, landed)
     runs_incr = incremental_run_pages(day2, cfg2, state)
-    incr = run(day2, cfg2, state)
+    incr = run(day2, cfg2, state, landed)
     report("incremental run (next day)", incr, need_incr, args.latency, args.concurrency)
     print(f"incremental calls: {incr.total} = {100 * incr.total / full.total:.1f}% of the full run's {full.total}"
           f" (target <= 10%)")  # fmt: skip

@@ -293,7 +293,7 @@ def _exit_for(summary) -> None:
     if summary.status == "failed":
         sys.exit(EXIT_FAILURE)
     if summary.status == "partial":
-        click.echo("partial success: some projects were not updated (see above)", err=True)
+        click.echo(f"partial success: {'; '.join(summary.partial_reasons())} (see above; the next run heals it)", err=True)
         sys.exit(EXIT_FAILURE)
 
 

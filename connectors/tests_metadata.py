@@ -16,8 +16,10 @@ yet (they would report no tests *yet*), repeat a job number already in the batch
 the job name. The rest are fetched concurrently under the client's limits, one job per
 job name first (preferring a successful one): when it reports no tests, the name's other
 jobs in the batch are skipped (``known_without_tests``) instead of each costing a call.
-A job whose tests answer 404 (or whose page token is rejected) is reported in
-``JobTestsResult.failed`` and left unseen, so the next run retries it.
+A job whose probe fails - a 404, a rejected page token, a 5xx or 429 or network error that
+outlived the client's retries, a malformed answer - is reported in ``JobTestsResult.failed``
+and left unseen, so the next run retries it; one bad job never loses the others' results.
+Only ``AuthError`` (the token was refused: every probe would fail) is raised.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 
 from circleci_analytics.connectors.client import CircleCIClient
-from circleci_analytics.connectors.errors import NotFound, PaginationError
+from circleci_analytics.connectors.errors import AuthError, CircleCIError
 from circleci_analytics.connectors.streams import STREAMS, Extract, build_table, fetch_records, parse_timestamp, utcnow
 
 __all__ = [
@@ -232,7 +234,9 @@ async def extract_job_tests(
     async def probe(job: JobRef) -> list[dict[str, Any]] | Exception:
         try:
             return await _fetch_tests(client, job)
-        except (NotFound, PaginationError) as exc:
+        except AuthError:
+            raise
+        except CircleCIError as exc:
             return exc
 
     # One job per name is probed first; the name's other jobs only if it answered with tests

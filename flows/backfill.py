@@ -23,7 +23,7 @@ from circleci_analytics.connectors.usage_export import plan_windows
 from circleci_analytics.settings import Settings, SettingsError, check_paths
 from circleci_analytics.warehouse import Lake
 
-from circleci_analytics.flows import steps
+from circleci_analytics.flows import housekeeping, steps
 from circleci_analytics.flows.nightly import (
     OrgTarget,
     build_and_render,
@@ -109,8 +109,7 @@ async def _backfill_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, l
                 exported += 1
                 await progress.advance()
                 logger.info("backfill %s: %d/%d windows landed", org.slug, progress.done, progress.total)
-            for family, n in {"total_calls": client.stats.total_calls, **client.stats.as_dict()["calls"]}.items():
-                summary.api_calls[family] = summary.api_calls.get(family, 0) + n
+            summary.add_calls(client.stats)
     finally:
         if scratch is not None:
             scratch.cleanup()
@@ -144,6 +143,7 @@ async def backfill(
     orgs = settings.orgs
     summary = RunSummary("backfill", [o.slug for o in orgs], lake_root=settings.lake_root,
                          warehouse_path=settings.warehouse_path)  # fmt: skip
+    heartbeat, summary.cleaned_up = await housekeeping.start_run()
     progress = _Progress(len(orgs) * len(windows),
                          sum(store.exists(_done_key(o.id, *w)) for o in orgs for w in windows))  # fmt: skip
     await progress.start(f"{', '.join(summary.orgs)}: usage export windows landed")
@@ -155,8 +155,8 @@ async def backfill(
         except CircleCIError as e:
             errors.append(e)
             complete = False
-            summary.failed_projects[f"org {org.slug}"] = f"{type(e).__name__}: {e}"
-            get_run_logger().error("org %s failed: %s", org.slug, summary.failed_projects[f"org {org.slug}"])
+            summary.failed_org_calls[f"org {org.slug}"] = f"{type(e).__name__}: {e}"
+            get_run_logger().error("org %s failed: %s", org.slug, summary.failed_org_calls[f"org {org.slug}"])
     if len(errors) == len(orgs):
         raise errors[0]  # nothing landed: a wrong token, org or API URL
     if build and complete:
@@ -166,13 +166,14 @@ async def backfill(
         markdown=summary.markdown() + f"\n\nWindows landed: {progress.done}/{progress.total}",
         key="circleci-backfill-summary",
     )
+    if heartbeat:
+        heartbeat.stop()
     if errors:
         return Completed(name="Partially Completed", data=summary,
-                         message=f"org(s) failed: {', '.join(summary.failed_projects)}")  # fmt: skip
+                         message="; ".join(summary.partial_reasons()))
     if not complete:
         return Completed(name="Partially Completed", data=summary,
                          message=f"{progress.done}/{progress.total} windows landed; run again to resume")  # fmt: skip
     if summary.status == "partial":
-        return Completed(name="Partially Completed", data=summary,
-                         message=f"unknown projects: {', '.join(summary.unknown_projects)}")  # fmt: skip
+        return Completed(name="Partially Completed", data=summary, message="; ".join(summary.partial_reasons()))
     return summary

@@ -1,8 +1,11 @@
 """The pipeline's steps as plain functions (the Prefect flows only orchestrate them).
 
 API -> connectors -> lake -> warehouse build -> dashboard. Each step is idempotent: landing
-replaces whole windows/keys, the usage export resumes from durable state, test metadata is
-fetched only for jobs not landed before.
+replaces whole windows/keys, the usage export resumes from durable state. Work that depends
+on a parent stream is derived from what the lake holds, not from what this run fetched: test
+metadata is probed for every job run of the look-back (`usage_job_runs`) whose tests have
+not landed (`job_tests`), whichever night exported it, so a failed or skipped probe is simply
+probed again by the next run.
 """
 
 from __future__ import annotations
@@ -10,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from circleci_analytics.connectors import (
@@ -26,7 +32,9 @@ from circleci_analytics.connectors import (
     CircleCIError,
     Extract,
     JobRef,
+    JobTestsResult,
     NotFound,
+    ProbeState,
     extract_branches,
     extract_flaky_tests,
     extract_job_tests,
@@ -42,7 +50,10 @@ from circleci_analytics.connectors import (
 )
 from circleci_analytics.connectors.usage_export import UsageExportResult, export_usage
 from circleci_analytics.warehouse import Lake
+from circleci_analytics.warehouse.lake import encode_partition_value
+from circleci_analytics.warehouse.tables import table_spec
 
+from circleci_analytics.flows.housekeeping import make_scratch_dir
 from circleci_analytics.flows.state import LakeStateStore, PipelineState
 
 __all__ = [
@@ -53,7 +64,11 @@ __all__ = [
     "extract_project_insights",
     "export_usage_window",
     "job_refs_from_usage",
-    "fetch_new_job_tests",
+    "fetch_job_tests",
+    "history_start",
+    "record_history_start",
+    "remember_probes",
+    "unprobed_job_refs",
     "land_extracts",
     "usage_window",
 ]
@@ -128,29 +143,30 @@ async def resolve_projects(client: CircleCIClient, slugs: list[str]) -> tuple[Ex
 
 
 # -- insights ----------------------------------------------------------------------------------
+#: How far back Insights answers (workflow runs older than this are gone).
+INSIGHTS_RETENTION = timedelta(days=90)
+
+
 @dataclass
 class ProjectInsights:
     project_slug: str
     extracts: list[Extract]
-    watermarks: dict[str, datetime]
-
-
-def _wm_key(project: str, workflow: str) -> str:
-    return f"{project}\t{workflow}"
+    watermarks: dict[tuple[str, str], datetime]  # (project, workflow) -> newest run created_at
 
 
 async def extract_project_insights(
     client: CircleCIClient, project_slug: str, state: PipelineState, cfg: PipelineConfig
 ) -> ProjectInsights:
-    """Every Insights stream of one project, workflow runs incrementally from watermarks.
+    """Every Insights stream of one project, workflow runs incrementally from watermarks
+    (from the org's history start for a workflow without one, at most Insights' 90 days).
 
     All calls are independent except that the workflow names come from the all-branches
     metrics, so everything else is issued at once and each workflow's calls as soon as the
     names are known; the client's semaphore bounds the concurrency.
     """
     now = cfg.clock()
-    watermarks: dict[str, datetime] = {}
-    lookback = timedelta(days=cfg.initial_lookback_days)
+    watermarks: dict[tuple[str, str], datetime] = {}
+    lookback = min(now - history_start(state, cfg), INSIGHTS_RETENTION)
 
     async def _gather(*aws: Any) -> list[Any]:
         # Results in order; on the first error the others are cancelled and that error is
@@ -172,13 +188,13 @@ async def extract_project_insights(
             extract_job_timeseries(client, project_slug, wf, start=now - timedelta(days=14), end=now),
             extract_test_metrics(client, project_slug, wf),
             extract_workflow_runs(
-                client, project_slug, wf, scope=ALL_BRANCHES, now=now, lookback=min(lookback, timedelta(days=90)),
-                watermark=state.workflow_run_watermarks.get(_wm_key(project_slug, wf)),
+                client, project_slug, wf, scope=ALL_BRANCHES, now=now, lookback=lookback,
+                watermark=state.workflow_run_watermarks.get((project_slug, wf)),
                 overlap=timedelta(days=cfg.overlap_days),
             ),
         )  # fmt: skip
         if runs.watermark is not None:
-            watermarks[_wm_key(project_slug, wf)] = runs.watermark
+            watermarks[(project_slug, wf)] = runs.watermark
         return [s_default, s_all, job_metrics, timeseries, tm.tests, tm.runs, runs]
 
     async def workflows_of_project() -> tuple[Extract, list[list[Extract]]]:
@@ -210,15 +226,33 @@ async def extract_org_insights(client: CircleCIClient, org_slug: str) -> list[Ex
 
 # -- usage export ------------------------------------------------------------------------------
 def usage_window(state: PipelineState, cfg: PipelineConfig, start: datetime | None = None) -> tuple[datetime, datetime]:
-    """[start, end] to export: from the last export minus the overlap, else the initial look-back."""
+    """[start, end] to export: from the last export minus the overlap, else from the start of
+    the org's history (the initial look-back, from midnight)."""
     now = cfg.clock()
     if start is None:
         if state.usage_exported_until is not None:
             start = state.usage_exported_until - timedelta(days=cfg.overlap_days)
         else:
-            start = now - timedelta(days=cfg.initial_lookback_days)
-    start = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    return start, now
+            start = history_start(state, cfg)
+    return _midnight(start), now
+
+
+def history_start(state: PipelineState, cfg: PipelineConfig) -> datetime:
+    """Where the org's history in the lake starts: the first usage-export window's start
+    (recorded in the state by the first run), else where this run's first window will start."""
+    return state.history_start or _midnight(cfg.clock() - timedelta(days=cfg.initial_lookback_days))
+
+
+def record_history_start(state: PipelineState, first_window_start: datetime) -> None:
+    """On the org's first run (nothing exported yet), its history starts where the first usage
+    window does. A state from before history starts were recorded gets none: `history_start`
+    then falls back to the initial look-back, as before."""
+    if state.history_start is None and state.usage_exported_until is None:
+        state.history_start = first_window_start
+
+
+def _midnight(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 async def export_usage_window(
@@ -244,7 +278,8 @@ def job_refs_from_usage(usage: pa.Table, projects: Extract, since: datetime) -> 
     slug_by_id = dict(zip(projects.table.column("project_id").to_pylist(), projects.table.column("project_slug").to_pylist()))
     recent = usage.filter(pc.greater_equal(usage.column("job_run_started_at"), pa.scalar(since, pa.timestamp("us", tz="UTC"))))
     refs = []
-    for row in recent.select(JOB_REF_COLUMNS).to_pylist():
+    rows = (row for batch in recent.select(JOB_REF_COLUMNS).to_batches(max_chunksize=10_000) for row in batch.to_pylist())
+    for row in rows:  # a batch of dicts at a time
         slug = slug_by_id.get(row["project_id"])
         if slug is None:
             continue  # a project not configured for this run
@@ -256,11 +291,80 @@ def job_refs_from_usage(usage: pa.Table, projects: Extract, since: datetime) -> 
     return refs
 
 
-async def fetch_new_job_tests(client: CircleCIClient, refs: list[JobRef], state: PipelineState, cfg: PipelineConfig):
-    """Tests of jobs not landed before (state.test_probe); returns the connectors' result."""
+def read_recent(lake: Lake, table: str, columns: list[str], time_column: str, since: datetime,
+                scope: dict[str, str] | None = None) -> pa.Table:  # fmt: skip
+    """`columns` of the rows of a lake table with `time_column` >= `since` (and the
+    partition values of `scope`, e.g. ``{"org_id": ...}``), reading only the partitions that
+    can hold them, only those columns, and only matching row groups (never the whole table)."""
+    spec = table_spec(table)
+    date_keys = [key for key, kind, _ in spec.partition_by if kind == "date"]
+    prefix = lake.table_path(table) + "/"
+    wanted = {key: encode_partition_value(value) for key, value in (scope or {}).items()}
+    files = []
+    for path in lake.files(table):
+        parts = dict(seg.split("=", 1) for seg in path.removeprefix(prefix).split("/") if "=" in seg)
+        if any(parts.get(key, value) != value for key, value in wanted.items()):
+            continue
+        day = next((parts[k] for k in date_keys if k in parts), None)
+        if day not in (None, "__null__") and day < since.date().isoformat():
+            continue
+        files.append(path)
+    if not files:
+        return spec.schema.empty_table().select(columns)
+    dataset = ds.dataset(files, schema=spec.schema, filesystem=lake.fs, format="parquet")
+    return dataset.to_table(columns=columns, filter=ds.field(time_column) >= pa.scalar(since, pa.timestamp("us", tz="UTC")))
+
+
+def unprobed_job_refs(lake: Lake, org_id: str, projects: Extract, since: datetime,
+                      state: PipelineState) -> tuple[list[JobRef], dict[str, int]]:  # fmt: skip
+    """Jobs whose tests to fetch: every job run of the org's configured projects started since
+    `since` (`usage_job_runs`, whichever run exported it) whose tests have not landed
+    (`job_tests`) and that the state does not know to have none (the job, or its name while
+    it is in the state: prune the state first). Returns them and the jobs left out per reason.
+
+    Filtered with polars before any Python object is made: most jobs of an org have no tests,
+    and they are known by name after one probe."""
+    usage = pl.from_arrow(read_recent(lake, "usage_job_runs", JOB_REF_COLUMNS, "job_run_started_at", since,
+                                      {"org_id": org_id}))  # fmt: skip
+    jobs = usage.join(pl.from_arrow(projects.table.select(["project_id", "project_slug"])), on="project_id")
+    landed = pl.from_arrow(read_recent(lake, "job_tests", ["project_slug", "job_number"], "job_started_at", since))
+    left_out: dict[str, int] = {}
+    for reason, known in (
+        ("landed_before", landed.rename({"job_number": "job_run_number"})),
+        ("known_without_tests", _frame(["project_slug", "job_run_number"], state.jobs_without_tests, jobs.schema)),
+        ("known_without_tests", _frame(["project_slug", "job_name"], state.names_without_tests, jobs.schema)),
+    ):
+        before = jobs.height
+        jobs = jobs.join(known.unique(), on=known.columns, how="anti")
+        left_out[reason] = left_out.get(reason, 0) + before - jobs.height
+    return job_refs_from_usage(jobs.drop("project_slug").to_arrow(), projects, since), left_out
+
+
+def _frame(columns: list[str], keys: Iterable[tuple], schema: Any) -> pl.DataFrame:
+    return pl.DataFrame(list(keys), schema={c: schema[c] for c in columns}, orient="row")
+
+
+async def fetch_job_tests(client: CircleCIClient, refs: list[JobRef], state: PipelineState,
+                          cfg: PipelineConfig) -> JobTestsResult:  # fmt: skip
+    """Tests of `refs` (jobs whose tests have not landed), skipping the jobs and job names
+    known to have none (`state`); returns the connectors' result."""
+    known = ProbeState(seen=set(state.jobs_without_tests), no_test_jobs=dict(state.names_without_tests))
     return await extract_job_tests(
-        client, refs, state=state.test_probe, include=cfg.job_include, exclude=cfg.job_exclude, now=cfg.clock()
+        client, refs, state=known, include=cfg.job_include, exclude=cfg.job_exclude, now=cfg.clock()
     )
+
+
+def remember_probes(state: PipelineState, refs: list[JobRef], result: JobTestsResult) -> None:
+    """Record in `state` the answers the lake cannot show once `result` has landed: jobs that
+    reported no tests, and job names known to have none."""
+    landed = set(zip(result.extract.table.column("project_slug").to_pylist(),
+                     result.extract.table.column("job_number").to_pylist(), strict=True))  # fmt: skip
+    started = {(r.project_slug, r.job_number): r.job_started_at for r in refs}
+    for key in result.state.seen - set(state.jobs_without_tests) - landed:
+        when = started.get(key)
+        if when is not None:
+            state.jobs_without_tests[key] = when
+    state.names_without_tests = dict(result.state.no_test_jobs)
 
 
 # -- landing -----------------------------------------------------------------------------------
@@ -291,7 +395,9 @@ def land_usage(lake: Lake, result: UsageExportResult) -> dict[str, int]:
 
 
 def scratch_dir(cfg: PipelineConfig) -> tempfile.TemporaryDirectory | None:
-    return None if cfg.workdir else tempfile.TemporaryDirectory(prefix="circleci-analytics-")
+    """A temporary folder for the run's downloads (marked with its owner, so the next run can
+    remove it if this process dies), unless the configuration names one."""
+    return None if cfg.workdir else make_scratch_dir()
 
 
 __all__ += ["CircleCIError", "land_usage", "make_client", "resolve_projects", "scratch_dir"]

@@ -1,4 +1,9 @@
-"""What a run did, as data (for the CLI) and as one markdown artifact (for Prefect)."""
+"""What a run did, as data (for the CLI) and as one markdown artifact (for Prefect).
+
+A run that missed anything - a failed or unknown project, a failed org-level call, a failed
+test-metadata probe, a quarantined usage row - is *partial*, and the summary says which of
+those the next run heals by itself and which need someone.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from typing import Any
 
 import duckdb
 
+from circleci_analytics.connectors import ClientStats, JobTestsResult
+
 __all__ = ["RunSummary", "warehouse_highlights"]
 
 
@@ -20,12 +27,17 @@ class RunSummary:
     rows_landed: dict[str, int] = field(default_factory=dict)
     failed_projects: dict[str, str] = field(default_factory=dict)  # slug -> error
     unknown_projects: list[str] = field(default_factory=list)
+    failed_org_calls: dict[str, str] = field(default_factory=dict)  # what -> error (org summaries, usage export)
     usage_windows: list[str] = field(default_factory=list)
     quarantined_rows: int = 0
     unknown_columns: list[str] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
     tests_jobs_probed: int = 0
-    tests_jobs_skipped: dict[str, int] = field(default_factory=dict)
+    tests_jobs_skipped: dict[str, int] = field(default_factory=dict)  # reason -> jobs
+    tests_jobs_failed: int = 0  # probes that failed (probed again next run)
+    tests_failures: list[str] = field(default_factory=list)  # the first few, "slug job N: error"
+    tests_jobs_deferred: int = 0  # jobs of failed projects, not probed (probed next run)
+    cleaned_up: dict[str, list[str]] = field(default_factory=dict)  # what a dead run left -> removed/marked
     models_built: int = 0
     data_tests: int = 0
     data_tests_failed: list[str] = field(default_factory=list)
@@ -40,7 +52,15 @@ class RunSummary:
     def status(self) -> str:
         if self.data_tests_failed:
             return "failed"
-        return "partial" if self.failed_projects or self.unknown_projects else "success"
+        return "partial" if self.partial_reasons() else "success"
+
+    def partial_reasons(self) -> list[str]:
+        """What this run missed, one short phrase each (empty for a complete run)."""
+        counts = [(len(self.failed_projects), "project(s) failed"), (len(self.unknown_projects), "unknown project(s)"),
+                  (len(self.failed_org_calls), "org-level call(s) failed"),
+                  (self.tests_jobs_failed, "test-metadata probe(s) failed"),
+                  (self.quarantined_rows, "usage row(s) quarantined")]  # fmt: skip
+        return [f"{n} {what}" for n, what in counts if n]
 
     def timed(self, step: str):
         """Context manager adding the wall time of a step to `timings`."""
@@ -50,15 +70,30 @@ class RunSummary:
         for k, v in rows.items():
             self.rows_landed[k] = self.rows_landed.get(k, 0) + v
 
+    def add_probes(self, result: JobTestsResult, *, left_out: dict[str, int] | None = None, deferred: int = 0) -> None:
+        """Count a test-metadata pass: probed, skipped (by the connector, or `left_out` before
+        it, per reason), failed, and `deferred` jobs of failed projects."""
+        self.tests_jobs_probed += result.probed
+        skipped = dict(result.skipped)
+        skipped["known_without_tests"] = skipped.get("known_without_tests", 0) + skipped.pop("seen", 0)
+        for reason, n in [*skipped.items(), *(left_out or {}).items()]:
+            if n:
+                self.tests_jobs_skipped[reason] = self.tests_jobs_skipped.get(reason, 0) + n
+        self.tests_jobs_failed += len(result.failed)
+        room = max(0, _EXAMPLES - len(self.tests_failures))
+        self.tests_failures += [f"{slug} job {number}: {error}" for slug, number, error in result.failed[:room]]
+        self.tests_jobs_deferred += deferred
+
+    def add_calls(self, stats: ClientStats) -> None:
+        for family, n in stats.as_dict()["calls"].items():
+            self.api_calls[family] = self.api_calls.get(family, 0) + n
+        self.api_calls["total_calls"] = self.api_calls.get("total_calls", 0) + stats.total_calls
+
     def markdown(self) -> str:
         h = self.highlights
         icon = {"success": "✅", "partial": "⚠️", "failed": "❌"}[self.status]
         lines = [f"# {icon} {self.flow}: {self.status}", ""]
-        if self.failed_projects or self.unknown_projects:
-            lines += ["**Projects not updated** (the others were landed and built):", ""]
-            lines += [f"- `{slug}`: {err}" for slug, err in sorted(self.failed_projects.items())]
-            lines += [f"- `{slug}`: not found or not visible to the token" for slug in self.unknown_projects]
-            lines.append("")
+        lines += self._missed()
         lines += ["| headline | value |", "|---|---|"]
         if "as_of_date" in h:
             lines.append(f"| data as of | {h['as_of_date']} |")
@@ -75,8 +110,9 @@ class RunSummary:
         lines.append(f"| data tests | {self.data_tests - len(self.data_tests_failed)}/{self.data_tests} passed |")
         lines += ["", "**Rows landed**", "", "| table | rows |", "|---|---|"]
         lines += [f"| `{t}` | {n:,} |" for t, n in sorted(self.rows_landed.items())]
-        if self.quarantined_rows:
-            lines += ["", f"⚠️ {self.quarantined_rows} malformed usage-export rows quarantined (table `usage_quarantine`)."]
+        if self.tests_jobs_probed or self.tests_jobs_skipped:
+            skipped = ", ".join(f"{k} {v:,}" for k, v in sorted(self.tests_jobs_skipped.items()))
+            lines += ["", f"Test metadata: {self.tests_jobs_probed:,} jobs probed; skipped: {skipped or 'none'}."]
         if self.unknown_columns:
             lines += ["", f"Unknown usage-export columns kept in `extra_columns`: {', '.join(self.unknown_columns)}"]
         if self.data_tests_failed:
@@ -87,7 +123,38 @@ class RunSummary:
         lines.append(f"- API calls: {self.api_calls.get('total_calls', 0):,}; wall time {self.seconds:,.1f} s")
         if self.timings:
             lines.append("- step times: " + ", ".join(f"{k} {v:,.1f} s" for k, v in self.timings.items()))
+        for what, items in sorted(self.cleaned_up.items()):
+            lines.append(f"- cleaned up after dead runs: {what}: " + ", ".join(f"`{i}`" for i in items))
         return "\n".join(lines)
+
+    def _missed(self) -> list[str]:
+        """The markdown of what this run missed: what heals on the next run, what needs someone."""
+        heals = [f"- project `{slug}`: {err} (its cursors were kept; the next run pulls from them)"
+                 for slug, err in sorted(self.failed_projects.items())]  # fmt: skip
+        heals += [f"- {what}: {err} (the next run tries again)" for what, err in sorted(self.failed_org_calls.items())]
+        if self.tests_jobs_failed:
+            examples = "; ".join(self.tests_failures)
+            heals.append(f"- {self.tests_jobs_failed:,} test-metadata probes failed (probed again by the next run "
+                         f"while the jobs are within the tests look-back), e.g. {examples}")  # fmt: skip
+        if self.tests_jobs_deferred:
+            heals.append(f"- {self.tests_jobs_deferred:,} jobs of the failed projects were not probed for tests "
+                         "(probed by the next run)")  # fmt: skip
+        attention = [f"- `{slug}`: not found or not visible to the token (fix the project list)"
+                     for slug in self.unknown_projects]  # fmt: skip
+        if self.quarantined_rows:
+            attention.append(f"- {self.quarantined_rows:,} malformed usage-export rows quarantined "
+                             "(table `usage_quarantine`, kept verbatim with the reason)")  # fmt: skip
+        lines: list[str] = []
+        if heals:
+            lines += ["**Heals on the next run** (nothing is lost: the next run fetches what this one missed):", "",
+                      *heals, ""]  # fmt: skip
+        if attention:
+            lines += ["**Needs attention** (does not heal by itself):", "", *attention, ""]
+        return lines
+
+
+#: Failed probes quoted in the summary (the rest are counted).
+_EXAMPLES = 3
 
 
 class _Timer:

@@ -35,10 +35,12 @@ def make_sim(now: datetime = NOW, **changes: Any) -> Simulator:
     return Simulator(sim_config(now, **changes))
 
 
-def org_target(sim: Simulator, extra_projects: tuple[str, ...] = ()):
+def org_target(sim: Simulator, extra_projects: tuple[str, ...] = (), projects: list[str] | None = None):
+    """The simulator's org with every project (or `projects`), plus `extra_projects`."""
     from circleci_analytics.flows import OrgTarget
 
-    return OrgTarget(id=sim.org.id, slug=sim.org.slug, projects=[p.slug for p in sim.projects] + list(extra_projects))
+    slugs = [p.slug for p in sim.projects] if projects is None else list(projects)
+    return OrgTarget(id=sim.org.id, slug=sim.org.slug, projects=slugs + list(extra_projects))
 
 
 def paths(root: Path) -> dict[str, str]:
@@ -46,20 +48,25 @@ def paths(root: Path) -> dict[str, str]:
             "dashboard_dir": str(root / "dashboard")}  # fmt: skip
 
 
-def settings(sim: Simulator, url: str, root: Path, *, extra_projects: tuple[str, ...] = (), **changes: Any):
-    """The flows' settings for a run against `url` (the token from $CIRCLECI_TOKEN, as in production)."""
+def settings(sim: Simulator, url: str, root: Path, *, extra_projects: tuple[str, ...] = (),
+             projects: list[str] | None = None, **changes: Any):  # fmt: skip
+    """The flows' settings for a run against `url` (every project, or `projects`; the token from
+    $CIRCLECI_TOKEN, as in production)."""
     from circleci_analytics.settings import Settings
 
     values = {"initial_lookback_days": LOOKBACK_DAYS, "tests_lookback_days": 7, "export_poll_seconds": POLL_SECONDS,
               "rate_limits": NO_LIMITS, "now": sim.history.now, "render_dashboard": False, **paths(root), **changes}  # fmt: skip
-    return Settings(orgs=[org_target(sim, extra_projects)], api_base_url=url, **values)
+    return Settings(orgs=[org_target(sim, extra_projects, projects)], api_base_url=url, **values)
 
 
-def run_nightly(sim: Simulator, url: str, root: Path, *, extra_projects: tuple[str, ...] = (), **changes: Any):
-    """Run the nightly flow once against `url`; returns its final Prefect state."""
+def run_nightly(sim: Simulator, url: str, root: Path, *, extra_projects: tuple[str, ...] = (),
+                projects: list[str] | None = None, **changes: Any):  # fmt: skip
+    """Run the nightly flow once against `url` (every project, or `projects`); returns its final
+    Prefect state."""
     from circleci_analytics.flows import nightly
 
-    return asyncio.run(nightly(settings(sim, url, root, extra_projects=extra_projects, **changes), return_state=True))
+    s = settings(sim, url, root, extra_projects=extra_projects, projects=projects, **changes)
+    return asyncio.run(nightly(s, return_state=True))
 
 
 def run_backfill(sim: Simulator, url: str, root: Path, start: date, end: date, stop_after_windows: int | None = None,
@@ -138,3 +145,80 @@ def capture_logs() -> Iterator[Captured]:
         root.removeHandler(handler)
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+# -- comparing warehouses ----------------------------------------------------------------------
+#: The layers a warehouse comparison covers (sources and bookkeeping tables are left out).
+MODEL_PREFIXES = ("stg_", "int_", "fct_", "dim_")
+#: Columns that record when and by which export a row was loaded, not what it says: they differ
+#: between any two sequences of runs, so comparisons leave them out.
+LOAD_COLUMNS = frozenset({"extracted_at", "export_window_start", "export_window_end"})
+#: Floating-point columns are compared at this many decimals (a sum's last bits depend on the
+#: order DuckDB's threads add it up in).
+FLOAT_DECIMALS = 6
+
+
+def _model_columns(con, db: str, prefixes: tuple[str, ...]) -> dict[str, list[tuple[str, str]]]:
+    """{table: [(column, type), ...]} of the model tables and views of attached database `db`."""
+    rows = con.execute(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_catalog = ? order by table_name, ordinal_position",
+        [db],
+    ).fetchall()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, data_type in rows:
+        if table.startswith(prefixes):
+            out.setdefault(table, []).append((column, data_type))
+    return out
+
+
+def freeze_models(db: Path, dest: Path, *, prefixes: tuple[str, ...] = MODEL_PREFIXES) -> Path:
+    """A copy of a warehouse's model tables and views as plain tables in `dest`.
+
+    A copied warehouse file is not a snapshot: its views read the lake's files as they are
+    when queried, so a later run on the same lake changes what they show."""
+    import duckdb
+
+    con = duckdb.connect(str(dest))
+    try:
+        con.execute(f"attach '{db}' as src (read_only)")
+        for table in _model_columns(con, "src", prefixes):
+            con.execute(f'create or replace table main."{table}" as select * from src."{table}"')
+    finally:
+        con.close()
+    return dest
+
+
+def warehouse_diffs(a: Path, b: Path, *, prefixes: tuple[str, ...] = MODEL_PREFIXES,
+                    ignore: frozenset[str] = LOAD_COLUMNS) -> dict[str, str]:  # fmt: skip
+    """How two DuckDB warehouses differ, table by table: {} when every model table/view named
+    with one of `prefixes` holds the same rows in both (a multiset: `EXCEPT ALL` both ways),
+    on every column but `ignore` (floating-point ones to `FLOAT_DECIMALS`). Otherwise
+    {table: what differs}."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{a}' as a (read_only)")
+        con.execute(f"attach '{b}' as b (read_only)")
+
+        cols_a, cols_b = (_model_columns(con, db, prefixes) for db in ("a", "b"))
+        diffs = {t: "only in the first warehouse" for t in cols_a.keys() - cols_b.keys()}
+        diffs |= {t: "only in the second warehouse" for t in cols_b.keys() - cols_a.keys()}
+        for table in sorted(cols_a.keys() & cols_b.keys()):
+            if cols_a[table] != cols_b[table]:
+                diffs[table] = f"columns differ: {cols_a[table]} vs {cols_b[table]}"
+                continue
+            cols = ", ".join(f'round("{c}", {FLOAT_DECIMALS})' if t in ("DOUBLE", "FLOAT") else f'"{c}"'
+                             for c, t in cols_a[table] if c not in ignore)  # fmt: skip
+            only_a, only_b = (
+                con.execute(f'select count(*) from (select {cols} from {x}."{table}" '
+                            f'except all select {cols} from {y}."{table}")').fetchone()[0]  # fmt: skip
+                for x, y in (("a", "b"), ("b", "a"))
+            )
+            if only_a or only_b:
+                n_a, n_b = (con.execute(f'select count(*) from {x}."{table}"').fetchone()[0] for x in ("a", "b"))
+                diffs[table] = f"{only_a} of {n_a} rows only in the first, {only_b} of {n_b} only in the second"
+        return diffs
+    finally:
+        con.close()

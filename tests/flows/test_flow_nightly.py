@@ -33,7 +33,7 @@ pytestmark = pytest.mark.xdist_group("prefect")
 
 JOB_RUNS = "select count(*), count(distinct job_id), sum(total_credits) from fct_job_runs"
 USAGE_START = midnight(NOW - timedelta(days=LOOKBACK_DAYS))  # the first run's usage window
-RUNS_START = NOW - timedelta(days=LOOKBACK_DAYS)  # ... and its Insights workflow runs
+RUNS_START = USAGE_START  # ... and its Insights workflow runs (the history starts at the same instant)
 TESTS_START = NOW - timedelta(days=7)  # ... and its test metadata (tests_lookback_days=7)
 
 

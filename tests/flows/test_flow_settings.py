@@ -84,6 +84,6 @@ def test_backfill_goes_through_every_org_despite_one_failing(prefect_harness, tm
         state = asyncio.run(backfill(start, end, s, return_state=True))
     assert state.is_completed() and state.name == "Partially Completed", state
     summary = state.result()
-    assert list(summary.failed_projects) == ["org gh/nobody"]
+    assert list(summary.failed_org_calls) == ["org gh/nobody"]
     assert summary.rows_landed["usage_job_runs"] > 0  # the good org landed anyway
     assert summary.usage_windows

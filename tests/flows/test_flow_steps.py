@@ -10,15 +10,20 @@ import pyarrow as pa
 import pytest
 from flow_helpers import NO_LIMITS, NOW, TOKEN, make_sim
 
-from circleci_analytics.connectors import CircleCIClient, Extract, NotFound, extract_projects
+from circleci_analytics.connectors import CircleCIClient, Extract, JobRef, JobTestsResult, NotFound, ProbeState, extract_projects
 from circleci_analytics.flows import backfill_windows
 from circleci_analytics.flows.state import PipelineState
 from circleci_analytics.flows.steps import (
     PipelineConfig,
     discover_project_slugs,
+    history_start,
     job_refs_from_usage,
     land_extracts,
+    read_recent,
+    record_history_start,
+    remember_probes,
     resolve_projects,
+    unprobed_job_refs,
     usage_window,
 )
 from circleci_analytics.simulator import Simulator, create_app
@@ -59,6 +64,28 @@ def test_usage_window_later_runs_start_at_the_cursor_minus_the_overlap() -> None
     assert usage_window(state, c) == (datetime(2026, 5, 29, tzinfo=UTC), c.now)
 
 
+def test_usage_window_without_a_cursor_starts_at_the_recorded_history_start() -> None:
+    # The first run's export failed: the next one still starts where the history does.
+    state = PipelineState("org", history_start=datetime(2026, 5, 1, tzinfo=UTC))
+    c = cfg(initial_lookback_days=30)
+    assert history_start(state, c) == datetime(2026, 5, 1, tzinfo=UTC)
+    assert usage_window(state, c) == (datetime(2026, 5, 1, tzinfo=UTC), c.now)
+    assert history_start(PipelineState("org"), c) == datetime(2026, 5, 2, tzinfo=UTC)
+
+
+def test_the_history_start_is_recorded_by_the_first_run_only() -> None:
+    first, later = datetime(2026, 5, 2, tzinfo=UTC), datetime(2026, 5, 29, tzinfo=UTC)
+    state = PipelineState("org")
+    record_history_start(state, first)
+    record_history_start(state, later)
+    assert state.history_start == first
+    # A state written before history starts were recorded: none is invented from a later window.
+    legacy = PipelineState("org", usage_exported_until=datetime(2026, 5, 31, tzinfo=UTC))
+    record_history_start(legacy, later)
+    assert legacy.history_start is None
+    assert history_start(legacy, cfg(initial_lookback_days=30)) == datetime(2026, 5, 2, tzinfo=UTC)
+
+
 def test_usage_window_explicit_start_wins() -> None:
     state = PipelineState("org", usage_exported_until=datetime(2026, 5, 31, tzinfo=UTC))
     c = cfg()
@@ -89,6 +116,97 @@ def test_job_refs_from_usage_maps_ids_to_slugs_and_keeps_recent_jobs() -> None:
     assert got == [("gh/acme/web", 11, "lint"), ("circleci/O/P", 12, "build")]
     assert refs[0].workflow_id == "w2" and refs[0].pipeline_id == "pl2" and refs[0].job_status == "success"
     assert refs[0].job_started_at == since
+
+
+# -- work derived from the lake --------------------------------------------------------------
+TS = pa.timestamp("us", tz="UTC")
+DAY = datetime(2026, 5, 20, 9, tzinfo=UTC)
+
+
+def _usage(org: str, rows: list[tuple[str, int, str, datetime]]) -> pa.Table:
+    """usage_job_runs rows: (project_id, job number, job name, started)."""
+    n = len(rows)
+    return pa.table({
+        "job_id": [f"{org}-{p}-{num}" for p, num, _, _ in rows], "organization_id": [org] * n,
+        "project_id": [p for p, _, _, _ in rows], "job_run_number": [num for _, num, _, _ in rows],
+        "job_name": [name for _, _, name, _ in rows], "workflow_id": ["w"] * n, "pipeline_id": ["pl"] * n,
+        "job_run_started_at": pa.array([t for _, _, _, t in rows], TS), "job_build_status": ["success"] * n,
+        "export_window_start": pa.array([DAY] * n, TS), "export_window_end": pa.array([DAY] * n, TS),
+        "extracted_at": pa.array([DAY] * n, TS),
+    })  # fmt: skip
+
+
+def _tests(rows: list[tuple[str, int, datetime]]) -> pa.Table:
+    """job_tests rows: (project slug, job number, job started)."""
+    n = len(rows)
+    return pa.table({
+        "project_slug": [p for p, _, _ in rows], "job_number": [num for _, num, _ in rows],
+        "job_started_at": pa.array([t for _, _, t in rows], TS), "classname": ["A"] * n, "name": ["t"] * n,
+        "file": ["a.py"] * n, "extracted_at": pa.array([DAY] * n, TS),
+    })  # fmt: skip
+
+
+def _spoil(lake: Lake, table: str, day: date) -> None:
+    """Overwrite the partition files of `day` with bytes no Parquet reader accepts."""
+    spoiled = [f for f in lake.files(table) if f"date={day.isoformat()}" in f]
+    assert spoiled
+    for path in spoiled:
+        with lake.fs.open_output_stream(path) as out:
+            out.write(b"not parquet")
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_lake(request, tmp_path) -> Lake:
+    return Lake(str(tmp_path / "lake")) if request.param == "local" else request.getfixturevalue("s3_lake")
+
+
+def test_read_recent_reads_only_the_partitions_and_rows_since(any_lake: Lake) -> None:
+    old, recent = DAY - timedelta(days=5), DAY + timedelta(hours=3)
+    any_lake.land("usage_job_runs", _usage("org-1", [("p1", 1, "test", old), ("p1", 2, "test", DAY - timedelta(hours=1)),
+                                                      ("p1", 3, "lint", recent)]))  # fmt: skip
+    any_lake.land("usage_job_runs", _usage("org-2", [("p9", 9, "test", recent)]))
+    _spoil(any_lake, "usage_job_runs", old.date())  # an old partition is never opened
+    got = read_recent(any_lake, "usage_job_runs", ["project_id", "job_run_number"], "job_run_started_at", DAY,
+                      {"org_id": "org-1"})  # fmt: skip
+    assert got.column_names == ["project_id", "job_run_number"]
+    assert got.to_pylist() == [{"project_id": "p1", "job_run_number": 3}]  # same day, earlier row filtered out
+    assert read_recent(any_lake, "job_tests", ["project_slug"], "job_started_at", DAY).num_rows == 0  # no table yet
+
+
+def test_unprobed_job_refs_are_every_recent_job_whose_tests_are_not_known(tmp_path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    since = DAY - timedelta(days=7)
+    # Three nights' exports: whichever night exported a job, it is a candidate while recent.
+    for night in range(3):
+        lake.land("usage_job_runs", _usage("org-1", [("p1", 10 + night, "test", DAY + timedelta(days=night)),
+                                                      ("p2", 20 + night, "test", DAY + timedelta(days=night)),
+                                                      ("p2", 30 + night, "lint", DAY + timedelta(days=night))]))  # fmt: skip
+    lake.land("usage_job_runs", _usage("org-1", [("p1", 1, "test", since - timedelta(hours=1))]))  # too old
+    lake.land("usage_job_runs", _usage("org-1", [("p-other", 5, "test", DAY)]))  # a project not configured
+    lake.land("job_tests", _tests([("gh/a/one", 11, DAY + timedelta(days=1))]))  # landed before
+    state = PipelineState("org-1", jobs_without_tests={("gh/a/two", 21): DAY},  # answered "no tests" before
+                          names_without_tests={("gh/a/two", "lint"): DAY})  # fmt: skip
+    projects = _projects({"p1": "gh/a/one", "p2": "gh/a/two"})
+    refs, left_out = unprobed_job_refs(lake, "org-1", projects, since, state)
+    assert sorted((r.project_slug, r.job_number, r.job_name) for r in refs) == [
+        ("gh/a/one", 10, "test"), ("gh/a/one", 12, "test"), ("gh/a/two", 20, "test"), ("gh/a/two", 22, "test")]
+    ref = next(r for r in refs if r.job_number == 12)
+    assert (ref.job_started_at, ref.workflow_id, ref.pipeline_id, ref.job_status) == (
+        DAY + timedelta(days=2), "w", "pl", "success")  # fmt: skip
+    assert left_out == {"landed_before": 1, "known_without_tests": 4}
+    assert unprobed_job_refs(Lake(str(tmp_path / "empty")), "org-1", projects, since, PipelineState("org-1")) == (
+        [], {"landed_before": 0, "known_without_tests": 0})  # fmt: skip
+
+
+def test_remember_probes_keeps_only_what_the_lake_cannot_show() -> None:
+    state = PipelineState("org", jobs_without_tests={("p", 1): DAY})
+    refs = [JobRef("p", n, "unit", job_started_at=DAY + timedelta(hours=n)) for n in (2, 3, 4)]
+    landed = Extract("job_tests", _tests([("p", 2, DAY)]), extracted_at=DAY)
+    # Job 2 answered with tests (landed), 3 answered with none, 4 failed (not answered).
+    answered = ProbeState(seen={("p", 1), ("p", 2), ("p", 3)}, no_test_jobs={("p", "lint"): DAY})
+    remember_probes(state, refs, JobTestsResult(landed, answered, {}, 2, [("p", 4, "NotFound")]))
+    assert state.jobs_without_tests == {("p", 1): DAY, ("p", 3): DAY + timedelta(hours=3)}
+    assert state.names_without_tests == {("p", "lint"): DAY}
 
 
 # -- land_extracts ---------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+
+import pytest
 
 from circleci_analytics.flows import RunSummary
 
@@ -62,9 +64,10 @@ def test_markdown_of_a_partial_and_failed_run() -> None:
                 unknown_projects=["gh/acme/gone"], quarantined_rows=2, unknown_columns=["NEW_COL"], data_tests=5)
     md = s.markdown()
     assert md.startswith("# ⚠️ nightly: partial")
-    assert "- `gh/acme/api`: ServerError: GET /x -> HTTP 500" in md
-    assert "- `gh/acme/gone`: not found or not visible to the token" in md
-    assert "2 malformed usage-export rows quarantined" in md
+    heals, attention = md.index("**Heals on the next run**"), md.index("**Needs attention**")
+    assert heals < md.index("- project `gh/acme/api`: ServerError: GET /x -> HTTP 500 (its cursors were kept") < attention
+    assert attention < md.index("- `gh/acme/gone`: not found or not visible to the token")
+    assert attention < md.index("- 2 malformed usage-export rows quarantined")
     assert "NEW_COL" in md
     s.data_tests_failed = ["unique_fct_job_runs_job_id"]
     md = s.markdown()
@@ -72,3 +75,39 @@ def test_markdown_of_a_partial_and_failed_run() -> None:
     assert "| data tests | 4/5 passed |" in md
     assert "**Failed data tests:** unique_fct_job_runs_job_id" in md
     assert "dashboard:" not in md  # not rendered
+
+
+@pytest.mark.parametrize("missed", [
+    {"failed_org_calls": {"org summaries of gh/acme": "ServerError: HTTP 502"}},
+    {"tests_jobs_failed": 1},
+    {"quarantined_rows": 1},
+    {"unknown_projects": ["gh/acme/gone"]},
+    {"failed_projects": {"gh/acme/api": "NotFound"}},
+])  # fmt: skip
+def test_anything_missed_makes_the_run_partial_and_is_named(missed) -> None:
+    s = summary(**missed)
+    assert s.status == "partial"
+    (reason,) = s.partial_reasons()
+    assert reason.startswith("1 ")
+    assert "✅" not in s.markdown()
+
+
+def test_probes_are_counted_with_a_few_examples() -> None:
+    import pyarrow as pa
+
+    from circleci_analytics.connectors import Extract, JobTestsResult, ProbeState
+
+    def result(failed: list, skipped: dict) -> JobTestsResult:
+        return JobTestsResult(Extract("job_tests", pa.table({}), datetime(2026, 6, 1, tzinfo=UTC)), ProbeState(), skipped, 5, failed)
+
+    s = summary()
+    s.add_probes(result([("gh/a", n, "NotFound: 404") for n in range(4)], {"seen": 2, "known_without_tests": 1}),
+                 left_out={"landed_before": 7, "known_without_tests": 4}, deferred=3)  # fmt: skip
+    s.add_probes(result([("gh/b", 9, "ServerError: 500")], {"excluded": 1}))
+    assert s.tests_jobs_probed == 10 and s.tests_jobs_failed == 5 and s.tests_jobs_deferred == 3
+    assert s.tests_jobs_skipped == {"known_without_tests": 7, "landed_before": 7, "excluded": 1}
+    assert s.tests_failures == ["gh/a job 0: NotFound: 404", "gh/a job 1: NotFound: 404", "gh/a job 2: NotFound: 404"]
+    md = s.markdown()
+    assert "5 test-metadata probes failed" in md and "gh/a job 0: NotFound: 404" in md
+    assert "3 jobs of the failed projects were not probed" in md
+    assert s.partial_reasons() == ["5 test-metadata probe(s) failed"]
