@@ -17,19 +17,16 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.types import CallToolResult
 
 
-def console_script() -> list[str]:
-    """The installed `circleci-analytics` script (what an MCP client's `command` runs)."""
-    script = Path(sys.executable).parent / "circleci-analytics"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("circleci-analytics")
-    return [found] if found else [sys.executable, "-m", "circleci_analytics.cli"]
+def console_script() -> str:
+    """The installed `circleci-analytics` script beside this Python (what an MCP client's `command` runs)."""
+    found = shutil.which("circleci-analytics", path=str(Path(sys.executable).parent)) or shutil.which("circleci-analytics")
+    assert found, "the circleci-analytics console script is not installed (make env)"
+    return found
 
 
 def stdio_server(*args: str, cwd: Path, env: dict[str, str] | None = None) -> StdioServerParameters:
     """`circleci-analytics <args>` as an MCP client launches it (a clean environment plus `env`)."""
-    command, *pre = console_script()
-    return StdioServerParameters(command=command, args=[*pre, *args], cwd=cwd, env=env)
+    return StdioServerParameters(command=console_script(), args=list(args), cwd=cwd, env=env)
 
 
 class McpSession:

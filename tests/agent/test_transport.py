@@ -49,7 +49,7 @@ def _listening_addresses(port: int) -> set[str]:
 def test_streamable_http_on_loopback_only(warehouse, q, tmp_path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCLECI_")}
-    proc = subprocess.Popen([*console_script(), "mcp", "--warehouse", str(warehouse), "--transport", "http",
+    proc = subprocess.Popen([console_script(), "mcp", "--warehouse", str(warehouse), "--transport", "http",
                              "--port", str(port)], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -140,6 +140,5 @@ def test_the_readme_client_configuration_starts_the_server(warehouse, tmp_path) 
     config = json.loads(block)["mcpServers"]["circleci-analytics"]
     assert config["command"].endswith("/.venv/bin/circleci-analytics")
     args = [str(warehouse) if a.endswith("warehouse.duckdb") else a for a in config["args"]]
-    command, *pre = console_script()
-    with mcp_session(StdioServerParameters(command=command, args=[*pre, *args], cwd=tmp_path)) as mcp:
+    with mcp_session(StdioServerParameters(command=console_script(), args=args, cwd=tmp_path)) as mcp:
         assert mcp.answer("warehouse_overview")["as_of_date"] == "2026-05-31"
