@@ -570,6 +570,35 @@ def dashboard_cmd(config: str | None, serve_it: bool, port: int, **flags: Any) -
         serve_dashboard(s.dashboard_dir, port=port, on_ready=lambda url: click.echo(f"serving on {url} (Ctrl-C to stop)"))
 
 
+@cli.command("mcp")
+@_config_option
+@click.option("--warehouse", "--warehouse-path", "warehouse_path", default=None, help="DuckDB warehouse file.")
+@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True,
+              help="stdio (an MCP client starts this command) or streamable HTTP on 127.0.0.1.")  # fmt: skip
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="HTTP port (default 8766), loopback only.")
+def mcp_cmd(config, warehouse_path, transport, port) -> None:
+    """Serve the warehouse to AI agents over MCP: read-only tools (credits, forecast, flaky
+    tests, MTTR, right-sizing, marts, bounded SQL), the file re-opened for every call.
+
+    \b
+    Example:
+      circleci-analytics mcp --warehouse data/demo/warehouse.duckdb          # stdio
+      circleci-analytics mcp --transport http --port 8766   # http://127.0.0.1:8766/mcp
+    """
+    from circleci_analytics.agent import DEFAULT_PORT, lake_dirs_for, serve
+    from circleci_analytics.query import WarehouseUnreadable, open_read_only
+
+    s = _settings(config, warehouse_path=warehouse_path)
+    try:
+        open_read_only(s.warehouse_path).close()
+    except WarehouseUnreadable as e:
+        raise UserError(f"{e} (run `circleci-analytics demo` or `build` first)") from None
+    port = port or DEFAULT_PORT
+    where = f"http://127.0.0.1:{port}/mcp" if transport == "http" else "stdio"
+    click.echo(f"circleci-analytics MCP server (read-only) on {where}: {s.warehouse_path}", err=True)
+    serve(s.warehouse_path, transport=transport, port=port, lake_dirs=lake_dirs_for(s.warehouse_path, s.lake_root))
+
+
 def main() -> None:
     _State.debug = False
     try:
