@@ -56,14 +56,16 @@ import sys
 from datetime import datetime
 import pyarrow.parquet as pq
 from circleci_analytics.warehouse import Lake
+window = (datetime.fromisoformat(sys.argv[3]), datetime.fromisoformat(sys.argv[4]))
 usage = pq.read_table(sys.argv[1])
-print(Lake(sys.argv[2]).land("usage_job_runs", usage, window=(datetime.fromisoformat(sys.argv[3]), datetime.fromisoformat(sys.argv[4]))).rows_in)
+print(Lake(sys.argv[2]).land("usage_job_runs", usage, window=window).rows_in)
 """,
     "land_file": """
 import sys
 from datetime import datetime
 from circleci_analytics.warehouse import Lake
-print(Lake(sys.argv[2]).land_file("usage_job_runs", sys.argv[1], window=(datetime.fromisoformat(sys.argv[3]), datetime.fromisoformat(sys.argv[4]))).rows_in)
+window = (datetime.fromisoformat(sys.argv[3]), datetime.fromisoformat(sys.argv[4]))
+print(Lake(sys.argv[2]).land_file("usage_job_runs", sys.argv[1], window=window).rows_in)
 """,
 }
 

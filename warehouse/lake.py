@@ -284,7 +284,10 @@ class Lake:
             yield held
 
     def _clean_after_crash(self, lease: Lease) -> None:
-        lease.removed_temp_files = self.remove_stale_temp_files()
+        try:
+            lease.removed_temp_files = self.remove_stale_temp_files()
+        except Exception as e:  # housekeeping (e.g. no permission to list uploads) never blocks a write
+            logger.warning("could not look for a crashed writer's temporary files in lake %s: %s", self.root, e)
         if lease.removed_temp_files:
             logger.warning("removed %d temporary file(s) a crashed writer left in lake %s",
                            lease.removed_temp_files, self.root)  # fmt: skip
@@ -311,7 +314,8 @@ class Lake:
         for page in pages:
             for upload in page.get("Uploads", []):
                 if upload["Key"].endswith(f"/{DATA_FILE}"):
-                    store.client.abort_multipart_upload(Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    key, upload_id = upload["Key"], upload["UploadId"]
+                    store.client.abort_multipart_upload(Bucket=store.bucket, Key=key, UploadId=upload_id)
                     removed += 1
         return removed
 

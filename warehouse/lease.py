@@ -65,6 +65,7 @@ __all__ = [
     "S3LeaseStore",
     "hold",
     "is_held",
+    "s3_client_from_uri",
 ]
 
 logger = logging.getLogger("circleci_analytics.warehouse.lease")

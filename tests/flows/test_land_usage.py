@@ -52,5 +52,6 @@ def test_quarantined_rows_land_beside(tmp_path):
     bad = pa.Table.from_pylist(
         [{"part": "p0", "line_number": 7, "raw_line": "x,y", "reason": "ragged", "export_window_start": START,
           "export_window_end": END, "extracted_at": END}], schema=QUARANTINE_SCHEMA)  # fmt: skip
-    assert land_usage(lake, export(tmp_path, ORG_A, usage(ORG_A, 5), bad)) == {"usage_job_runs": 5, "usage_quarantine": 1}
+    landed = land_usage(lake, export(tmp_path, ORG_A, usage(ORG_A, 5), bad))
+    assert landed == {"usage_job_runs": 5, "usage_quarantine": 1}
     assert lake.read("usage_quarantine").column("raw_line").to_pylist() == ["x,y"]

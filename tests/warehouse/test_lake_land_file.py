@@ -149,8 +149,9 @@ def test_bad_rows_late_in_the_file_fail_before_anything_is_written(tmp_path):
     lake.land("usage_job_runs", usage_table(10, credits="1"))
     before = _lake_files(tmp_path / "lake")
     nullable = pa.schema([f.with_nullable(True) for f in USAGE_JOB_RUNS_SCHEMA])
-    bad = pa.concat_tables([usage_table(60, credits="5").cast(nullable), usage_table(1, prefix="late").cast(nullable)
-                            .set_column(USAGE_JOB_RUNS_SCHEMA.get_field_index("job_id"), "job_id", pa.nulls(1, pa.string()))])  # fmt: skip
+    late = usage_table(1, prefix="late").cast(nullable)
+    late = late.set_column(USAGE_JOB_RUNS_SCHEMA.get_field_index("job_id"), "job_id", pa.nulls(1, pa.string()))
+    bad = pa.concat_tables([usage_table(60, credits="5").cast(nullable), late])
     source = tmp_path / "bad.parquet"
     pq.write_table(bad, source, row_group_size=10)
     with pytest.raises(LakeError, match="required column 'job_id' has 1 null"):

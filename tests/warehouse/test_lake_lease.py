@@ -20,13 +20,21 @@ import pytest
 from warehouse_helpers import usage_table
 
 from circleci_analytics.warehouse import Lake
-from circleci_analytics.warehouse.lease import LEASE_NAME, Holder, LakeBusy, S3LeaseStore
+from circleci_analytics.warehouse.lease import (
+    LEASE_NAME,
+    Holder,
+    LakeBusy,
+    LeaseError,
+    S3LeaseStore,
+    s3_client_from_uri,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Child processes: each script gets the lake URI as argv[1].
 RACER = """
 import sys, time
+from datetime import UTC, datetime
 from pathlib import Path
 import pyarrow as pa
 from circleci_analytics.connectors.schemas import PROJECTS
@@ -34,8 +42,9 @@ from circleci_analytics.warehouse import Lake
 lake, tag, go = Lake(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 while not go.exists():
     time.sleep(0.01)
+at = datetime(2026, 5, 4, tzinfo=UTC)
 for i in range(100):
-    row = {"project_id": f"{tag}-{i}", "project_slug": f"gh/acme/{tag}-{i}", "extracted_at": pa.scalar(0, pa.timestamp("us", tz="UTC")).as_py()}
+    row = {"project_id": f"{tag}-{i}", "project_slug": f"gh/acme/{tag}-{i}", "extracted_at": at}
     lake.land("projects", pa.Table.from_pylist([row], schema=PROJECTS))
 """
 
@@ -249,3 +258,24 @@ def test_a_held_lease_makes_land_free_of_lease_traffic(lake_root, monkeypatch):
         lake.land("usage_job_runs", usage_table(4))
         assert calls == []
     assert pq.read_table(lake.files("usage_job_runs")[0]).num_rows == 4
+
+
+def test_the_lake_uri_options_configure_the_lease_client(s3_endpoint):
+    client, bucket, prefix = s3_client_from_uri(
+        f"s3://lake-bucket/a/b?endpoint_override={s3_endpoint}&scheme=http&region=eu-west-3")
+    assert (client.meta.endpoint_url, client.meta.region_name, bucket, prefix) == (
+        f"http://{s3_endpoint}", "eu-west-3", "lake-bucket", "a/b")  # fmt: skip
+    with pytest.raises(LeaseError, match=r"option\(s\) \['role_arn'\]"):
+        s3_client_from_uri("s3://lake-bucket/a?role_arn=arn:aws:iam::1:role/x")
+
+
+def test_housekeeping_failures_never_block_the_lease(lake_root, monkeypatch, caplog):
+    lake = Lake(lake_root)
+
+    def denied() -> int:
+        raise PermissionError("listing denied")
+
+    monkeypatch.setattr(lake, "remove_stale_temp_files", denied)
+    with lake.lease(owner="nightly") as lease:
+        assert lease.removed_temp_files == 0 and not lease.lost
+    assert "listing denied" in caplog.text
