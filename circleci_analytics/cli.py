@@ -27,6 +27,7 @@ from circleci_analytics.settings import (
     check_paths,
     load_settings,
 )
+from circleci_analytics.warehouse.lease import LeaseError
 
 # Prefect's ephemeral server: first start on a fresh PREFECT_HOME is slow, and there is no
 # internet for telemetry. Set before anything imports prefect.
@@ -244,7 +245,8 @@ def _org_options(f):
 #: The settings of an extraction run, as flags.
 PIPELINE = ("api_base_url", "lake_root", "warehouse_path", "dashboard_dir", "render_dashboard", "price_per_credit",
             "rightsizing_headroom", "initial_lookback_days", "overlap_days", "tests_lookback_days", "max_concurrency",
-            "export_poll_seconds", "job_include", "job_exclude", "token_secret_block", "warehouse_storage_version")  # fmt: skip
+            "export_poll_seconds", "job_include", "job_exclude", "token_secret_block", "warehouse_storage_version",
+            "lease_wait_seconds")  # fmt: skip
 
 
 def _settings(config: str | None, **flags: Any) -> Settings:
@@ -403,7 +405,8 @@ def run(config: str | None, **flags: Any) -> None:
 @click.option("--start", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD).")
 @click.option("--end", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day (YYYY-MM-DD).")
 @setting_options("api_base_url", "lake_root", "warehouse_path", "dashboard_dir", "render_dashboard", "price_per_credit",
-                 "rightsizing_headroom", "max_concurrency", "export_poll_seconds", "token_secret_block")  # fmt: skip
+                 "rightsizing_headroom", "max_concurrency", "export_poll_seconds", "token_secret_block",
+                 "warehouse_storage_version", "lease_wait_seconds")  # fmt: skip
 def backfill_cmd(config: str | None, start: datetime, end: datetime, **flags: Any) -> None:
     """Backfill up to 13 months of usage export, resumably (<= 31-day windows), for every org.
 
@@ -467,7 +470,8 @@ def serve_cmd(config: str | None, **flags: Any) -> None:
 
 @cli.command("build")
 @_config_option
-@setting_options("lake_root", "warehouse_path", "price_per_credit", "rightsizing_headroom", "warehouse_storage_version")
+@setting_options("lake_root", "warehouse_path", "price_per_credit", "rightsizing_headroom", "warehouse_storage_version",
+                 "lease_wait_seconds")
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models whole (after a model definition changed).")
 def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
     """Build the DuckDB warehouse from the lake (dbt: models, data and unit tests), without extracting.
@@ -477,7 +481,7 @@ def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
       circleci-analytics build --lake-root data/lake --warehouse-path data/warehouse.duckdb
       circleci-analytics build --full-refresh
     """
-    from circleci_analytics.warehouse import BuildError, build_warehouse
+    from circleci_analytics.warehouse import BuildError, Lake, build_warehouse
 
     s = _settings(config, **flags)
     local = "://" not in s.lake_root or s.lake_root.startswith("file://")
@@ -485,10 +489,13 @@ def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
         # Lake() would create it, and the build would swap in an empty warehouse.
         raise UserError(f"lake not found: {s.lake_root} (pass --lake-root, or run `circleci-analytics demo` or `run` first)")
     _check_paths(s, lake=False, dashboard=False)
+    lake = Lake(s.lake_root)
     try:
-        result = build_warehouse(s.lake_root, s.warehouse_path, price_per_credit=s.price_per_credit,
-                                 headroom=s.rightsizing_headroom, full_refresh=full_refresh,
-                                 storage_version=s.warehouse_storage_version)  # fmt: skip
+        # The lake's writer lease: no run replaces a partition while the build reads it.
+        with lake.lease(owner=f"build, pid {os.getpid()}", wait_seconds=s.lease_wait_seconds):
+            result = build_warehouse(lake, s.warehouse_path, price_per_credit=s.price_per_credit,
+                                     headroom=s.rightsizing_headroom, full_refresh=full_refresh,
+                                     storage_version=s.warehouse_storage_version)  # fmt: skip
     except BuildError as e:
         click.echo(str(e), err=True)
         sys.exit(EXIT_FAILURE)
@@ -612,6 +619,9 @@ def main() -> None:
     except SettingsError as e:  # raised below the CLI (e.g. by a flow) for a fixable configuration
         click.echo(f"Error: {e}", err=True)
         sys.exit(EXIT_USAGE)
+    except LeaseError as e:  # another run holds the lake (or took it over from this one)
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(EXIT_FAILURE)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # noqa: BLE001 - the last resort: one line, the traceback only with --debug

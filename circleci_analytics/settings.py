@@ -37,6 +37,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, Secr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
+from circleci_analytics.warehouse.lease import DEFAULT_WAIT_SECONDS
+
 __all__ = ["DEFAULT_CONFIG_FILE", "ENV_PREFIX", "TOKEN_ENV", "Org", "Settings", "SettingsError", "assign_projects",
            "check_paths", "describe_validation_error", "load_settings"]  # fmt: skip
 
@@ -170,6 +172,8 @@ class Settings(BaseSettings):
     tests_lookback_days: int = Field(14, ge=1, description="Probe test results of jobs this many days old.")
     max_concurrency: int = Field(8, ge=1, description="API requests in flight at once.")
     export_poll_seconds: float = Field(360.0, gt=0, description="Seconds between usage-export status polls.")
+    lease_wait_seconds: float = Field(DEFAULT_WAIT_SECONDS, ge=0,
+                                      description="How long a run waits for another run's hold on the lake.")  # fmt: skip
     rate_limits: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="Requests per second per endpoint family (0 = unlimited).")  # fmt: skip
     job_include: list[str] = Field(default_factory=list, description="Job-name globs to probe for tests (repeatable).")

@@ -144,30 +144,34 @@ async def backfill(
     summary = RunSummary("backfill", [o.slug for o in orgs], lake_root=settings.lake_root,
                          warehouse_path=settings.warehouse_path)  # fmt: skip
     heartbeat, summary.cleaned_up = await housekeeping.start_run()
-    progress = _Progress(len(orgs) * len(windows),
-                         sum(store.exists(_done_key(o.id, *w)) for o in orgs for w in windows))  # fmt: skip
-    await progress.start(f"{', '.join(summary.orgs)}: usage export windows landed")
-    complete, errors = True, []
-    for org in orgs:
-        try:
-            complete &= await _backfill_org(org, pipeline_config(settings, org), token, lake, summary, windows,
-                                            progress, stop_after_windows)  # fmt: skip
-        except CircleCIError as e:
-            errors.append(e)
-            complete = False
-            summary.failed_org_calls[f"org {org.slug}"] = f"{type(e).__name__}: {e}"
-            get_run_logger().error("org %s failed: %s", org.slug, summary.failed_org_calls[f"org {org.slug}"])
-    if len(errors) == len(orgs):
-        raise errors[0]  # nothing landed: a wrong token, org or API URL
-    if build and complete:
-        build_and_render(lake, settings, summary, None)
+    try:
+        with lake.lease(owner=housekeeping.run_label("backfill"), wait_seconds=settings.lease_wait_seconds) as lease:
+            summary.note_lease(lease)
+            progress = _Progress(len(orgs) * len(windows),
+                                 sum(store.exists(_done_key(o.id, *w)) for o in orgs for w in windows))  # fmt: skip
+            await progress.start(f"{', '.join(summary.orgs)}: usage export windows landed")
+            complete, errors = True, []
+            for org in orgs:
+                try:
+                    complete &= await _backfill_org(org, pipeline_config(settings, org), token, lake, summary,
+                                                    windows, progress, stop_after_windows)  # fmt: skip
+                except CircleCIError as e:
+                    errors.append(e)
+                    complete = False
+                    summary.failed_org_calls[f"org {org.slug}"] = f"{type(e).__name__}: {e}"
+                    get_run_logger().error("org %s failed: %s", org.slug, summary.failed_org_calls[f"org {org.slug}"])
+            if len(errors) == len(orgs):
+                raise errors[0]  # nothing landed: a wrong token, org or API URL
+            if build and complete:
+                build_and_render(lake, settings, summary, None)
+    finally:
+        if heartbeat:
+            heartbeat.stop()
     summary.seconds = time.perf_counter() - t0
     await create_markdown_artifact(
         markdown=summary.markdown() + f"\n\nWindows landed: {progress.done}/{progress.total}",
         key="circleci-backfill-summary",
     )
-    if heartbeat:
-        heartbeat.stop()
     if errors:
         return Completed(name="Partially Completed", data=summary,
                          message="; ".join(summary.partial_reasons()))

@@ -229,6 +229,16 @@ class Heartbeat:
                     logger.debug("heartbeat of flow run %s failed: %s", self.flow_run_id, e)
 
 
+def run_label(kind: str) -> str:
+    """What this run is called to whoever waits for its lake lease: kind, flow run and owner."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context and context.flow_run else None
+    where = f"pid {os.getpid()} on {socket.gethostname()}"
+    return f"{kind} flow run {run.name} ({run.id}), {where}" if run else f"{kind}, {where}"
+
+
 async def start_run() -> tuple[Heartbeat | None, dict[str, list[str]]]:
     """At a run's start: label this flow run with its owner, start its heartbeat, and clean up
     after dead runs. Returns the heartbeat (stop it at the end) and what was cleaned up."""

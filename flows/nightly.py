@@ -303,27 +303,32 @@ async def nightly(settings: Settings | None = None) -> RunSummary:
     lake = Lake(lake_root)
     summary = RunSummary("nightly", [o.slug for o in orgs], lake_root=lake_root, warehouse_path=warehouse_path)
     heartbeat, summary.cleaned_up = await housekeeping.start_run()
-    window_start = None
-    org_errors: list[CircleCIError] = []
-    for org in orgs:
-        try:
-            await run_org(org, pipeline_config(settings, org), token, lake, summary)
-        except CircleCIError as e:
-            org_errors.append(e)
-            summary.failed_org_calls[f"org {org.slug}"] = _describe(e)
-            get_run_logger().error("org %s failed: %s", org.slug, _describe(e))
-    if orgs and len(org_errors) == len(orgs):
-        # Nothing was extracted: a wrong token, org id/slug or API URL. Say so, don't build.
-        raise org_errors[0]
-    state = PipelineState.load(LakeStateStore(lake), orgs[0].id) if orgs else None
-    if state and state.usage_exported_until:
-        window_start = state.usage_exported_until - timedelta(days=max(1, settings.overlap_days))
-    await asyncio.to_thread(build_and_render, lake, settings, summary, window_start)
+    try:
+        # One writer at a time: a second run waits `lease_wait_seconds`, then fails naming this one.
+        with lake.lease(owner=housekeeping.run_label("nightly"), wait_seconds=settings.lease_wait_seconds) as lease:
+            summary.note_lease(lease)
+            org_errors: list[CircleCIError] = []
+            for org in orgs:
+                try:
+                    await run_org(org, pipeline_config(settings, org), token, lake, summary)
+                except CircleCIError as e:
+                    org_errors.append(e)
+                    summary.failed_org_calls[f"org {org.slug}"] = _describe(e)
+                    get_run_logger().error("org %s failed: %s", org.slug, _describe(e))
+            if len(org_errors) == len(orgs):
+                # Nothing was extracted: a wrong token, org id/slug or API URL. Say so, don't build.
+                raise org_errors[0]
+            state = PipelineState.load(LakeStateStore(lake), orgs[0].id)
+            window_start = None
+            if state.usage_exported_until:
+                window_start = state.usage_exported_until - timedelta(days=max(1, settings.overlap_days))
+            await asyncio.to_thread(build_and_render, lake, settings, summary, window_start)
+    finally:
+        if heartbeat:
+            heartbeat.stop()
     summary.seconds = time.perf_counter() - t0
     await create_markdown_artifact(markdown=summary.markdown(), key="circleci-nightly-summary",
                                    description="What the nightly run landed, built and found")  # fmt: skip
-    if heartbeat:
-        heartbeat.stop()
     if summary.status == "failed":
         return Failed(message=f"data tests failed: {', '.join(summary.data_tests_failed)}", data=summary)
     if summary.status == "partial":

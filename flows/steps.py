@@ -382,15 +382,13 @@ def land_extracts(lake: Lake, extracts: list[Extract]) -> dict[str, int]:
 
 
 def land_usage(lake: Lake, result: UsageExportResult) -> dict[str, int]:
-    """Land the merged export: the window's partitions are replaced whole."""
-    window = (result.start, result.end)
-    usage = pq.read_table(result.output)
-    lake.land("usage_job_runs", usage, window=window)
-    out = {"usage_job_runs": usage.num_rows}
+    """Land the merged export, partition by partition: the org's partitions in the window
+    are replaced whole (an empty export empties them, and only them)."""
+    usage = lake.land_file("usage_job_runs", result.output, window=(result.start, result.end),
+                           scope={"org_id": result.org_id})  # fmt: skip
+    out = {"usage_job_runs": usage.rows_in}
     if result.quarantined_rows:
-        quarantine = pq.read_table(result.quarantine)
-        lake.land("usage_quarantine", quarantine)
-        out["usage_quarantine"] = quarantine.num_rows
+        out["usage_quarantine"] = lake.land_file("usage_quarantine", result.quarantine).rows_in
     return out
 
 

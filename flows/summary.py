@@ -127,6 +127,11 @@ class RunSummary:
             lines.append(f"- cleaned up after dead runs: {what}: " + ", ".join(f"`{i}`" for i in items))
         return "\n".join(lines)
 
+    def note_lease(self, lease: Any) -> None:
+        """Record what taking the lake's writer lease cleaned up after a crashed writer."""
+        if lease.removed_temp_files:
+            self.cleaned_up["temporary lake files removed"] = [f"{lease.removed_temp_files} file(s)"]
+
     def _missed(self) -> list[str]:
         """The markdown of what this run missed: what heals on the next run, what needs someone."""
         heals = [f"- project `{slug}`: {err} (its cursors were kept; the next run pulls from them)"

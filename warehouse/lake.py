@@ -17,16 +17,31 @@ Landing (`Lake.land`) is a merge per touched partition:
    (atomic on local disks; on object stores a single PUT is atomic), so a reader or a
    crash never sees a half-written file. Re-landing a window after a crash repairs it.
 
+`Lake.land_file` lands a Parquet file too big to hold in memory with the same result, byte
+for byte: it reads the file in batches (conforming and checking each, so bad input fails
+before anything is written), spills each batch's rows to per-partition scratch files beside
+the input, then merges one partition at a time. Peak memory is bounded by a batch and a few
+partitions, not by the window.
+
+Writers hold the lake's lease (`warehouse.lease`): one writer at a time per lake, even
+across hosts sharing an object store. `Lake.lease` holds it for a whole run; `land` and
+`land_file` take it for the call when the process does not hold it already. Taking it
+removes the temporary files a crashed writer left behind.
+
 Partition values are only dates and the organisation id, encoded so that nothing (``/``,
 ``..``, quotes, unicode) can escape the root: see `encode_partition_value`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time as dtime
@@ -40,9 +55,21 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from circleci_analytics.warehouse.lease import (
+    DEFAULT_TTL_SECONDS,
+    DEFAULT_WAIT_SECONDS,
+    Lease,
+    LeaseError,
+    LeaseStore,
+    LocalLeaseStore,
+    S3LeaseStore,
+    hold,
+)
 from circleci_analytics.warehouse.tables import TableSpec, table_spec
 
 __all__ = ["DEFAULT_LAKE_ROOT", "Lake", "LakeError", "LandResult", "conform", "encode_partition_value"]
+
+logger = logging.getLogger("circleci_analytics.warehouse")
 
 DEFAULT_LAKE_ROOT = "./data/lake"
 DATA_FILE = "data.parquet"
@@ -52,10 +79,21 @@ _MAX_DAY = dtime(23, 59, 59, 999999)
 _LAND_THREADS = 4
 #: Rows per Parquet row group (DuckDB's own row-group size: readers split work by it).
 ROW_GROUP_ROWS = 122_880
+#: Rows `Lake.land_file` reads at a time (the first pass's memory follows it: ~64k rows of
+#: the usage export are ~100 MiB decoded).
+_SPILL_BATCH_ROWS = 65_536
+#: A partition file being written (renamed over ``data.parquet`` when complete).
+_TEMP_FILE = re.compile(rf"^\.{re.escape(DATA_FILE)}\.[0-9a-f]{{32}}\.tmp$")
+_ROW = "__row"
 
 
 class LakeError(Exception):
     """Data that cannot land as given (unknown columns, nulls in required columns, ...)."""
+
+
+#: In-process locks per (lake, table): threads of one lease holder land a table one at a time.
+_table_locks: dict[tuple[str, str], threading.Lock] = {}
+_table_locks_guard = threading.Lock()
 
 
 @dataclass
@@ -172,6 +210,7 @@ class Lake:
             self.fs, self.base = pafs.LocalFileSystem(), local.as_posix()
         self.root = root_s
         self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+        self._store: LeaseStore | None = None
         if self.is_local:
             Path(self.base).mkdir(parents=True, exist_ok=True)
 
@@ -216,6 +255,80 @@ class Lake:
         """The whole table, sorted by partition then natural key."""
         return self.dataset(name).to_table()
 
+    # -- the writer lease --------------------------------------------------------------
+    def _lease_store(self) -> LeaseStore:
+        if self._store is None:
+            if self.is_local:
+                self._store = LocalLeaseStore(self.base)
+            elif self.root.startswith("s3://"):
+                self._store = S3LeaseStore(self.root)
+            else:
+                raise LeaseError(f"lake {self.root}: a writer lease needs a local path or an s3:// URI")
+        return self._store
+
+    @contextlib.contextmanager
+    def lease(
+        self, owner: str, *, wait_seconds: float = DEFAULT_WAIT_SECONDS, ttl_seconds: float = DEFAULT_TTL_SECONDS
+    ) -> Iterator[Lease]:
+        """Hold the lake's writer lease for the block (re-entrant; see `warehouse.lease`).
+
+        `owner` names the run to whoever waits (``"nightly <flow run id>"``). Another holder
+        is waited for up to `wait_seconds`, then `LakeBusy` names it. Taking the lease removes
+        a crashed writer's temporary files (counted in ``Lease.removed_temp_files``).
+
+        >>> with lake.lease(owner="backfill 2026-01..2026-03"):   # doctest: +SKIP
+        ...     lake.land("usage_job_runs", table, window=(start, end))
+        """
+        with hold(self._lease_store(), owner, wait_seconds=wait_seconds, ttl_seconds=ttl_seconds,
+                  where=self.root, on_acquire=self._clean_after_crash) as held:  # fmt: skip
+            yield held
+
+    def _clean_after_crash(self, lease: Lease) -> None:
+        try:
+            lease.removed_temp_files = self.remove_stale_temp_files()
+        except Exception as e:  # housekeeping (e.g. no permission to list uploads) never blocks a write
+            logger.warning("could not look for a crashed writer's temporary files in lake %s: %s", self.root, e)
+        if lease.removed_temp_files:
+            logger.warning("removed %d temporary file(s) a crashed writer left in lake %s",
+                           lease.removed_temp_files, self.root)  # fmt: skip
+
+    def remove_stale_temp_files(self) -> int:
+        """Remove what an interrupted writer left: temporary partition files (local lakes)
+        and unfinished multipart uploads of partition files (S3). Returns how many.
+
+        Only safe while holding the lease (no other writer can be mid-write): `lease` calls
+        it when it takes the lease, so a run need not.
+        """
+        if self.is_local:
+            removed = 0
+            for tmp in Path(self.base).glob(f"*/**/.{DATA_FILE}.*.tmp"):
+                if _TEMP_FILE.match(tmp.name) and tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    removed += 1
+            return removed
+        store = self._lease_store()
+        if not isinstance(store, S3LeaseStore):
+            return 0
+        removed = 0
+        pages = store.client.get_paginator("list_multipart_uploads").paginate(Bucket=store.bucket, Prefix=store.prefix)
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Key"].endswith(f"/{DATA_FILE}"):
+                    key, upload_id = upload["Key"], upload["UploadId"]
+                    store.client.abort_multipart_upload(Bucket=store.bucket, Key=key, UploadId=upload_id)
+                    removed += 1
+        return removed
+
+    @contextlib.contextmanager
+    def _writing(self, name: str) -> Iterator[Lease]:
+        """The lease (taken for this call unless held) and this table's in-process lock."""
+        with self.lease(f"Lake.land({name!r})") as held:
+            with _table_locks_guard:
+                lock = _table_locks.setdefault((self._lease_store().key, name), threading.Lock())
+            with lock:
+                held.check()
+                yield held
+
     # -- landing -----------------------------------------------------------------------
     def land(
         self,
@@ -241,49 +354,84 @@ class Lake:
         keys = list(spec.natural_key)
         if keys and df.height and df.select(pl.struct(keys).is_duplicated().any()).item():
             df = df.unique(subset=keys, keep="last", maintain_order=True)
-        result = LandResult(spec.name, df.height)
+        parts = _split_partitions(spec, df) if df.height else {}
+        incoming = {rel: (lambda part=part: part) for rel, part in parts.items()}
+        return self._merge(spec, df.height, incoming, window, scope, t0)
+
+    def land_file(
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        window: tuple[Any, Any] | None = None,
+        scope: Mapping[str, str] | None = None,
+        batch_rows: int = _SPILL_BATCH_ROWS,
+    ) -> LandResult:
+        """`land` the rows of a local Parquet file, partition by partition.
+
+        The same lake as ``land(name, pq.read_table(path), ...)``, byte for byte, with peak
+        memory bounded by `batch_rows` rows and a few partitions instead of the file. Scratch
+        files (a compressed copy of the rows, split by partition) go beside `path`.
+        """
+        t0 = time.perf_counter()
+        spec = table_spec(name)
+        path = Path(path)
+        with tempfile.TemporaryDirectory(prefix=".land-", dir=path.parent) as scratch:
+            spill = _spill_partitions(spec, path, Path(scratch), batch_rows)
+            return self._merge(spec, spill.rows, spill.loaders(), window, scope, t0)
+
+    def _merge(
+        self,
+        spec: TableSpec,
+        rows_in: int,
+        incoming: Mapping[str, Callable[[], pl.DataFrame]],
+        window: tuple[Any, Any] | None,
+        scope: Mapping[str, str] | None,
+        t0: float,
+    ) -> LandResult:
+        """Merge each touched partition (see the module doc) under the writer lease."""
+        result = LandResult(spec.name, rows_in)
+        keys = list(spec.natural_key)
         bounds = _window_bounds(window) if window is not None else None
+        with self._writing(spec.name) as held:
+            listed = self.partitions(spec.name) if (incoming or bounds is not None) else []
+            existing = set(listed)
+            touched = set(incoming)
+            if bounds is not None:
+                touched |= set(self._partitions_in_window(spec, bounds, self._scope(spec, incoming, scope), listed))
 
-        incoming: dict[str, pl.DataFrame] = {}
-        if df.height:
-            incoming = _split_partitions(spec, df)
-        listed = self.partitions(spec.name) if (incoming or bounds is not None) else []
-        existing = set(listed)
-        touched = set(incoming)
-        if bounds is not None:
-            touched |= set(self._partitions_in_window(spec, bounds, self._scope(spec, df, scope), listed))
+            def merge(rel: str) -> tuple[str, str, int]:
+                new = incoming[rel]() if rel in incoming else None
+                if rel not in existing:
+                    old = None
+                elif bounds is not None and _covers_partition(spec, rel, bounds):
+                    old = None  # every old row lies in the window: replaced whole, not read
+                else:
+                    old = self._read_partition(spec, rel)
+                    if old is not None and bounds is not None:
+                        old = old.filter(~_in_window(spec, bounds))
+                if old is not None and old.height:
+                    merged = pl.concat([old, new], how="vertical_relaxed") if new is not None else old
+                    merged = merged.unique(subset=keys, keep="last", maintain_order=True) if keys else merged
+                else:
+                    merged = new
+                held.check()
+                if merged is None or merged.height == 0:
+                    if rel in existing:
+                        self.fs.delete_file(f"{self._partition_dir(spec.name, rel)}/{DATA_FILE}")
+                        return rel, "deleted", 0
+                    return rel, "none", 0
+                self._write_partition(spec, rel, merged)
+                return rel, "written", merged.height
 
-        def merge(rel: str) -> tuple[str, str, int]:
-            new = incoming.get(rel)
-            if rel not in existing:
-                old = None
-            elif bounds is not None and _covers_partition(spec, rel, bounds):
-                old = None  # every old row lies in the window: replaced whole, not read
+            # Partitions are independent files: merge and write them on a few threads (Parquet
+            # encoding, compression and polars release the GIL). Results keep path order.
+            ordered = sorted(touched)
+            if len(ordered) > 1:
+                with ThreadPoolExecutor(max_workers=min(_LAND_THREADS, len(ordered))) as pool:
+                    outcomes = list(pool.map(merge, ordered))
             else:
-                old = self._read_partition(spec, rel)
-                if old is not None and bounds is not None:
-                    old = old.filter(~_in_window(spec, bounds))
-            if old is not None and old.height:
-                merged = pl.concat([old, new], how="vertical_relaxed") if new is not None else old
-                merged = merged.unique(subset=keys, keep="last", maintain_order=True) if keys else merged
-            else:
-                merged = new
-            if merged is None or merged.height == 0:
-                if rel in existing:
-                    self.fs.delete_file(f"{self._partition_dir(spec.name, rel)}/{DATA_FILE}")
-                    return rel, "deleted", 0
-                return rel, "none", 0
-            self._write_partition(spec, rel, merged)
-            return rel, "written", merged.height
-
-        # Partitions are independent files: merge and write them on a few threads (Parquet
-        # encoding, compression and polars release the GIL). Results keep path order.
-        ordered = sorted(touched)
-        if len(ordered) > 1:
-            with ThreadPoolExecutor(max_workers=min(_LAND_THREADS, len(ordered))) as pool:
-                outcomes = list(pool.map(merge, ordered))
-        else:
-            outcomes = [merge(rel) for rel in ordered]
+                outcomes = [merge(rel) for rel in ordered]
         for rel, what, rows in outcomes:
             if what == "written":
                 result.partitions_written.append(rel)
@@ -293,15 +441,16 @@ class Lake:
         result.seconds = time.perf_counter() - t0
         return result
 
-    def _scope(self, spec: TableSpec, df: pl.DataFrame, scope: Mapping[str, str] | None) -> dict[str, str]:
+    def _scope(self, spec: TableSpec, incoming: Iterable[str], scope: Mapping[str, str] | None) -> dict[str, str]:
         if scope is not None:
             return {k: encode_partition_value(v) for k, v in scope.items()}
+        segments = [dict(s.split("=", 1) for s in rel.split("/") if "=" in s) for rel in incoming]
         out = {}
-        for key, kind, col in spec.partition_by:
-            if kind == "value" and df.height:
-                values = df.get_column(col).unique().to_list()
+        for key, kind, _col in spec.partition_by:
+            if kind == "value":
+                values = {segs[key] for segs in segments}
                 if len(values) == 1:
-                    out[key] = encode_partition_value(values[0])
+                    out[key] = values.pop()
         return out
 
     def _partitions_in_window(
@@ -357,6 +506,27 @@ def _split_partitions(spec: TableSpec, df: pl.DataFrame) -> dict[str, pl.DataFra
     """
     if not spec.partition_by:
         return {"": df}
+    exprs, names = _partition_values(spec, df)
+    parts = df.with_columns(exprs).partition_by(names, as_dict=True, include_key=False)
+    out: dict[str, pl.DataFrame] = {}
+    for values, part in parts.items():
+        rel = _partition_path(spec, values)
+        out[rel] = pl.concat([out[rel], part]) if rel in out else part
+    return out
+
+
+def _partition_rows(spec: TableSpec, df: pl.DataFrame) -> list[tuple[str, pl.Series]]:
+    """Like `_split_partitions`, as row numbers in input order per partition path (for
+    cutting an Arrow table): `df` need only hold the partitioning columns."""
+    exprs, names = _partition_values(spec, df)
+    rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW)
+    groups = df.select(*exprs, rows).group_by(names, maintain_order=True).agg(_ROW)
+    return [(_partition_path(spec, values), idx)
+            for values, idx in zip(groups.select(names).iter_rows(), groups.get_column(_ROW))]  # fmt: skip
+
+
+def _partition_values(spec: TableSpec, df: pl.DataFrame) -> tuple[list[pl.Expr], list[str]]:
+    """Expressions (and their names) for each row's native partition values."""
     exprs, names = [], []
     for i, (_key, kind, col) in enumerate(spec.partition_by):
         name = f"__part{i}"
@@ -368,20 +538,80 @@ def _split_partitions(spec: TableSpec, df: pl.DataFrame) -> dict[str, pl.DataFra
         else:
             exprs.append(pl.col(col).alias(name))
         names.append(name)
-    parts = df.with_columns(exprs).partition_by(names, as_dict=True, include_key=False)
-    out: dict[str, pl.DataFrame] = {}
-    for values, part in parts.items():
-        segs = []
-        for (key, kind, _col), value in zip(spec.partition_by, values):
-            if value is None:
-                segs.append(f"{key}=__null__")
-            elif kind == "date":
-                segs.append(f"{key}={value.isoformat()}")
-            else:
-                segs.append(f"{key}={encode_partition_value(value)}")
-        rel = "/".join(segs)
-        out[rel] = pl.concat([out[rel], part]) if rel in out else part
-    return out
+    return exprs, names
+
+
+def _partition_path(spec: TableSpec, values: Iterable[Any]) -> str:
+    segs = []
+    for (key, kind, _col), value in zip(spec.partition_by, values):
+        if value is None:
+            segs.append(f"{key}=__null__")
+        elif kind == "date":
+            segs.append(f"{key}={value.isoformat()}")
+        else:
+            segs.append(f"{key}={encode_partition_value(value)}")
+    return "/".join(segs)
+
+
+@dataclass
+class _Spill:
+    """A Parquet file's rows, conformed, de-duplicated and split into per-partition scratch files."""
+
+    root: Path
+    rows: int
+    partitions: set[str]
+    #: Global row numbers of rows a later row with the same natural key replaces.
+    losers: pl.Series | None
+
+    def load(self, rel: str) -> pl.DataFrame:
+        df = pl.read_parquet(self.files(rel), hive_partitioning=False)
+        if self.losers is not None:
+            df = df.filter(~pl.col(_ROW).is_in(self.losers))
+        return df.drop(_ROW)
+
+    def files(self, rel: str) -> list[Path]:
+        return sorted((self.root / rel).glob("*.parquet"))  # batch order: input order
+
+    def loaders(self) -> dict[str, Callable[[], pl.DataFrame]]:
+        return {rel: (lambda rel=rel: self.load(rel)) for rel in self.partitions}
+
+
+def _spill_partitions(spec: TableSpec, path: Path, scratch: Path, batch_rows: int) -> _Spill:
+    """Read `path` in batches of `batch_rows`: conform each (bad input raises before the lake
+    is touched) and write its rows, numbered, to ``<scratch>/<partition>/<batch>.parquet``.
+
+    The batches stay Arrow tables (cut with ``take``): polars only sees the partitioning and
+    key columns. `land` keeps the last row of each natural key across the whole input; a key
+    hash per row (8 bytes) finds whether any key repeats, and only then are the keys
+    compared exactly and the earlier rows of each repeated key listed as losers.
+    """
+    keys = list(spec.natural_key)
+    sources = sorted({col for _key, _kind, col in spec.partition_by} | ({"extracted_at"} & set(spec.schema.names)))
+    # A buffered stream decodes page by page: memory follows the batch, not the row group.
+    source = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+    spill = _Spill(scratch, 0, set(), None)
+    hashes: list[pl.Series] = []
+    for i, batch in enumerate(source.iter_batches(batch_size=batch_rows)):
+        table = conform(batch, spec)
+        n = table.num_rows
+        if not n:
+            continue
+        table = table.append_column(_ROW, pa.array(range(spill.rows, spill.rows + n), pa.int64()))
+        if keys:
+            hashes.append(pl.from_arrow(table.select(keys)).select(pl.struct(keys).hash()).to_series())
+        groups = _partition_rows(spec, pl.from_arrow(table.select(sources))) if spec.partition_by else [("", None)]
+        for j, (rel, rows) in enumerate(groups):
+            (scratch / rel).mkdir(parents=True, exist_ok=True)
+            part = table if rows is None else table.take(rows.to_arrow())
+            pq.write_table(part, scratch / rel / f"{i:08d}-{j:05d}.parquet", compression="lz4", write_statistics=False)
+            spill.partitions.add(rel)
+        spill.rows += n
+    if hashes and pl.concat(hashes).n_unique() < spill.rows:
+        files = [f for rel in spill.partitions for f in spill.files(rel)]
+        seen = pl.scan_parquet(files, hive_partitioning=False).select([*keys, _ROW]).sort(_ROW).collect()
+        spill.losers = seen.filter(~pl.struct(keys).is_last_distinct()).get_column(_ROW)
+        spill.rows -= spill.losers.len()
+    return spill
 
 
 def _covers_partition(spec: TableSpec, rel: str, bounds: tuple[datetime, datetime]) -> bool:
