@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     initial_lookback_days: int = Field(30, ge=1, description="First run only: days of history to pull.")
     overlap_days: int = Field(2, ge=0, description="Days re-read before the last cursor on later runs.")
     tests_lookback_days: int = Field(14, ge=1, description="Probe test results of jobs this many days old.")
+    snapshot_refresh_days: int = Field(7, ge=1, description="Re-read slowly changing Insights snapshots (workflow "
+                                       "summaries, job metrics and time series, test metrics) after this many days.")
     max_concurrency: int = Field(8, ge=1, description="API requests in flight at once.")
     export_poll_seconds: float = Field(360.0, gt=0, description="Seconds between usage-export status polls.")
     lease_wait_seconds: float = Field(DEFAULT_WAIT_SECONDS, ge=0,

@@ -116,6 +116,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "initial_lookback_days": ("60", "60", 60),
     "overlap_days": ("0", "0", 0),
     "tests_lookback_days": ("3", "3", 3),
+    "snapshot_refresh_days": ("1", "1", 1),
     "max_concurrency": ("2", "2", 2),
     "export_poll_seconds": ("1.5", "1.5", 1.5),
     "rate_limits": ("{ core = 0, insights = 2.5 }", '{"core": 0, "insights": 2.5}', {"core": 0, "insights": 2.5}),
