@@ -134,6 +134,12 @@ class Org(BaseModel):
         return [validate_project_slug(slug) for slug in slugs]
 
 
+def _default_patience() -> dict[str, float]:
+    from circleci_analytics.connectors.ratelimit import DEFAULT_PATIENCE  # on use, as the validators do
+
+    return dict(DEFAULT_PATIENCE)
+
+
 class Settings(BaseSettings):
     """Where to read from, where to write to, how to price and judge the results, when to run."""
 
@@ -178,6 +184,9 @@ class Settings(BaseSettings):
                                       description="How long a run waits for another run's hold on the lake.")  # fmt: skip
     rate_limits: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="Requests per second per endpoint family (0 = unlimited).")  # fmt: skip
+    rate_limit_patience_seconds: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: _default_patience(), description="Seconds one request may wait out 429s per "
+        "endpoint family before its project is given up (families not named keep their default).")  # fmt: skip
     job_include: list[str] = Field(default_factory=list, description="Job-name globs to probe for tests (repeatable).")
     job_exclude: list[str] = Field(default_factory=list, description="Job-name globs never probed (repeatable).")
     #: The clock; None = real time (the demo and tests pin it to the simulator's).
@@ -198,7 +207,7 @@ class Settings(BaseSettings):
             raise ValueError(f"the usage export keeps {MAX_LOOKBACK.days} days; use at most that")
         return value
 
-    @field_validator("rate_limits")
+    @field_validator("rate_limits", "rate_limit_patience_seconds")
     @classmethod
     def _known_families(cls, value: dict[str, float]) -> dict[str, float]:
         from circleci_analytics.connectors.ratelimit import FAMILIES
@@ -207,6 +216,11 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown endpoint family {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
         return value
+
+    @field_validator("rate_limit_patience_seconds")
+    @classmethod
+    def _patience_defaults(cls, value: dict[str, float]) -> dict[str, float]:
+        return {**_default_patience(), **value}
 
     @field_validator("orgs")
     @classmethod

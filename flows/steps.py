@@ -32,6 +32,7 @@ from circleci_analytics.connectors import (
     JobTestsResult,
     NotFound,
     ProbeState,
+    RetryPolicy,
     Stream,
     extract_job_tests,
     extract_projects,
@@ -77,7 +78,8 @@ def clock(settings: Settings) -> datetime:
 
 def make_client(settings: Settings, token: str) -> CircleCIClient:
     return CircleCIClient(token, settings.api_base_url, max_concurrency=settings.max_concurrency,
-                          rate_limits=settings.rate_limits)  # fmt: skip
+                          rate_limits=settings.rate_limits,
+                          retry=RetryPolicy(patience=settings.rate_limit_patience_seconds))  # fmt: skip
 
 
 # -- projects ----------------------------------------------------------------------------------
