@@ -306,7 +306,7 @@ from circleci_analytics.warehouse import build_warehouse
 t0 = time.perf_counter()
 r = build_warehouse(sys.argv[2], sys.argv[3], **json.loads(sys.argv[4]))
 seconds = time.perf_counter() - t0
-models = sorted(((m.name, m.seconds) for m in r.models), key=lambda kv: -kv[1])[:8]
+models = sorted(((m.name, m.seconds) for m in r.models), key=lambda kv: -kv[1])[:14]
 tests = sorted(((t.name, t.seconds) for t in r.tests), key=lambda kv: -kv[1])[:5]
 print("RESULT " + json.dumps({"seconds": seconds, "summary": r.summary(), "timings": r.timings,
                               "slowest_models": models, "slowest_tests": tests}))

@@ -18,6 +18,23 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- context_from of an incremental build run by build_warehouse (var rebuild_from set), for
+    models that are not incremental themselves (staging's de-duplication, latest_rows). -#}
+{% macro build_context_from() -%}
+    (date '{{ var("rebuild_from") }}' - {{ var('lookback_days') | int }})
+{%- endmacro %}
+
 {% macro context_from(date_column) -%}
     ({{ rebuild_from(date_column) }} - {{ var('lookback_days') | int }})
+{%- endmacro %}
+
+{#-
+    A redundant filter that lets DuckDB skip lake files: rows whose date column, derived as
+    cast(coalesce(<timestamp_column>, <fallback>) as date), is on or after `day` all have
+    <timestamp_column> null or on or after midnight (UTC) of `day`. Stated on the stored
+    timestamp, it prunes Parquet files and row groups by their statistics, which a filter on
+    the derived date cannot.
+-#}
+{% macro from_day_on(timestamp_column, day) -%}
+    ({{ timestamp_column }} is null or {{ timestamp_column }} >= cast({{ day }} as timestamptz))
 {%- endmacro %}

@@ -145,10 +145,10 @@ def test_crash_mid_build_leaves_old_warehouse_usable(small_lake, tmp_path, monke
     before = db.read_bytes()
     real = build_mod._Dbt.invoke
 
-    def crash_when_testing(self, *args):
+    def crash_when_testing(self, *args, **overrides):
         if args[0] == "test":
             raise KeyboardInterrupt("killed mid-build")
-        return real(self, *args)
+        return real(self, *args, **overrides)
 
     monkeypatch.setattr(build_mod._Dbt, "invoke", crash_when_testing)
     small_lake.land("usage_job_runs", usage_table(50, prefix="x"))

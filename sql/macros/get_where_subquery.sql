@@ -1,0 +1,40 @@
+{#-
+    What a data test reads (dbt calls this for every generic test). In an incremental build
+    (var rebuild_from set), a test of a model built incrementally, or of a view declaring
+    `meta.dated_by`, reads only the rows dated from the week of rebuild_from on: the rows
+    before were tested by the build that wrote them and this build left them as they were.
+    A full build tests every row. A test's own `where` config applies as well.
+
+    A model's rows are dated by its incremental unique_key (each incremental model here
+    replaces whole days or weeks) or, for a view over such rows, by `meta.dated_by`.
+-#}
+{% macro get_where_subquery(relation) -%}
+    {%- set conditions = [] -%}
+    {%- if config.get('where') -%}
+        {%- do conditions.append('(' ~ config.get('where') ~ ')') -%}
+    {%- endif -%}
+    {%- set column = dated_by(model) -%}
+    {%- if column and var('rebuild_from', none) -%}
+        {%- do conditions.append(column ~ " >= cast(date_trunc('week', date '" ~ var('rebuild_from') ~ "') as date)") -%}
+    {%- endif -%}
+    {%- if conditions -%}
+        {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The column the tested model's rows are dated by, or none (see get_where_subquery). -#}
+{% macro dated_by(test_node) -%}
+    {%- set tested = graph.nodes.get(test_node.get('attached_node') or '') if execute else none -%}
+    {%- if tested is none -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- set meta_column = (tested.get('meta') or {}).get('dated_by') or (tested.config.get('meta') or {}).get('dated_by') -%}
+    {%- if meta_column -%}
+        {%- do return(meta_column) -%}
+    {%- elif tested.config.materialized == 'incremental' and tested.config.unique_key is string -%}
+        {%- do return(tested.config.unique_key) -%}
+    {%- endif -%}
+    {%- do return(none) -%}
+{%- endmacro %}
