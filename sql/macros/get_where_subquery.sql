@@ -5,8 +5,9 @@
     before were tested by the build that wrote them and this build left them as they were.
     A full build tests every row. A test's own `where` config applies as well.
 
-    A model's rows are dated by its incremental unique_key (each incremental model here
-    replaces whole days or weeks) or, for a view over such rows, by `meta.dated_by`.
+    A model's rows are dated by `meta.dated_by` (null: not by date, every row is tested) or
+    else, for an incremental model, by its unique_key (the incremental models here replace
+    whole days or weeks, except those that say otherwise).
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
@@ -30,9 +31,10 @@
     {%- if tested is none -%}
         {%- do return(none) -%}
     {%- endif -%}
-    {%- set meta_column = (tested.get('meta') or {}).get('dated_by') or (tested.config.get('meta') or {}).get('dated_by') -%}
-    {%- if meta_column -%}
-        {%- do return(meta_column) -%}
+    {%- set meta = tested.get('meta') or {} -%}
+    {%- set config_meta = tested.config.get('meta') or {} -%}
+    {%- if 'dated_by' in meta or 'dated_by' in config_meta -%}
+        {%- do return(meta.get('dated_by') or config_meta.get('dated_by')) -%}
     {%- elif tested.config.materialized == 'incremental' and tested.config.unique_key is string -%}
         {%- do return(tested.config.unique_key) -%}
     {%- endif -%}

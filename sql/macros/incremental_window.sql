@@ -6,15 +6,16 @@
     (usage_job_runs, job_tests, workflow_runs) was written since the previous build, minus
     lookback_days: a pipeline (its re-runs, the test results of its commit) spans at most
     lookback_days, so every row whose value can depend on what changed is rebuilt. Without
-    the var (dbt run by hand) it is the model's last day minus lookback_days.
+    the var (dbt run by hand) it is the model's last day minus lookback_days (or, for a model
+    without a date column, that of the `relation` it is rebuilt from).
     context_from() is lookback_days earlier again: what a rebuilt row's window functions
     (re-run attempts per pipeline, flakes per commit) must see.
 -#}
-{% macro rebuild_from(date_column) -%}
+{% macro rebuild_from(date_column, relation=none) -%}
     {%- if var('rebuild_from', none) -%}
         date '{{ var("rebuild_from") }}'
     {%- else -%}
-        (select coalesce(max({{ date_column }}), date '0001-01-01') - {{ var('lookback_days') | int }} from {{ this }})
+        (select coalesce(max({{ date_column }}), date '0001-01-01') - {{ var('lookback_days') | int }} from {{ relation or this }})
     {%- endif -%}
 {%- endmacro %}
 
