@@ -27,7 +27,9 @@ measured in the same run (a bare DuckDB group-by over the same rows as plain Par
   fetches them) over the marts (target <= 200 ms each);
 - the dashboard: render time and peak RSS in a fresh process (target <= 10 s), each page's
   weight when opened (HTML and its own data file; target <= 5 MB) and the seconds until its
-  charts are drawn in headless Chromium with the JS heap then (target <= 3 s).
+  charts are drawn in headless Chromium with the JS heap then (target <= 3 s);
+- with ``--demo-vs TREE`` instead: ``circleci-analytics demo`` (what ``make demo`` runs) of
+  this tree and of TREE alternately, and the ratio of their medians (target <= 1.3x).
 
 DuckDB's memory limit is `--memory-limit` (default 3GB). Run it at 13-month scale under
 ``flock /tmp/heavy.lock`` on a shared machine.
@@ -522,6 +524,38 @@ def _dashboard(label: str, tree: Path, db: Path, out_dir: Path, baseline: dict |
     return {"render": render, "pages": pages}
 
 
+#: `circleci-analytics demo` of a source tree, into a folder of its own.
+_DEMO = _IN_TREE + """
+import time
+from circleci_analytics.cli import main
+sys.argv = ["circleci-analytics", "demo", "--out", sys.argv[2]]
+t0 = time.perf_counter()
+try:
+    main()
+except SystemExit as exit:
+    if exit.code:
+        raise
+print("RESULT {\\"seconds\\": %f}" % (time.perf_counter() - t0))
+"""
+
+
+def demo_ratio(baseline: Path, runs: int, out: Path) -> dict:
+    """`make demo`'s command from this tree and from `baseline`, alternately, `runs` times each
+    (same session, fresh processes and folders); prints the median of each and their ratio."""
+    seconds: dict[str, list[float]] = {"current": [], "baseline": []}
+    for i in range(runs):
+        for label, tree in (("current", ROOT), ("baseline", baseline)):
+            folder = out / f"demo-{label}-{i}"
+            shutil.rmtree(folder, ignore_errors=True)
+            result = _fresh_process(_DEMO, tree, str(folder))
+            seconds[label].append(result["seconds"])
+            shutil.rmtree(folder, ignore_errors=True)
+            print(f"demo {label} run {i + 1}: {result['seconds']:.1f}s, peak RSS {result['peak_rss_gib']:.2f} GiB", flush=True)
+    current, base = statistics.median(seconds["current"]), statistics.median(seconds["baseline"])
+    print(f"demo: median {current:.1f}s vs baseline ({baseline}) {base:.1f}s = {current / base:.2f}x (target <= 1.3x)")
+    return {"seconds": seconds, "ratio": current / base}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--months", type=int, default=13)
@@ -543,7 +577,16 @@ def main() -> None:
     ap.add_argument("--no-dashboard", action="store_true", help="skip rendering and timing the dashboard")
     ap.add_argument("--nights-landed", type=int, default=0,
                     help="nights already landed in a reused lake (the next night lands the day after)")  # fmt: skip
+    ap.add_argument("--demo-vs", type=Path, metavar="TREE",
+                    help="only compare `circleci-analytics demo` (make demo) of this tree with TREE's, same session")  # fmt: skip
+    ap.add_argument("--demo-runs", type=int, default=3, help="runs of each demo for --demo-vs")
     args = ap.parse_args()
+    if args.demo_vs:
+        args.out.mkdir(parents=True, exist_ok=True)
+        figures = demo_ratio(args.demo_vs, args.demo_runs, args.out)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
+        return
 
     lake_dir, bare_dir = args.out / "lake", args.out / "bare"
     figures: dict[str, object] = {}

@@ -24,7 +24,6 @@ add up), so a chart draws the same figures from any file.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +32,13 @@ import polars as pl
 from .queries import QueryResult, dumps, frame_json
 from .spec import Page
 
-__all__ = ["DEFAULT_TOP", "OTHER", "PageData", "branch_shard", "page_data", "shard_count"]
+__all__ = ["DEFAULT_TOP", "OTHER", "Filters", "PageData", "branch_shard", "page_data", "shard_count"]
 
 #: Series a chart draws before adding the rest up as "other" (spec key `top` overrides it).
 DEFAULT_TOP = 10
 OTHER = "other"
 #: Branches per shard file, about: the shard count grows with the number of branches.
-BRANCHES_PER_SHARD = 400
+BRANCHES_PER_SHARD = 1000
 MAX_SHARDS = 256
 #: Decimals kept in chart rows.
 _FLOAT_DIGITS = 4
@@ -61,14 +60,28 @@ def branch_shard(name: str, shards: int) -> int:
     return h % shards
 
 
-def branch_shards(names: pl.Series, shards: int) -> pl.Series:
-    """`branch_shard` of every name in `names` (computed once per distinct name)."""
-    unique = names.unique().drop_nulls()
-    lookup = pl.DataFrame(
-        {"name": unique, "shard": [branch_shard(n, shards) for n in unique.to_list()]},
-        schema={"name": pl.String, "shard": pl.Int64},
+def shard_table(branches: pl.Series, shards: int) -> pl.DataFrame:
+    """`branch` -> `__shard` (`branch_shard`) for every distinct name in `branches`."""
+    unique = branches.drop_nulls().unique()
+    return pl.DataFrame(
+        {"branch": unique, "__shard": [branch_shard(n, shards) for n in unique.to_list()]},
+        schema={"branch": pl.String, "__shard": pl.Int64},
     )
-    return names.to_frame("name").join(lookup, on="name", how="left", maintain_order="left").get_column("shard")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the filters choose from: the projects (a project's file is its index here), the
+    branch shard count and each branch's shard."""
+
+    projects: list[str]
+    shards: int
+    branch_shards: pl.DataFrame  # shard_table of every branch
+
+    @classmethod
+    def of(cls, projects: list[str], branches: pl.Series) -> Filters:
+        shards = shard_count(branches.drop_nulls().n_unique())
+        return cls(projects, shards, shard_table(branches, shards))
 
 
 def measure_columns(measure: dict[str, Any]) -> list[str]:
@@ -174,14 +187,59 @@ class PageData:
     on_demand: dict[str, dict[str, Any]]
 
 
-def page_data(page: Page, results: dict[str, QueryResult], projects: list[str], shards: int) -> PageData:
+def parts_json(frame: pl.DataFrame, key: str) -> dict[Any, dict[str, Any]]:
+    """The dataset payload (`queries.frame_json`) of each part of `frame` by column `key`
+    (without it), every text column dictionary-encoded per part: `{dict, codes}`, or just
+    `{dict}` when every row holds its one value. Encoded for all parts at once (a file per
+    project or shard is thousands of small parts)."""
+    text = [c for c, t in frame.schema.items() if t == pl.String and c != key]
+    coded = frame.with_columns((pl.col(c).rank("dense").over(key) - 1).alias(c) for c in text)
+    dicts = {row[key]: row for row in frame.group_by(key).agg(
+        *(pl.col(c).drop_nulls().unique().sort() for c in text), *(pl.col(c).null_count().alias(f"__nulls_{c}") for c in text)
+    ).iter_rows(named=True)}  # fmt: skip
+    out: dict[Any, dict[str, Any]] = {}
+    for (value,), part in coded.partition_by(key, as_dict=True, maintain_order=True).items():
+        if value is None:
+            continue
+        columns: dict[str, Any] = {}
+        for c in part.columns:
+            if c == key:
+                continue
+            if c not in text:
+                columns[c] = part.get_column(c).to_list()
+            elif len(dicts[value][c]) == 1 and not dicts[value][f"__nulls_{c}"]:
+                columns[c] = {"dict": dicts[value][c]}
+            else:
+                columns[c] = {"dict": dicts[value][c], "codes": part.get_column(c).to_list()}
+        out[value] = {"columns": columns, "n": part.height, "error": None}
+    return out
+
+
+def _chart_columns(charts: list[dict[str, Any]]) -> list[str]:
+    """The columns `charts` draw from, in a stable order."""
+    cols: list[str] = []
+    for el in charts:
+        cols += [c for c in (el.get("x"), el.get("date"), el.get("per_day")) if c]
+        cols += [*el["series"], *measure_columns(el["y"]), rank_column(el)]
+    return list(dict.fromkeys(cols))
+
+
+def page_data(page: Page, results: dict[str, QueryResult], filters: Filters) -> PageData:
     """Split the query results `page` uses into its data files (see the module docstring)."""
     from .spec import queries_used
 
     split = split_queries(page)
     base: dict[str, Any] = {"datasets": {}, "views": {}, "split": {}}
     on_demand: dict[str, dict[str, Any]] = {}
-    project_index = {p: i for i, p in enumerate(projects)}
+    project_index = pl.DataFrame(
+        {"project_slug": filters.projects, "__project": range(len(filters.projects))},
+        schema={"project_slug": pl.String, "__project": pl.Int64},
+    )
+
+    def add(kind: str, rows: pl.DataFrame, column: str, name: str) -> None:
+        for key, payload in parts_json(rows, column).items():
+            on_demand.setdefault(f"{page['slug']}/{kind}-{key}", {"datasets": {}})["datasets"][name] = payload
+
     for name in queries_used(page):
         res = results.get(name)
         if res is None:
@@ -191,35 +249,26 @@ def page_data(page: Page, results: dict[str, QueryResult], projects: list[str], 
             continue
         charts = split[name]
         frame = _round_floats(res.frame)
+        keep = [c for c in _chart_columns(charts) if c in frame.columns]
+        has_project = "project_slug" in frame.columns
+        project = ["project_slug"] if has_project and "project_slug" not in keep else []
         rollup = branch_rollup(frame, charts)
         branch_rows = per_branch(frame)
-        has_project = "project_slug" in frame.columns
         base["split"][name] = {"project": has_project, "branch": branch_rows is not None, "n": res.row_count}
         for el in charts:
             base["views"][el["id"]] = frame_json(chart_view(rollup, el))
         if has_project:
-            for key, part in _parts(rollup, "project_slug", lambda p: project_index.get(p)):
-                on_demand.setdefault(f"{page['slug']}/project-{key}", {"datasets": {}})["datasets"][name] = frame_json(part)
+            add("project", rollup.select(keep + project).join(project_index, on="project_slug"), "__project", name)
         if branch_rows is not None:
-            shard = branch_shards(branch_rows.get_column("branch"), shards).alias("__shard")
-            for key, part in _parts(branch_rows.with_columns(shard), "__shard", lambda k: k):
-                on_demand.setdefault(f"{page['slug']}/branches-{key}", {"datasets": {}})["datasets"][name] = frame_json(
-                    part.drop("__shard")
-                )
+            rows = branch_rows.select(keep + project + ["branch"]).join(filters.branch_shards, on="branch")
+            add("branches", rows, "__shard", name)
     # Every project's and shard's file exists (a page asks for it whatever its rows).
     splits = base["split"].values()
-    for kind, count in (("project", len(projects) if any(v["project"] for v in splits) else 0),
-                        ("branches", shards if any(v["branch"] for v in splits) else 0)):  # fmt: skip
+    for kind, count in (("project", len(filters.projects) if any(v["project"] for v in splits) else 0),
+                        ("branches", filters.shards if any(v["branch"] for v in splits) else 0)):  # fmt: skip
         for key in range(count):
             on_demand.setdefault(f"{page['slug']}/{kind}-{key}", {"datasets": {}})
     return PageData(base, on_demand)
-
-
-def _parts(frame: pl.DataFrame, column: str, key_of: Any) -> Iterator[tuple[Any, pl.DataFrame]]:
-    for (value,), part in frame.partition_by(column, as_dict=True, maintain_order=True).items():
-        key = key_of(value)
-        if key is not None:
-            yield key, part
 
 
 def script(key: str, payload: dict[str, Any]) -> str:

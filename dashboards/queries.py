@@ -25,6 +25,8 @@ __all__ = ["QUERY_DIR", "QueryFile", "QueryResult", "dumps", "frame_json", "json
 QUERY_DIR = Path(__file__).parent / "queries"
 #: Text columns with at most this share of distinct values are dictionary-encoded in JSON.
 _DICT_SHARE = 0.5
+#: Columns shorter than this are encoded in Python.
+_SMALL = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +103,17 @@ def jsonable(frame: pl.DataFrame) -> pl.DataFrame:
 
 def encode_column(series: pl.Series) -> Any:
     """One column as JSON-ready values, or `{dict, codes}` for a repetitive text column."""
-    if series.dtype == pl.String and len(series) >= 16:
-        values = series.drop_nulls().unique(maintain_order=True)
-        if len(values) <= _DICT_SHARE * len(series):
-            codes = series.cast(pl.Enum(values.to_list())).to_physical()
-            return {"dict": values.to_list(), "codes": codes.to_list()}
-    return series.to_list()
+    if series.dtype != pl.String or len(series) < 16:
+        return series.to_list()
+    if len(series) < _SMALL:  # a few Python steps cost less than a few polars calls
+        values = series.to_list()
+        index: dict[str, int] = {}
+        codes = [None if v is None else index.setdefault(v, len(index)) for v in values]
+        return {"dict": list(index), "codes": codes} if len(index) <= _DICT_SHARE * len(values) else values
+    distinct = series.drop_nulls().unique(maintain_order=True)
+    if len(distinct) > _DICT_SHARE * len(series):
+        return series.to_list()
+    return {"dict": distinct.to_list(), "codes": series.cast(pl.Enum(distinct.to_list())).to_physical().to_list()}
 
 
 def frame_json(frame: pl.DataFrame, *, error: str | None = None) -> dict[str, Any]:
@@ -117,7 +124,7 @@ def frame_json(frame: pl.DataFrame, *, error: str | None = None) -> dict[str, An
 
 def dumps(payload: Any) -> str:
     """Compact JSON that is safe inside a ``<script>`` element."""
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False).replace("</", "<\\/")
 
 
 def run_query(con: duckdb.DuckDBPyConnection, query: QueryFile) -> QueryResult:

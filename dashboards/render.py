@@ -22,7 +22,7 @@ import polars as pl
 
 from circleci_analytics.warehouse.build import docs_path
 
-from .layout import DEFAULT_TOP, page_data, script, shard_count
+from .layout import DEFAULT_TOP, Filters, page_data, script
 from .queries import QUERY_DIR, QueryFile, QueryResult, dumps, load_queries, run_query
 from .spec import PAGES, Page, queries_used
 
@@ -101,7 +101,6 @@ def _options(results: dict[str, QueryResult], pages: list[Page]) -> tuple[dict[s
         "projects": slugs,
         "min_date": days.min() if len(days) else None,
         "max_date": days.max() if len(days) else None,
-        "branch_shards": shard_count(branches.get_column("branch").n_unique()),
         "has_branches": branches.height > 0,
     }
     return options, branches
@@ -250,6 +249,8 @@ def render_dashboard(warehouse_path: str | Path, out_dir: str | Path, *, query_d
         con.execute("set TimeZone = 'UTC'")
         results = {name: run_query(con, q) for name, q in queries.items()}
     options, branches = _options(results, pages)
+    filters = Filters.of(options["projects"], branches.get_column("branch"))
+    options["branch_shards"] = filters.shards
     extracted = _extracted_at(results.get(FRESHNESS_QUERY))
     plotly_js = _write_plotly(out)
     docs_site = docs_path(warehouse)
@@ -262,7 +263,7 @@ def render_dashboard(warehouse_path: str | Path, out_dir: str | Path, *, query_d
     sizes: dict[str, int] = {}
     base_bytes = 0
     for page in pages:
-        layout = page_data(page, results, options["projects"], options["branch_shards"])
+        layout = page_data(page, results, filters)
         files.update(layout.on_demand)
         base = script(page["slug"], layout.base).encode("utf-8")
         (out / DATA_DIR).mkdir(parents=True, exist_ok=True)

@@ -224,7 +224,7 @@ PAGES: list[Page] = [
 
 
 def queries_used(page: Page) -> list[str]:
-    """The query files one page draws from (its embedded datasets), in first-use order."""
+    """The query files one page draws from, in first-use order."""
     names: list[str] = []
     for item in [*page.get("kpis", []), *page.get("elements", [])]:
         for q in (item["query"], item.get("markers", {}).get("query")):

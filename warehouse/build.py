@@ -211,7 +211,8 @@ def _previous_build(db: Path) -> dict[str, Any] | None:
 
 #: What in the dbt project is not part of its definition (dbt's own output and state).
 _NOT_DEFINITION = {"target", "logs", "dbt_packages", ".user.yml"}
-#: Beside dbt's artifacts: the definitions fingerprint unit tests passed on and docs were made of.
+#: Beside dbt's artifacts: the definitions fingerprints of the warehouse built last, of the last
+#: build whose unit tests passed and of the docs site written last.
 CHECKED_FILE = "checked.json"
 
 
@@ -229,7 +230,8 @@ def definitions_fingerprint(sql_dir: Path) -> str:
 
 
 def _checked(artifacts: Path) -> dict[str, str]:
-    """Which definitions (fingerprints) the unit tests passed on and the docs site shows."""
+    """Which definitions (fingerprints) the warehouse was built with, unit tests passed on and
+    the docs site shows."""
     try:
         return dict(json.loads((artifacts / CHECKED_FILE).read_text()))
     except (OSError, ValueError, TypeError):
@@ -438,7 +440,9 @@ def build_warehouse(
     whole. Raises `ModelError` (`LakeFileError` for an unreadable lake file) when a model
     fails and `DataTestError` when a test fails (unless `fail_on_test_error` is false, in
     which case the warehouse is swapped in and the failures are in the result); in both
-    cases the previous warehouse file is left as it was.
+    cases the previous warehouse file is left as it was. `memory_limit` is DuckDB's (the
+    profile's default otherwise); `threads` the models dbt builds at once (default: one in a
+    full build, the profile's in an incremental one).
     """
     t_start = time.perf_counter()
     price = Decimal(str(price_per_credit))
@@ -505,6 +509,16 @@ def build_warehouse(
         result.timings["parse"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         flags = [] if incremental else ["--full-refresh"]
+        if incremental and checked.get("built") == fingerprint:
+            # Same definitions as the copied warehouse's: what only seeds feed and the views
+            # past staging are as they should be. The models fed by the lake are built, and
+            # the staging views too (their de-duplication reads the days this build reads).
+            flags = ["--select", "source:*+", "--exclude", *(f"config.materialized:view,path:models/{layer}"
+                                                              for layer in ("intermediate", "marts"))]  # fmt: skip
+        if not incremental and not threads:
+            # A full build's models each read millions of rows and DuckDB spreads one query over
+            # every core: models side by side only share memory (and spill), so one at a time.
+            flags.extend(["--threads", "1"])
         # JSON artifacts are not written: nothing reads them and each costs seconds at this size.
         built = dbt.invoke(
             "build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test", "--no-write-json", *flags
@@ -556,6 +570,7 @@ def build_warehouse(
         passed = not result.failed_tests and not errored
         _record_checked(
             artifacts,
+            built=fingerprint,
             **({"unit_tests": fingerprint} if passed else {}),
             **({"docs": fingerprint} if new_docs else {}),
         )

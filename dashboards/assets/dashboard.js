@@ -28,16 +28,21 @@
       requested.push(key);
       var tag = document.createElement("script");
       tag.src = "data/" + key.split("/").map(encodeURIComponent).join("/") + ".js";
+      tag.charset = "utf-8";
       tag.onerror = function () { window.dashboardData(key, null); };
       document.head.appendChild(tag);
     });
   }
-  // Text columns may arrive dictionary-encoded: {dict: [...], codes: [...]}; decoded on first use.
+  // Text columns may arrive dictionary-encoded: {dict: [...], codes: [...]}, or {dict: [value]}
+  // when every row holds that one value; decoded on first use.
   function decoded(ds) {
     if (ds && !ds.decoded) {
       Object.keys(ds.columns).forEach(function (c) {
         var v = ds.columns[c];
-        if (v && !Array.isArray(v) && v.dict) ds.columns[c] = v.codes.map(function (k) { return k === null ? null : v.dict[k]; });
+        if (v && !Array.isArray(v) && v.dict) {
+          ds.columns[c] = v.codes ? v.codes.map(function (k) { return k === null ? null : v.dict[k]; })
+            : new Array(ds.n).fill(v.dict[0]);
+        }
       });
       ds.decoded = true;
     }
