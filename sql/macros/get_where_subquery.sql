@@ -16,7 +16,7 @@
     {%- endif -%}
     {%- set column = dated_by(model) -%}
     {%- if column and var('rebuild_from', none) -%}
-        {%- do conditions.append(column ~ " >= cast(date_trunc('week', date '" ~ var('rebuild_from') ~ "') as date)") -%}
+        {%- do conditions.append(rebuilt_rows(column)) -%}
     {%- endif -%}
     {%- if conditions -%}
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}
@@ -39,4 +39,14 @@
         {%- do return(tested.config.unique_key) -%}
     {%- endif -%}
     {%- do return(none) -%}
+{%- endmacro %}
+
+{#- The rows a test of an incremental build reads, by their date `column` (the week of
+    rebuild_from on); every row in a full build. Singular tests use it directly. -#}
+{% macro rebuilt_rows(column) -%}
+    {%- if var('rebuild_from', none) -%}
+        {{ column }} >= cast(date_trunc('week', date '{{ var("rebuild_from") }}') as date)
+    {%- else -%}
+        true
+    {%- endif -%}
 {%- endmacro %}
