@@ -10,9 +10,11 @@
     and only the columns it needs, so a consumer's filter on the rows prunes lake files.
 
     In an incremental build (var rebuild_from set) its models read the rows dated from
-    context_from on, by `timestamp_column` (or with none: such a row's partition is its
-    extraction day, which moves): only those rows' keys are counted, over every row, instead
-    of counting every key. A full build counts every key.
+    context_from on by `timestamp_column`, and duplicates are counted among those rows and
+    the rows without one (a row's partition is the day of that timestamp, else of its
+    extraction, so only those can move partition): files of older days are not read. A copy
+    of a key under an older day's partition with a different timestamp (the source changed a
+    past row's time) is the case a full refresh is for; a full build counts every key.
 -#}
 {% macro latest_rows(name, relation, key, order_by, timestamp_column) -%}
     {%- set key_hash = 'hash(' ~ key | join(', ') ~ ')' -%}
@@ -21,11 +23,7 @@
     select {{ key_hash }} as key_hash
     from {{ relation }}
     {%- if var('rebuild_from', none) %}
-    where {{ key_hash }} in (
-        select {{ key_hash }}
-        from {{ relation }}
-        where {{ from_day_on(timestamp_column, build_context_from()) }}
-    )
+    where {{ from_day_on(timestamp_column, build_context_from()) }}
     {%- endif %}
     group by key_hash
     having count(*) > 1
