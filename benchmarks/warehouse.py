@@ -1,6 +1,9 @@
-"""Warehouse benchmark: land a `large`-scale lake, rebuild the warehouse, time dashboard queries.
+"""Warehouse benchmark: land a `large`-scale lake, build the warehouse (full, then one night
+incremental), time the dashboard's queries, render the dashboard and draw it in Chromium.
 
-    uv run python benchmarks/warehouse.py                       # 13 months x 1M job rows
+    flock /tmp/heavy.lock uv run python benchmarks/warehouse.py            # 13 months x 1M job rows
+    git worktree add /tmp/base <commit>   # then, the same figures for that commit, same run:
+    flock /tmp/heavy.lock uv run python benchmarks/warehouse.py --baseline /tmp/base
     uv run python benchmarks/warehouse.py --months 2 --rows-per-month 200000   # quick
 
 The simulator's `large` preset (~200 projects, ~1M job rows a month, 13 months) is too slow
@@ -9,14 +12,27 @@ with polars/numpy at that scale, in the connectors' schema (``USAGE_JOB_RUNS_SCH
 workflow runs are derived from them. Test results are not synthesised (the test marts are
 empty here); the flaky-test marts are covered by the `tiny`/`demo` truth tests.
 
-Printed figures:
+Printed figures, each as a ratio to the same figure of `--baseline` (a source tree of an
+earlier version: built from the same lake, in the same run) and, for times, to a reference
+measured in the same run (a bare DuckDB group-by over the same rows as plain Parquet):
 
 - land: rows/s of ``Lake.land`` (one window per month), and its ratio to a bare
   ``pyarrow.parquet.write_table`` of the same Arrow table in the same run (same machine,
   same data; the lake also de-duplicates, partitions by day, sorts and renames atomically);
-- full rebuild time of ``build_warehouse`` (target <= 60 s);
-- p95 latency of the dashboard's queries (``dashboards/queries/*.sql``) over the marts
-  (target <= 200 ms each).
+- full rebuild of ``build_warehouse`` in a fresh process (no dbt artifacts: it parses the
+  project too): seconds and peak RSS (targets <= 60 s, <= 4 GiB), slowest models and tests;
+- the nightly incremental build after one more day lands, as a share of the full rebuild
+  (target <= 10 %);
+- p95 latency of each dashboard query (``dashboards/queries/*.sql``, fetched as the renderer
+  fetches them) over the marts (target <= 200 ms each);
+- the dashboard: render time and peak RSS in a fresh process (target <= 10 s), each page's
+  weight when opened (HTML and its own data file; target <= 5 MB) and the seconds until its
+  charts are drawn in headless Chromium with the JS heap then (target <= 3 s);
+- with ``--demo-vs TREE`` instead: ``circleci-analytics demo`` (what ``make demo`` runs) of
+  this tree and of TREE alternately, and the ratio of their medians (target <= 1.3x).
+
+DuckDB's memory limit is `--memory-limit` (default 3GB). Run it at 13-month scale under
+``flock /tmp/heavy.lock`` on a shared machine.
 """
 
 from __future__ import annotations
@@ -298,39 +314,118 @@ def workflow_runs_from(usage: pa.Table) -> pa.Table:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Python of this environment, run with a source tree first on the path (this one or --baseline's).
+_IN_TREE = "import sys; sys.path.insert(0, sys.argv[1]); "
 #: A build in a fresh process (so its peak RSS is its own), timed by /usr/bin/time -v.
-_BUILD = """
-import json, sys, time
-sys.path.insert(0, sys.argv[1])
+_BUILD = _IN_TREE + """
+import json, time
 from circleci_analytics.warehouse import build_warehouse
 t0 = time.perf_counter()
 r = build_warehouse(sys.argv[2], sys.argv[3], **json.loads(sys.argv[4]))
 seconds = time.perf_counter() - t0
-models = sorted(((m.name, m.seconds) for m in r.models), key=lambda kv: -kv[1])[:8]
+models = sorted(((m.name, m.seconds) for m in r.models), key=lambda kv: -kv[1])[:10]
 tests = sorted(((t.name, t.seconds) for t in r.tests), key=lambda kv: -kv[1])[:5]
 print("RESULT " + json.dumps({"seconds": seconds, "summary": r.summary(), "timings": r.timings,
                               "slowest_models": models, "slowest_tests": tests}))
 """
+#: A dashboard render in a fresh process.
+_RENDER = _IN_TREE + """
+import json, time
+from circleci_analytics.dashboards import render_dashboard
+t0 = time.perf_counter()
+r = render_dashboard(sys.argv[2], sys.argv[3])
+print("RESULT " + json.dumps({"seconds": time.perf_counter() - t0, "page_bytes": r.page_bytes,
+                              "data_files": getattr(r, "data_files", 0), "data_bytes": getattr(r, "data_bytes", 0)}))
+"""
+#: Headless Chromium as tests/dashboards/test_browser.py launches it.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-precise-memory-info"]  # fmt: skip
 
 
-def _timed_build(tree: Path, lake_dir: Path, db: Path, kwargs: dict) -> dict:
-    """Run `build_warehouse` of source tree `tree` in a fresh process; its figures and peak RSS."""
+def _fresh_process(code: str, tree: Path, *args: str) -> dict:
+    """Run `code` with `tree` first on the path in a new process; its RESULT and peak RSS (GiB)."""
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.run(
-        ["/usr/bin/time", "-v", sys.executable, "-c", _BUILD, str(tree), str(lake_dir), str(db), json.dumps(kwargs)],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
+    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", code, str(tree), *args],
+                          capture_output=True, text=True, env=env)  # fmt: skip
     if proc.returncode != 0:
-        raise SystemExit(f"build failed ({tree}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"failed ({tree}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     out = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
-    out.setdefault("timings", {})
-    out.setdefault("slowest_models", [])
-    out.setdefault("slowest_tests", [])
     rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
     out["peak_rss_gib"] = rss_kib / 2**20
     return out
+
+
+def _timed_build(tree: Path, lake_dir: Path, db: Path, kwargs: dict) -> dict:
+    """`build_warehouse` of source tree `tree` in a fresh process; its figures and peak RSS."""
+    out = _fresh_process(_BUILD, tree, str(lake_dir), str(db), json.dumps(kwargs))
+    for key in ("timings", "slowest_models", "slowest_tests"):
+        out.setdefault(key, {} if key == "timings" else [])
+    return out
+
+
+def _timed_render(tree: Path, db: Path, out_dir: Path) -> dict:
+    """`render_dashboard` of source tree `tree` in a fresh process; seconds, page weights, peak RSS."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return _fresh_process(_RENDER, tree, str(db), str(out_dir))
+
+
+def _time_to_charts(out_dir: Path, slugs: list[str], timeout_s: float = 300) -> dict[str, dict[str, float]]:
+    """Per page: seconds from navigation until its charts are drawn (``body[data-drawn]``) in
+    headless Chromium, and the JS heap then (MiB); each page in a new browser context."""
+    from playwright.sync_api import sync_playwright
+
+    figures: dict[str, dict[str, float]] = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for slug in slugs:
+                ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+                page = ctx.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))  # noqa: B023
+                t0 = time.perf_counter()
+                page.goto((out_dir / f"{slug}.html").resolve().as_uri(), timeout=timeout_s * 1000)
+                page.wait_for_selector("body[data-drawn]", timeout=timeout_s * 1000)
+                seconds = time.perf_counter() - t0
+                heap = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : 0")
+                figures[slug] = {"seconds": seconds, "heap_mib": heap / 2**20, "errors": len(errors)}
+                ctx.close()
+        finally:
+            browser.close()
+    return figures
+
+
+#: Each dashboard query of a source tree, run and fetched as that tree's renderer does.
+_QUERIES = _IN_TREE + """
+import json, time
+import duckdb
+from circleci_analytics.dashboards.queries import load_queries, run_query
+out = {"p95": {}, "rows": {}, "errors": {}}
+with duckdb.connect(sys.argv[2], read_only=True) as con:
+    con.execute("set TimeZone = 'UTC'")
+    for name, query in sorted(load_queries().items()):
+        times = []
+        for _ in range(int(sys.argv[3])):
+            t0 = time.perf_counter()
+            result = run_query(con, query)
+            times.append(time.perf_counter() - t0)
+        if result.error:
+            out["errors"][name] = result.error
+            continue
+        times.sort()
+        out["p95"][name] = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+        out["rows"][name] = result.row_count
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _query_latencies(tree: Path, db: Path, repeats: int) -> tuple[dict[str, float], dict[str, int], dict[str, str]]:
+    """p95 seconds of each of `tree`'s dashboard queries over `db`, rows returned, errors."""
+    out = _fresh_process(_QUERIES, tree, str(db), str(repeats))
+    return out["p95"], out["rows"], out["errors"]
 
 
 def p95(values: list[float]) -> float:
@@ -384,6 +479,83 @@ def _shape(lake: Lake) -> dict[str, int]:
     return out
 
 
+def _ratio(new: float, old: float | None) -> str:
+    return f" ({new / old:.2f}x baseline {old:.1f})" if old else ""
+
+
+def _print_build(label: str, run: dict, reference_s: float, baseline: dict | None, target: str) -> None:
+    print(f"{label}: {run['seconds']:.1f}s = {run['seconds'] / reference_s:.1f}x reference{_ratio(run['seconds'], baseline and baseline['seconds'])}; "
+          f"peak RSS {run['peak_rss_gib']:.2f} GiB{_ratio(run['peak_rss_gib'], baseline and baseline['peak_rss_gib'])}; "
+          f"{target}: {run['summary']}")  # fmt: skip
+    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in run["timings"].items()))
+    print("  slowest models: " + ", ".join(f"{k} {v:.1f}s" for k, v in run["slowest_models"]))
+    if run["slowest_tests"]:
+        print("  slowest tests: " + ", ".join(f"{k} {v:.1f}s" for k, v in run["slowest_tests"]))
+
+
+def _land_night(lake: Lake, day: datetime, args: argparse.Namespace) -> int:
+    """Land one more day (the nightly's usage export, workflow runs and test results)."""
+    usage, tests = synth_month(day, day + timedelta(days=1), args.rows_per_month // 30, seed=99 + args.nights_landed,
+                               n_projects=args.projects, feature_branches=args.feature_branches,
+                               test_job_fraction=args.test_job_fraction)  # fmt: skip
+    lake.land("usage_job_runs", usage, window=(day, day + timedelta(days=1) - timedelta(microseconds=1)))
+    lake.land("workflow_runs", workflow_runs_from(usage))
+    if tests.num_rows:
+        lake.land("job_tests", tests)
+    return usage.num_rows
+
+
+def _dashboard(label: str, tree: Path, db: Path, out_dir: Path, baseline: dict | None) -> dict:
+    """Render in a fresh process, then time each page in headless Chromium; print and return."""
+    render = _timed_render(tree, db, out_dir)
+    pages = _time_to_charts(out_dir, list(render["page_bytes"]))
+    old = baseline or {}
+    print(f"{label} dashboard: render {render['seconds']:.1f}s{_ratio(render['seconds'], old.get('render', {}).get('seconds'))} "
+          f"(target <= 10 s), peak RSS {render['peak_rss_gib']:.2f} GiB"
+          f"{_ratio(render['peak_rss_gib'], old.get('render', {}).get('peak_rss_gib'))}; "
+          f"{render['data_files']:,} data files, {render['data_bytes'] / 1e6:.1f} MB in all (most loaded on demand)")  # fmt: skip
+    print(f"  {'page':12s} {'weight MB':>10s} {'charts drawn s':>15s} {'JS heap MiB':>12s}   (targets: <= 5 MB, <= 3 s)")
+    for slug, weight in render["page_bytes"].items():
+        page, before = pages[slug], old.get("pages", {}).get(slug)
+        was = (f"   baseline {old['render']['page_bytes'][slug] / 1e6:.1f} MB, {before['seconds']:.1f} s, "
+               f"{before['heap_mib']:.0f} MiB" if before else "")  # fmt: skip
+        print(f"  {slug:12s} {weight / 1e6:10.2f} {page['seconds']:15.2f} {page['heap_mib']:12.1f}{was}"
+              f"{'  page errors: ' + str(page['errors']) if page['errors'] else ''}")  # fmt: skip
+    return {"render": render, "pages": pages}
+
+
+#: `circleci-analytics demo` of a source tree, into a folder of its own.
+_DEMO = _IN_TREE + """
+import time
+from circleci_analytics.cli import main
+sys.argv = ["circleci-analytics", "demo", "--out", sys.argv[2]]
+t0 = time.perf_counter()
+try:
+    main()
+except SystemExit as exit:
+    if exit.code:
+        raise
+print("RESULT {\\"seconds\\": %f}" % (time.perf_counter() - t0))
+"""
+
+
+def demo_ratio(baseline: Path, runs: int, out: Path) -> dict:
+    """`make demo`'s command from this tree and from `baseline`, alternately, `runs` times each
+    (same session, fresh processes and folders); prints the median of each and their ratio."""
+    seconds: dict[str, list[float]] = {"current": [], "baseline": []}
+    for i in range(runs):
+        for label, tree in (("current", ROOT), ("baseline", baseline)):
+            folder = out / f"demo-{label}-{i}"
+            shutil.rmtree(folder, ignore_errors=True)
+            result = _fresh_process(_DEMO, tree, str(folder))
+            seconds[label].append(result["seconds"])
+            shutil.rmtree(folder, ignore_errors=True)
+            print(f"demo {label} run {i + 1}: {result['seconds']:.1f}s, peak RSS {result['peak_rss_gib']:.2f} GiB", flush=True)
+    current, base = statistics.median(seconds["current"]), statistics.median(seconds["baseline"])
+    print(f"demo: median {current:.1f}s vs baseline ({baseline}) {base:.1f}s = {current / base:.2f}x (target <= 1.3x)")
+    return {"seconds": seconds, "ratio": current / base}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--months", type=int, default=13)
@@ -399,10 +571,22 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--land-only", action="store_true", help="stop after landing (and the dataset shape)")
     ap.add_argument("--memory-limit", default="3GB", help="DuckDB memory_limit of the builds (spills beyond it)")
-    ap.add_argument("--baseline", type=Path, help="a source tree of an earlier version: its full rebuild, same lake, same run")
+    ap.add_argument("--baseline", type=Path,
+                    help="a source tree of an earlier version (e.g. `git worktree add /tmp/base <commit>`): its full "
+                         "and nightly builds and its dashboard, same lake, same run")  # fmt: skip
+    ap.add_argument("--no-dashboard", action="store_true", help="skip rendering and timing the dashboard")
     ap.add_argument("--nights-landed", type=int, default=0,
                     help="nights already landed in a reused lake (the next night lands the day after)")  # fmt: skip
+    ap.add_argument("--demo-vs", type=Path, metavar="TREE",
+                    help="only compare `circleci-analytics demo` (make demo) of this tree with TREE's, same session")  # fmt: skip
+    ap.add_argument("--demo-runs", type=int, default=3, help="runs of each demo for --demo-vs")
     args = ap.parse_args()
+    if args.demo_vs:
+        args.out.mkdir(parents=True, exist_ok=True)
+        figures = demo_ratio(args.demo_vs, args.demo_runs, args.out)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
+        return
 
     lake_dir, bare_dir = args.out / "lake", args.out / "bare"
     figures: dict[str, object] = {}
@@ -455,84 +639,60 @@ def main() -> None:
     print("dataset shape: " + ", ".join(f"{k} {v:,}" for k, v in shape.items()))
     if shape["project_job_classes"] != shape["project_jobs"]:
         print("  warning: a job name runs on several resource classes within a project")
-
     if args.land_only:
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2, default=str))
         return
-    reference_s = _reference_seconds(sorted(bare_dir.glob("*.parquet")))
-    db = args.out / "warehouse.duckdb"
-    for stale in (db, docs_path(db)):
+
+    bare = sorted(bare_dir.glob("*.parquet"))
+    reference_s = _reference_seconds(bare)
+    db, base_db = args.out / "warehouse.duckdb", args.out / "baseline.duckdb"
+    for stale in (db, docs_path(db), base_db, docs_path(base_db)):
         stale.unlink(missing_ok=True)
+    for artifacts in (db.with_name(db.name + ".dbt"), base_db.with_name(base_db.name + ".dbt")):
+        shutil.rmtree(artifacts, ignore_errors=True)  # a full rebuild parses the project from scratch too
     kwargs = {"memory_limit": args.memory_limit}
+    base: dict[str, dict] = {}
     if args.baseline:
-        base = _timed_build(args.baseline, lake_dir, args.out / "baseline.duckdb", {})
-        figures["baseline_build"] = base
-        print(f"\nbaseline ({args.baseline}): full rebuild {base['seconds']:.1f}s, peak RSS {base['peak_rss_gib']:.2f} GiB")
-        (args.out / "baseline.duckdb").unlink(missing_ok=True)
+        base["full"] = _timed_build(args.baseline, lake_dir, base_db, kwargs)
     full = _timed_build(ROOT, lake_dir, db, kwargs)
-    reference_s = min(reference_s, _reference_seconds(sorted(bare_dir.glob("*.parquet"))))
-    size_gib = db.stat().st_size / 2**30
-    figures.update(reference_s=reference_s, full_build=full, warehouse_gib=size_gib)
-    print(f"\nreference (DuckDB group-by over the bare files, best of 6): {reference_s:.2f}s")
-    print(f"full rebuild: {full['seconds']:.1f}s = {full['seconds'] / reference_s:.1f}x reference (target <= 60 s), "
-          f"peak RSS {full['peak_rss_gib']:.2f} GiB (target <= 4), memory_limit {args.memory_limit}; "
-          f"warehouse {size_gib:.2f} GiB: {full['summary']}")  # fmt: skip
-    if args.baseline:
-        print(f"  vs baseline: time {full['seconds'] / figures['baseline_build']['seconds']:.2f}x, "
-              f"peak RSS {full['peak_rss_gib'] / figures['baseline_build']['peak_rss_gib']:.2f}x")  # fmt: skip
-    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in full["timings"].items()))
-    print("  slowest models: " + ", ".join(f"{k} {v:.1f}s" for k, v in full["slowest_models"]))
-    print("  slowest tests: " + ", ".join(f"{k} {v:.1f}s" for k, v in full["slowest_tests"]))
+    reference_s = min(reference_s, _reference_seconds(bare))
+    figures.update(reference_s=reference_s, full_build=full, warehouse_gib=db.stat().st_size / 2**30, baseline=base)
+    print(f"\nreference (DuckDB group-by over the bare files, best of 6, same run): {reference_s:.2f}s; "
+          f"memory_limit {args.memory_limit}; warehouse {db.stat().st_size / 2**30:.2f} GiB")  # fmt: skip
+    _print_build("full rebuild", full, reference_s, base.get("full"), "target <= 60 s and <= 4 GiB")
 
     # One night: the next day's usage export, workflow runs and test results land, then an
-    # incremental build on a copy of the warehouse.
-    day = end + timedelta(days=args.nights_landed)
-    usage, tests = synth_month(day, day + timedelta(days=1), args.rows_per_month // 30, seed=99 + args.nights_landed,
-                               n_projects=args.projects, feature_branches=args.feature_branches,
-                               test_job_fraction=args.test_job_fraction)  # fmt: skip
-    lake.land("usage_job_runs", usage, window=(day, day + timedelta(days=1) - timedelta(microseconds=1)))
-    lake.land("workflow_runs", workflow_runs_from(usage))
-    if tests.num_rows:
-        lake.land("job_tests", tests)
+    # incremental build on a copy of the warehouse (the baseline's first, on its own copy).
+    rows = _land_night(lake, end + timedelta(days=args.nights_landed), args)
+    if args.baseline:
+        base["nightly"] = _timed_build(args.baseline, lake_dir, base_db, kwargs)
     nightly = _timed_build(ROOT, lake_dir, db, kwargs)
     figures["nightly_build"] = nightly
-    print(f"nightly incremental build (one new day, {usage.num_rows:,} job rows): {nightly['seconds']:.1f}s = "
-          f"{nightly['seconds'] / full['seconds']:.1%} of the full rebuild (target <= 10 %), "
-          f"peak RSS {nightly['peak_rss_gib']:.2f} GiB: {nightly['summary']}")  # fmt: skip
-    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in nightly["timings"].items()))
-    print("  slowest models: " + ", ".join(f"{k} {v:.1f}s" for k, v in nightly["slowest_models"]))
+    print(f"\nnightly incremental build (one new day, {rows:,} job rows): {nightly['seconds'] / full['seconds']:.1%} "
+          f"of the full rebuild (target <= 10 %)"
+          + (f"; baseline {base['nightly']['seconds'] / base['full']['seconds']:.1%} of its own" if args.baseline else ""))  # fmt: skip
+    _print_build("nightly", nightly, reference_s, base.get("nightly"), "target <= 10 % of full")
 
-    import duckdb
-
-    from circleci_analytics.dashboards.queries import load_queries
-
-    queries = {name: q.sql for name, q in load_queries().items()}
-    con = duckdb.connect(str(db), read_only=True)
-    latencies: dict[str, float] = {}
-    rows: dict[str, int] = {}
-    errors: dict[str, str] = {}
-    for name, sql in sorted(queries.items()):
-        times = []
-        try:
-            for _ in range(args.query_repeats):
-                t0 = time.perf_counter()
-                rows[name] = len(con.execute(sql).fetchall())
-                times.append(time.perf_counter() - t0)
-        except duckdb.Error as exc:
-            errors[name] = str(exc).splitlines()[0]
-            continue
-        latencies[name] = p95(times)
-    con.close()
-    figures.update(query_p95_s=latencies, query_rows=rows)
-    print(f"queries: p95 over {args.query_repeats} runs each (target <= 200 ms), rows returned:")
+    latencies, rows_out, errors = _query_latencies(ROOT, db, args.query_repeats)
+    figures.update(query_p95_s=latencies, query_rows=rows_out)
+    old_latencies = _query_latencies(args.baseline, base_db, args.query_repeats)[0] if args.baseline else {}
+    print(f"\nqueries: p95 over {args.query_repeats} runs each, fetched as Arrow (target <= 200 ms), rows returned:")
     for name, value in sorted(latencies.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:32s} {value * 1000:8.1f} ms {rows[name]:>9,} rows{'  (over target)' if value > 0.2 else ''}")
+        old = old_latencies.get(name)
+        print(f"  {name:28s} {value * 1000:8.1f} ms {rows_out[name]:>9,} rows{'  (over target)' if value > 0.2 else ''}"
+              f"{f'   baseline {old * 1000:.1f} ms' if old else ''}")  # fmt: skip
     for name, err in errors.items():
-        print(f"  {name:32s} ERROR {err}")
+        print(f"  {name:28s} ERROR {err}")
     if latencies:
-        print(f"  worst p95 {max(latencies.values()) * 1000:.1f} ms, median of p95s "
-              f"{statistics.median(latencies.values()) * 1000:.1f} ms")  # fmt: skip
+        print(f"  worst p95 {max(latencies.values()) * 1000:.1f} ms = {max(latencies.values()) / reference_s:.2f}x reference, "
+              f"median of p95s {statistics.median(latencies.values()) * 1000:.1f} ms")  # fmt: skip
+
+    if not args.no_dashboard:
+        print()
+        if args.baseline:
+            base["dashboard"] = _dashboard("baseline", args.baseline, base_db, args.out / "dashboard-baseline", None)
+        figures["dashboard"] = _dashboard("current", ROOT, db, args.out / "dashboard", base.get("dashboard"))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
 

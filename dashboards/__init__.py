@@ -5,7 +5,8 @@
     serve_dashboard("data/dashboard", port=8050)     # blocks; Ctrl-C to stop
 
 Every chart's SQL is a file in `dashboards/queries/` (BI tools reuse them); the page
-layout is declared in `spec.py`; filtering happens in the browser (`assets/dashboard.js`).
+layout is declared in `spec.py`; which rows each page's data files hold is `layout.py`'s
+job; filtering and drawing happen in the browser (`assets/dashboard.js`).
 """
 
 from __future__ import annotations

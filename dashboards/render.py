@@ -3,14 +3,14 @@
 Output (`out_dir`): one page per entry of `spec.PAGES` (`index.html`, `credits.html`, ...)
 and `plotly.min.js` written once beside them, so the pages work offline from disk; the dbt
 docs site the build wrote beside the warehouse is copied as `dbt-docs.html` and linked.
-Each page embeds the rows of the queries it uses as JSON; `assets/dashboard.js`
-filters and draws them in the browser.
+Each page's rows are in `data/` beside it, as scripts: the page's own file loads with it,
+the rows of one project or branch when the reader chooses it (`layout.py` says which rows
+go where); `assets/dashboard.js` filters and draws them in the browser.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from circleci_analytics.warehouse.build import docs_path
 
-from .queries import QUERY_DIR, QueryFile, QueryResult, load_queries, run_query
+from .layout import DEFAULT_TOP, Filters, page_data, script
+from .queries import QUERY_DIR, QueryFile, QueryResult, dumps, load_queries, run_query
 from .spec import PAGES, Page, queries_used
 
 __all__ = ["DashboardResult", "render_dashboard"]
@@ -31,6 +33,8 @@ PLOTLY_JS = "plotly.min.js"
 #: The dbt docs site of the warehouse (one offline HTML file), copied beside the pages.
 DBT_DOCS = "dbt-docs.html"
 FRESHNESS_QUERY = "data_freshness"
+#: The folder of data files beside the pages (replaced whole by each render).
+DATA_DIR = "data"
 
 
 @dataclass(slots=True)
@@ -39,13 +43,15 @@ class DashboardResult:
 
     out_dir: Path
     pages: dict[str, Path]  # page slug -> HTML file
-    page_bytes: dict[str, int]  # page slug -> size of the HTML file
+    page_bytes: dict[str, int]  # page slug -> bytes a page loads when opened (HTML and its data file)
     plotly_js: Path
     render_seconds: float
     dbt_docs: Path | None  # the model documentation site, when the build wrote one
     row_counts: dict[str, int]  # query name -> rows returned (0 when it failed)
     query_errors: dict[str, str] = field(default_factory=dict)  # query name -> why it failed
     extracted_at: str | None = None
+    data_files: int = 0  # data files written, the on-demand ones included
+    data_bytes: int = 0  # their total size
 
     @property
     def index(self) -> Path:
@@ -66,36 +72,60 @@ def _write_plotly(out_dir: Path) -> Path:
     return target
 
 
-def _options(results: dict[str, QueryResult], pages: list[Page]) -> dict[str, Any]:
-    """Filter choices: projects, branches (per project) and the date span of all datasets."""
-    projects: set[str] = set()
-    branches: dict[str, set[str]] = {}
-    all_branches: set[str] = set()
-    dates: list[str] = []
+def _options(results: dict[str, QueryResult], pages: list[Page]) -> tuple[dict[str, Any], pl.DataFrame]:
+    """Filter choices (projects, the date span of all datasets, the branch shard count) and
+    every (project, branch) pair the datasets hold."""
     date_cols: dict[str, set[str]] = {}
     for page in pages:
         for el in page.get("elements", []):
             if el.get("date"):
                 date_cols.setdefault(el["query"], set()).add(el["date"])
+    projects: list[pl.Series] = []
+    pairs: list[pl.DataFrame] = []
+    dates: list[pl.Series] = []
     for name, res in results.items():
-        cols = res.columns
-        projects.update(p for p in cols.get("project_slug", []) if p)
-        if "branch" in cols:
-            pcol = cols.get("project_slug", [None] * res.row_count)
-            for p, b in zip(pcol, cols["branch"]):
-                if b:
-                    all_branches.add(b)
-                    if p:
-                        branches.setdefault(p, set()).add(b)
+        frame = res.frame
+        if "project_slug" in frame.columns:
+            projects.append(frame.get_column("project_slug").cast(pl.String))
+            if "branch" in frame.columns:
+                pairs.append(frame.select(pl.col("project_slug").cast(pl.String), pl.col("branch").cast(pl.String)).unique())
         for col in date_cols.get(name, ()):
-            dates.extend(str(d)[:10] for d in cols.get(col, []) if d)
-    return {
-        "projects": sorted(projects),
-        "branches": sorted(all_branches),
-        "branches_by_project": {p: sorted(b) for p, b in sorted(branches.items())},
-        "min_date": min(dates) if dates else None,
-        "max_date": max(dates) if dates else None,
+            if col in frame.columns:
+                dates.append(frame.get_column(col).cast(pl.String).str.slice(0, 10))
+    slugs = pl.concat(projects).drop_nulls().unique().sort().to_list() if projects else []
+    branches = (
+        pl.concat(pairs).unique().drop_nulls("branch") if pairs else pl.DataFrame(schema={"project_slug": pl.String, "branch": pl.String})
+    )
+    days = pl.concat(dates).drop_nulls() if dates else pl.Series([], dtype=pl.String)
+    options = {
+        "projects": slugs,
+        "min_date": days.min() if len(days) else None,
+        "max_date": days.max() if len(days) else None,
+        "has_branches": branches.height > 0,
     }
+    return options, branches
+
+
+def _branch_index(branches: pl.DataFrame, projects: list[str]) -> dict[str, dict[str, Any]]:
+    """The branch filter's search lists: every branch, and the branches of each project."""
+    files = {"branches": {"names": branches.get_column("branch").unique().sort().to_list()}}
+    index = {p: i for i, p in enumerate(projects)}
+    for (project,), part in branches.partition_by("project_slug", as_dict=True).items():
+        if project in index:
+            files[f"branches/project-{index[project]}"] = {"names": part.get_column("branch").unique().sort().to_list()}
+    return files
+
+
+def _write_data(out: Path, files: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    """Write each payload as `data/<key>.js`; the number of files and their bytes."""
+    total = 0
+    for key, payload in files.items():
+        target = out / DATA_DIR / f"{key}.js"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = script(key, payload).encode("utf-8")
+        target.write_bytes(data)
+        total += len(data)
+    return len(files), total
 
 
 def _static_empty(item: dict[str, Any], res: QueryResult | None) -> str:
@@ -137,14 +167,13 @@ def _kpi(k: dict[str, Any], res: QueryResult | None) -> str:
 
 def _page_html(page: Page, pages: list[Page], results: dict[str, QueryResult], queries: dict[str, QueryFile],
                options: dict[str, Any], extracted: str, docs: bool) -> str:  # fmt: skip
-    names = queries_used(page)
     data = {
+        "slug": page["slug"],
         "page": {k: page.get(k, []) for k in ("kpis", "elements")},
-        "datasets": {n: results[n].as_json() for n in names if n in results},
         "options": options,
         "extracted_at": extracted,
     }
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    payload = dumps(data)
     active = ' class="active" aria-current="page"'
     nav = "".join(
         f'<a data-page="{p["slug"]}.html" href="{p["slug"]}.html"{active if p is page else ""}>'
@@ -166,11 +195,13 @@ def _page_html(page: Page, pages: list[Page], results: dict[str, QueryResult], q
 <p class="extracted">Data extracted: <time id="extracted-at">{html.escape(extracted)}</time></p></header>
 <section class="filters" aria-label="Filters">
 <label>Project<select id="f-project"></select></label>
-<label>Branch<select id="f-branch"></select></label>
+<label>Branch<input type="search" id="f-branch" list="f-branch-list" autocomplete="off" spellcheck="false"
+ placeholder="All branches (type to search)"><datalist id="f-branch-list"></datalist></label>
 <label>From<input type="date" id="f-from"></label>
 <label>To<input type="date" id="f-to"></label>
 <button type="button" id="f-reset">Reset</button>
-<span class="note">Filters apply where a chart has that dimension (e.g. anomalies, flaky tests and right-sizing have no branch).</span>
+<span class="note">Filters apply where a chart has that dimension (e.g. anomalies, flaky tests and right-sizing have no branch).
+Series charts show their top {DEFAULT_TOP} series; the rest are added up as "other".</span>
 </section>
 <main><h2>{html.escape(page["title"])}</h2><p class="intro">{html.escape(page.get("intro", ""))}</p>
 {f'<div class="kpis">{kpis}</div>' if kpis else ""}
@@ -217,21 +248,33 @@ def render_dashboard(warehouse_path: str | Path, out_dir: str | Path, *, query_d
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         results = {name: run_query(con, q) for name, q in queries.items()}
-    options = _options(results, pages)
+    options, branches = _options(results, pages)
+    filters = Filters.of(options["projects"], branches.get_column("branch"))
+    options["branch_shards"] = filters.shards
     extracted = _extracted_at(results.get(FRESHNESS_QUERY))
     plotly_js = _write_plotly(out)
     docs_site = docs_path(warehouse)
     dbt_docs = out / DBT_DOCS if docs_site.is_file() else None
     if dbt_docs is not None:
         shutil.copyfile(docs_site, dbt_docs)
+    shutil.rmtree(out / DATA_DIR, ignore_errors=True)
+    files = _branch_index(branches, options["projects"])
     written: dict[str, Path] = {}
     sizes: dict[str, int] = {}
+    base_bytes = 0
     for page in pages:
+        layout = page_data(page, results, filters)
+        files.update(layout.on_demand)
+        base = script(page["slug"], layout.base).encode("utf-8")
+        (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        (out / DATA_DIR / f"{page['slug']}.js").write_bytes(base)
         target = out / f"{page['slug']}.html"
         data = _page_html(page, pages, results, queries, options, extracted, dbt_docs is not None).encode("utf-8")
         target.write_bytes(data)
         written[page["slug"]] = target
-        sizes[page["slug"]] = len(data)
+        sizes[page["slug"]] = len(data) + len(base)
+        base_bytes += len(base)
+    count, total = _write_data(out, files)
     return DashboardResult(
         out_dir=out,
         pages=written,
@@ -242,4 +285,6 @@ def render_dashboard(warehouse_path: str | Path, out_dir: str | Path, *, query_d
         row_counts={n: r.row_count for n, r in results.items()},
         query_errors={n: r.error for n, r in results.items() if r.error},
         extracted_at=None if extracted == UNKNOWN_EXTRACTION else extracted,
+        data_files=count + len(pages),
+        data_bytes=total + base_bytes,
     )

@@ -8,9 +8,17 @@ aggregates them as declared here, so filters never need a server:
   with a `branch` column, the date range to the element's `date` column;
 - `branch_rollup`: the query returns per-branch rows *and* all-branch rows
   (`all_branches` true, grouping sets), for measures that do not add up (percentiles);
-- measures: `{"sum": col}` or `{"ratio": [numerator, denominator]}` over the kept rows.
+- measures: `{"sum": col}` or `{"ratio": [numerator, denominator]}` over the kept rows;
+- series charts draw the `top` (default 10) series by `rank` (default: the sum, or the
+  ratio's denominator) and add the rest up as "other" (not where measures do not add up);
+- `per_day`: the column holding each row's period length in days (queries over
+  dim_reporting_periods: days, then weeks): the chart plots the sum divided by it;
+- a KPI's `covered` column is false when data does not reach back to the earlier period:
+  its week-over-week change is shown as n/a.
 
-`empty` says why an element can be empty, in words a reader can act on.
+Where each page's data goes (the page's data file, loaded on demand per project and per
+branch) is `layout.py`'s job. `empty` says why an element can be empty, in words a reader
+can act on.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ NO_CREDITS = "No credit data yet: the usage-export step has not landed any job r
 NO_WORKFLOWS = "No workflow runs yet: the Insights step has not landed any workflow runs."
 NO_TESTS = "No test metadata yet: the tests step has not landed any job test results."
 NO_JOBS = "No job runs yet: the usage-export step has not landed any job runs."
+#: How long histories are drawn (dim_reporting_periods).
+PERIODS = "daily for the last 90 days, weekly averages before"
 NO_RECOMMENDATIONS = (
     "No recommendations: every job's p95 CPU and RAM already fit its resource class "
     "(or no job ran long enough, 15 s, to report utilisation in the last 30 days)."
@@ -41,31 +51,34 @@ PAGES: list[Page] = [
             {"id": "credits_mtd", "query": "kpi_credits", "label": "Credits month to date",
              "value": {"sum": "credits_mtd"}, "fmt": "credits", "sub": {"sum": "usd_mtd"}, "sub_fmt": "usd",
              "current": {"sum": "credits_last_7d"}, "previous": {"sum": "credits_prev_7d"}, "delta": "pct",
-             "delta_label": "7-day spend", "lower_is_better": True, "empty": NO_CREDITS},
+             "delta_label": "7-day spend", "lower_is_better": True, "covered": "previous_covered",
+             "empty": NO_CREDITS},
             {"id": "credits_forecast", "query": "kpi_credits", "label": "Month-end forecast",
              "value": {"sum": "credits_forecast"}, "fmt": "credits", "sub": {"sum": "usd_forecast"},
              "sub_fmt": "usd", "current": {"sum": "credits_last_7d"}, "previous": {"sum": "credits_prev_7d"},
-             "delta": "pct", "delta_label": "daily run rate", "lower_is_better": True, "empty": NO_CREDITS},
+             "delta": "pct", "delta_label": "daily run rate", "lower_is_better": True,
+             "covered": "previous_covered", "empty": NO_CREDITS},
             {"id": "success_rate", "query": "kpi_success_rate", "label": "Success rate (7 days)",
              "value": {"ratio": ["successes_last_7d", "outcomes_last_7d"]}, "fmt": "pct",
              "current": {"ratio": ["successes_last_7d", "outcomes_last_7d"]},
              "previous": {"ratio": ["successes_prev_7d", "outcomes_prev_7d"]}, "delta": "pp",
-             "empty": NO_WORKFLOWS},
+             "covered": "previous_covered", "empty": NO_WORKFLOWS},
             {"id": "mttr", "query": "kpi_mttr", "label": "MTTR (7 days)",
              "value": {"ratio": ["recovery_seconds_last_7d", "recoveries_last_7d"]}, "fmt": "duration",
              "current": {"ratio": ["recovery_seconds_last_7d", "recoveries_last_7d"]},
              "previous": {"ratio": ["recovery_seconds_prev_7d", "recoveries_prev_7d"]}, "delta": "pct",
-             "lower_is_better": True,
+             "lower_is_better": True, "covered": "previous_covered",
              "empty": "No recoveries in the last 7 days: no workflow went from failing back to green."},
             {"id": "flaky_tests", "query": "kpi_flaky_tests", "label": "Flaky tests (last 14 days)",
              "value": {"sum": "flaky_tests_now"}, "fmt": "int",
              "current": {"sum": "flaky_tests_now"}, "previous": {"sum": "flaky_tests_week_ago"}, "delta": "abs",
-             "lower_is_better": True, "empty": NO_TESTS},
+             "lower_is_better": True, "covered": "previous_covered", "empty": NO_TESTS},
         ],
         "elements": [
             {"id": "overview_credits", "type": "series", "query": "credits_by_project",
-             "title": "Daily credits, selected projects", "x": "credit_date", "date": "credit_date",
-             "series": [], "y": {"sum": "credits"}, "mode": "bar", "y_title": "credits", "empty": NO_CREDITS},
+             "title": f"Credits per day, selected projects ({PERIODS})", "x": "period_start",
+             "date": "period_start", "per_day": "period_days", "series": [], "y": {"sum": "credits"},
+             "mode": "bar", "y_title": "credits per day", "empty": NO_CREDITS},
             {"id": "overview_success", "type": "series", "query": "success_rate_weekly",
              "title": "Weekly success rate by project", "x": "week_start", "date": "week_start",
              "series": ["project_slug"], "y": {"ratio": ["successes", "outcomes"]}, "mode": "lines",
@@ -79,18 +92,21 @@ PAGES: list[Page] = [
         "deviations of its 28 preceding days (needs 14 days of history); marked with a red x.",
         "elements": [
             {"id": "credits_project", "type": "series", "query": "credits_by_project", "wide": True,
-             "title": "Daily credits by project (anomalies marked)", "x": "credit_date", "date": "credit_date",
-             "series": ["project_slug"], "y": {"sum": "credits"}, "mode": "lines", "y_title": "credits",
+             "title": f"Credits per day by project ({PERIODS}; anomalous days marked)", "x": "period_start",
+             "date": "period_start", "per_day": "period_days", "series": ["project_slug"], "y": {"sum": "credits"},
+             "mode": "lines", "y_title": "credits per day",
              "markers": {"query": "credit_anomalies", "x": "credit_date", "y": "credits",
                          "label": ["project_slug"], "name": "anomaly"},
              "empty": NO_CREDITS},
             {"id": "credits_resource_class", "type": "series", "query": "credits_by_resource_class",
-             "title": "Daily credits by resource class", "x": "credit_date", "date": "credit_date",
-             "series": ["resource_class"], "y": {"sum": "credits"}, "mode": "bar", "y_title": "credits",
+             "title": f"Credits per day by resource class ({PERIODS})", "x": "period_start", "date": "period_start",
+             "per_day": "period_days", "series": ["resource_class"], "y": {"sum": "credits"}, "mode": "bar",
+             "y_title": "credits per day",
              "empty": NO_CREDITS},
             {"id": "credits_credit_type", "type": "series", "query": "credits_by_credit_type",
-             "title": "Daily credits by credit type", "x": "credit_date", "date": "credit_date",
-             "series": ["credit_type"], "y": {"sum": "credits"}, "mode": "bar", "y_title": "credits",
+             "title": f"Credits per day by credit type ({PERIODS})", "x": "period_start", "date": "period_start",
+             "per_day": "period_days", "series": ["credit_type"], "y": {"sum": "credits"}, "mode": "bar",
+             "y_title": "credits per day",
              "empty": NO_CREDITS},
             {"id": "credit_movers", "type": "table", "query": "credit_top_movers",
              "title": "Top movers: latest complete ISO week vs the week before (project x workflow)",
@@ -167,15 +183,15 @@ PAGES: list[Page] = [
              "mode": "lines", "y_title": "success rate", "y_format": "pct", "empty": NO_WORKFLOWS},
             {"id": "duration_p50", "type": "series", "query": "duration_weekly", "branch_rollup": True,
              "title": "Weekly p50 workflow duration", "x": "week_start", "date": "week_start",
-             "series": ["project_slug", "workflow_name"], "y": {"sum": "p50_duration_seconds"},
+             "series": ["project_slug", "workflow_name"], "y": {"sum": "p50_duration_seconds"}, "rank": "successful_runs",
              "y_scale": 1 / 60, "mode": "lines", "y_title": "minutes", "empty": NO_WORKFLOWS},
             {"id": "duration_p95", "type": "series", "query": "duration_weekly", "branch_rollup": True,
              "title": "Weekly p95 workflow duration", "x": "week_start", "date": "week_start",
-             "series": ["project_slug", "workflow_name"], "y": {"sum": "p95_duration_seconds"},
+             "series": ["project_slug", "workflow_name"], "y": {"sum": "p95_duration_seconds"}, "rank": "successful_runs",
              "y_scale": 1 / 60, "mode": "lines", "y_title": "minutes", "empty": NO_WORKFLOWS},
             {"id": "queue_time", "type": "series", "query": "queue_time_weekly", "branch_rollup": True,
              "title": "Weekly job queue time (p50 and p95)", "x": "week_start", "date": "week_start",
-             "series": ["project_slug", "stat"], "y": {"sum": "queue_seconds"}, "mode": "lines",
+             "series": ["project_slug", "stat"], "y": {"sum": "queue_seconds"}, "rank": "job_runs", "mode": "lines",
              "y_title": "seconds", "empty": NO_JOBS},
         ],
     },
@@ -208,7 +224,7 @@ PAGES: list[Page] = [
 
 
 def queries_used(page: Page) -> list[str]:
-    """The query files one page draws from (its embedded datasets), in first-use order."""
+    """The query files one page draws from, in first-use order."""
     names: list[str] = []
     for item in [*page.get("kpis", []), *page.get("elements", [])]:
         for q in (item["query"], item.get("markers", {}).get("query")):

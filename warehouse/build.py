@@ -24,6 +24,8 @@ DuckDB 1.4 and 1.5, which BI tools bundle, can open it.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -207,6 +209,40 @@ def _previous_build(db: Path) -> dict[str, Any] | None:
         con.close()
 
 
+#: What in the dbt project is not part of its definition (dbt's own output and state).
+_NOT_DEFINITION = {"target", "logs", "dbt_packages", ".user.yml"}
+#: Beside dbt's artifacts: the definitions fingerprints of the warehouse built last, of the last
+#: build whose unit tests passed and of the docs site written last.
+CHECKED_FILE = "checked.json"
+
+
+def definitions_fingerprint(sql_dir: Path) -> str:
+    """A digest of what the models, tests and docs are made of: every file of the dbt project
+    and the versions of dbt and DuckDB (the data is not part of it)."""
+    digest = hashlib.sha256()
+    for path in sorted(sql_dir.rglob("*")):
+        rel = path.relative_to(sql_dir)
+        if rel.parts[0] not in _NOT_DEFINITION and path.is_file():
+            digest.update(rel.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for dist in ("dbt-core", "dbt-duckdb", "duckdb"):
+        digest.update(f"{dist}={importlib.metadata.version(dist)}\0".encode())
+    return digest.hexdigest()
+
+
+def _checked(artifacts: Path) -> dict[str, str]:
+    """Which definitions (fingerprints) the warehouse was built with, unit tests passed on and
+    the docs site shows."""
+    try:
+        return dict(json.loads((artifacts / CHECKED_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def _record_checked(artifacts: Path, **fingerprints: str) -> None:
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / CHECKED_FILE).write_text(json.dumps({**_checked(artifacts), **fingerprints}))
+
+
 def changed_since(lake: Lake, since: datetime) -> date | None:
     """The earliest partition day of `INCREMENTAL_INPUTS` written at or after `since`."""
     cutoff_ns = int((since - (timedelta(0) if lake.is_local else MTIME_SLACK)).timestamp() * 1e9)
@@ -269,7 +305,8 @@ class _Dbt:
                 "--vars", json.dumps(values), "--quiet", "--no-send-anonymous-usage-stats", "--no-use-colors",
             ]  # fmt: skip
 
-        self.common = args(variables)
+        self.args = args
+        self.variables = variables
         # Parsed with what does not change from build to build (the warehouse's own path, not
         # the building file's; no per-build vars: they are only read when SQL is compiled),
         # so dbt's partial parsing applies; the commands then run with the parsed manifest.
@@ -280,9 +317,10 @@ class _Dbt:
         self.manifest = parsed.result
         self.runner = dbtRunner(manifest=self.manifest)
 
-    def invoke(self, *args: str) -> Any:
+    def invoke(self, *args: str, **overrides: Any) -> Any:
+        """Run one dbt command with the build's vars (`overrides` replace some of them)."""
         try:
-            res = self.runner.invoke([*args, *self.common])
+            res = self.runner.invoke([*args, *self.args({**self.variables, **overrides})])
         finally:
             _close_duckdb()
         if res.exception is not None:
@@ -402,7 +440,9 @@ def build_warehouse(
     whole. Raises `ModelError` (`LakeFileError` for an unreadable lake file) when a model
     fails and `DataTestError` when a test fails (unless `fail_on_test_error` is false, in
     which case the warehouse is swapped in and the failures are in the result); in both
-    cases the previous warehouse file is left as it was.
+    cases the previous warehouse file is left as it was. `memory_limit` is DuckDB's (the
+    profile's default otherwise); `threads` the models dbt builds at once (default: one in a
+    full build, the profile's in an incremental one).
     """
     t_start = time.perf_counter()
     price = Decimal(str(price_per_credit))
@@ -464,17 +504,39 @@ def build_warehouse(
 
         t0 = time.perf_counter()
         dbt = _Dbt(sql_dir, artifacts, variables, db)
+        fingerprint = definitions_fingerprint(sql_dir)
+        checked = _checked(artifacts)
         result.timings["parse"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         flags = [] if incremental else ["--full-refresh"]
-        built = dbt.invoke("build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test", *flags)
+        if incremental and checked.get("built") == fingerprint:
+            # Same definitions as the copied warehouse's: what only seeds feed and the views
+            # past staging are as they should be. The models fed by the lake are built, and
+            # the staging views too (their de-duplication reads the days this build reads).
+            flags = ["--select", "source:*+", "--exclude", *(f"config.materialized:view,path:models/{layer}"
+                                                              for layer in ("intermediate", "marts"))]  # fmt: skip
+        if not incremental and not threads:
+            # A full build's models each read millions of rows and DuckDB spreads one query over
+            # every core: models side by side only share memory (and spill), so one at a time.
+            flags.extend(["--threads", "1"])
+        # JSON artifacts are not written: nothing reads them and each costs seconds at this size.
+        built = dbt.invoke(
+            "build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test", "--no-write-json", *flags
+        )
         result.models = list(_model_runs(built.result))
         result.timings["models"] = time.perf_counter() - t0
         error = _model_error(built.result)
         if error is not None:
             raise error
         t0 = time.perf_counter()
-        tested = dbt.invoke("test")
+        # Unit tests check the models' logic on fixed inputs, not the data: once they passed on
+        # these definitions, an incremental build skips them (as dbt advises for production
+        # runs); a full build, or any change to the project, runs them. Data tests of
+        # incremental models read the rebuilt rows only (macros/get_where_subquery.sql).
+        # The lake is staged already: lake_root '' skips the on-run-start hook.
+        unit_tests_known = incremental and checked.get("unit_tests") == fingerprint
+        skip_unit = ["--exclude-resource-type", "unit_test"] if unit_tests_known else []
+        tested = dbt.invoke("test", "--no-write-json", *skip_unit, lake_root="")
         result.tests = list(_test_runs(tested.result))
         _failing_rows(tmp, tested.result, result.tests)
         result.timings["tests"] = time.perf_counter() - t0
@@ -489,18 +551,29 @@ def build_warehouse(
         finally:
             con.close()
         result.as_of_date = as_of[0] if as_of else None
-        if docs:
+        # The docs site shows the definitions (models, columns, tests, lineage), not the data:
+        # the one beside the warehouse is kept while they are unchanged.
+        new_docs = docs and not (checked.get("docs") == fingerprint and docs_path(db).is_file())
+        if new_docs:
             t0 = time.perf_counter()
             dbt.invoke("docs", "generate", "--static", "--no-compile")
             result.timings["docs"] = time.perf_counter() - t0
         os.replace(tmp, db)
         db.with_name(db.name + ".wal").unlink(missing_ok=True)
-        if docs:
+        if new_docs:
             site = artifacts / "target" / "static_index.html"
             with tempfile.NamedTemporaryFile(dir=db.parent, prefix=f".{db.stem}.", delete=False) as f:
                 f.write(site.read_bytes())
             os.replace(f.name, docs_path(db))
+        if docs:
             result.docs_path = docs_path(db)
+        passed = not result.failed_tests and not errored
+        _record_checked(
+            artifacts,
+            built=fingerprint,
+            **({"unit_tests": fingerprint} if passed else {}),
+            **({"docs": fingerprint} if new_docs else {}),
+        )
     except BaseException:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)

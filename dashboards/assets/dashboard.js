@@ -1,19 +1,79 @@
-/* circleci-analytics dashboard: filters embedded query rows and (re)draws charts.
- * Data: <script id="dash-data" type="application/json"> (see dashboards/render.py).
+/* circleci-analytics dashboard: loads a page's data files, filters rows and (re)draws charts.
+ * The page spec and filter options: <script id="dash-data" type="application/json">. Rows:
+ * scripts in data/ that call dashboardData(key, payload) (dashboards/layout.py says which
+ * rows each holds): the page's own file at once, a project's or a branch shard's file when
+ * that filter is chosen, the branch names when the reader searches them. Scripts, not
+ * fetch(): pages opened from disk may load scripts but not fetch files.
  * Filter state lives in the URL hash (#project=..&branch=..&from=..&to=..) so it
- * follows the reader across pages. Vanilla JS, no network. */
+ * follows the reader across pages. Vanilla JS, no network beyond data/. */
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("dash-data").textContent);
-  // Low-cardinality text columns arrive dictionary-encoded: {dict: [...], codes: [...]}.
-  Object.keys(D.datasets).forEach(function (name) {
-    var cols = D.datasets[name].columns;
-    Object.keys(cols).forEach(function (c) {
-      var v = cols[c];
-      if (v && !Array.isArray(v) && v.dict) cols[c] = v.codes.map(function (k) { return k === null ? null : v.dict[k]; });
-    });
-  });
   var state = { project: "", branch: "", from: "", to: "" };
+  var base = { datasets: {}, views: {}, split: {} };
+  var OTHER = "other", DAY_MS = 86400000;
+
+  // ---------- data files ----------
+  var received = {}, waiting = {}, requested = [];
+  window.dashboardData = function (key, payload) {
+    received[key] = payload;
+    (waiting[key] || []).forEach(function (resolve) { resolve(payload); });
+    delete waiting[key];
+  };
+  function load(key) {
+    if (key in received) return Promise.resolve(received[key]);
+    return new Promise(function (resolve) {
+      if (waiting[key]) { waiting[key].push(resolve); return; }
+      waiting[key] = [resolve];
+      requested.push(key);
+      var tag = document.createElement("script");
+      tag.src = "data/" + key.split("/").map(encodeURIComponent).join("/") + ".js";
+      tag.charset = "utf-8";
+      tag.onerror = function () { window.dashboardData(key, null); };
+      document.head.appendChild(tag);
+    });
+  }
+  // Text columns may arrive dictionary-encoded: {dict: [...], codes: [...]}, or {dict: [value]}
+  // when every row holds that one value; decoded on first use.
+  function decoded(ds) {
+    if (ds && !ds.decoded) {
+      Object.keys(ds.columns).forEach(function (c) {
+        var v = ds.columns[c];
+        if (v && !Array.isArray(v) && v.dict) {
+          ds.columns[c] = v.codes ? v.codes.map(function (k) { return k === null ? null : v.dict[k]; })
+            : new Array(ds.n).fill(v.dict[0]);
+        }
+      });
+      ds.decoded = true;
+    }
+    return ds;
+  }
+  var NOTHING = { columns: {}, n: 0, filtered: true };
+  function pick(payload, group, name) {
+    var ds = payload && payload[group] && payload[group][name];
+    return ds ? decoded(ds) : NOTHING;
+  }
+  // 32-bit FNV-1a over code points, as dashboards/layout.py's branch_shard.
+  function shardOf(name) {
+    var h = 0x811c9dc5;
+    for (var ch of name) { h ^= ch.codePointAt(0); h = Math.imul(h, 0x01000193) >>> 0; }
+    return h % D.options.branch_shards;
+  }
+  function projectFile(project) { return D.options.projects.indexOf(project); }
+  // The rows an element draws under the current filters (a Promise of a dataset).
+  function source(el) {
+    var split = base.split[el.query];
+    if (!split) return Promise.resolve(pick(base, "datasets", el.query));
+    if (state.branch && split.branch) {
+      return load(D.slug + "/branches-" + shardOf(state.branch)).then(function (p) { return pick(p, "datasets", el.query); });
+    }
+    if (state.project && split.project) {
+      var i = projectFile(state.project);
+      if (i < 0) return Promise.resolve(NOTHING);
+      return load(D.slug + "/project-" + i).then(function (p) { return pick(p, "datasets", el.query); });
+    }
+    return Promise.resolve(pick(base, "views", el.id));
+  }
 
   // ---------- formatting ----------
   function num(v, digits) {
@@ -51,13 +111,11 @@
   }
 
   // ---------- filtering and aggregation ----------
-  function dataset(name) { return D.datasets[name] || { columns: {}, n: 0, error: "query not embedded" }; }
-
   function keep(ds, el) {
     var c = ds.columns, idx = [];
-    var pcol = c.project_slug, bcol = c.branch, dcol = el.date ? c[el.date] : null;
+    var pcol = c.project_slug, bcol = c.branch, dcol = el.date ? c[el.date] : null, other = c.is_other;
     for (var i = 0; i < ds.n; i++) {
-      if (state.project && pcol && pcol[i] !== state.project) continue;
+      if (state.project && pcol && pcol[i] !== state.project && !(other && other[i])) continue;
       if (bcol) {
         if (el.branch_rollup && c.all_branches) {
           if (state.branch ? (c.all_branches[i] || bcol[i] !== state.branch) : !c.all_branches[i]) continue;
@@ -74,6 +132,7 @@
   }
 
   function measureCols(m) { return m.sum ? [m.sum] : m.ratio; }
+  function rankCol(el) { return el.rank || measureCols(el.y)[measureCols(el.y).length - 1]; }
 
   function measure(ds, idx, m) {
     var cols = measureCols(m), a = 0, b = 0, seen = 0;
@@ -87,6 +146,11 @@
     if (!seen) return null;
     if (m.ratio) return b ? a / b : null;
     return a;
+  }
+  function total(ds, idx, col) {
+    var s = 0, v = ds.columns[col] || [];
+    idx.forEach(function (i) { s += v[i] || 0; });
+    return s;
   }
 
   function label(ds, i, keys, pattern) {
@@ -119,10 +183,10 @@
 
   // Why an element has nothing to draw: the query failed, returned nothing, or filters removed all.
   function emptyReason(el, ds, idx, needed) {
-    if (ds.error) return "Not available: " + (D.query_errors_hint || "") + ds.error;
+    if (ds.error) return "Not available: " + ds.error;
+    if (!ds.n) return ds.filtered ? "No rows match the current filters (" + filterText() + ")." : (el.empty || "No data.");
     var miss = missingColumns(ds, needed);
     if (miss.length) return "Not available: the query result has no column " + miss.join(", ") + ".";
-    if (!ds.n) return el.empty || "No data.";
     if (!idx.length) return "No rows match the current filters (" + filterText() + ").";
     return null;
   }
@@ -151,27 +215,44 @@
   var plotConfig = { displaylogo: false, responsive: true };
 
   // ---------- element renderers ----------
-  function drawSeries(el, box) {
-    var ds = dataset(el.query), idx = keep(ds, el);
-    var needed = [el.x].concat(el.series, measureCols(el.y));
+  // Series: one trace per series, the `top` (default 10) by their rank column; where the
+  // measure adds up, the rest (and rows a data file already added up) as one "other" trace.
+  function drawSeries(el, box, ds) {
+    var idx = keep(ds, el);
+    var needed = [el.x].concat(el.series, measureCols(el.y), el.per_day ? [el.per_day] : []);
     var why = emptyReason(el, ds, idx, needed);
     if (why) return showEmpty(box, why);
     clearEmpty(box);
-    var scale = el.y_scale || 1;
-    var bySeries = groupBy(ds, idx, function (i) { return el.series.length ? label(ds, i, el.series) : "total"; });
-    var traces = [];
-    Array.from(bySeries.keys()).sort().forEach(function (name) {
-      var byX = groupBy(ds, bySeries.get(name), function (i) { return ds.columns[el.x][i]; });
-      var xs = Array.from(byX.keys()).sort(), ys = xs.map(function (x) {
-        var v = measure(ds, byX.get(x), el.y);
-        return v === null ? null : v * scale;
+    var scale = el.y_scale || 1, additive = !el.branch_rollup, top = el.top || 10;
+    var other = ds.columns.is_other, folded = [], mine = [];
+    idx.forEach(function (i) { (other && other[i] ? folded : mine).push(i); });
+    var bySeries = groupBy(ds, mine, function (i) { return el.series.length ? label(ds, i, el.series) : "total"; });
+    var names = Array.from(bySeries.keys());
+    if (names.length > top) {
+      var rank = rankCol(el), totals = {};
+      names.forEach(function (n) { totals[n] = total(ds, bySeries.get(n), rank); });
+      names.sort(function (a, b) { return totals[b] - totals[a] || (a < b ? -1 : 1); });
+      names.slice(top).forEach(function (n) { folded = folded.concat(bySeries.get(n)); });
+      names = names.slice(0, top);
+    }
+    var days = el.per_day ? ds.columns[el.per_day] : null;
+    function trace(name, rows) {
+      var byX = groupBy(ds, rows, function (i) { return ds.columns[el.x][i]; });
+      var xs = Array.from(byX.keys()).sort(), width = [];
+      var ys = xs.map(function (x) {
+        var ix = byX.get(x), v = measure(ds, ix, el.y), d = days ? days[ix[0]] || 1 : 1;
+        width.push(d * DAY_MS * 0.9);
+        return v === null ? null : v * scale / d;
       });
       var t = { name: name, x: xs, y: ys, type: el.mode === "bar" ? "bar" : "scatter" };
+      if (el.mode === "bar" && days) { t.width = width; t.offset = 0; }
       if (el.mode !== "bar") { t.mode = "lines+markers"; t.connectgaps = false; }
-      traces.push(t);
-    });
+      return t;
+    }
+    var traces = names.sort().map(function (n) { return trace(n, bySeries.get(n)); });
+    if (additive && folded.length) traces.push(trace(OTHER, folded));
     if (el.markers) {
-      var mds = dataset(el.markers.query), midx = keep(mds, { date: el.markers.x });
+      var mds = pick(base, "datasets", el.markers.query), midx = keep(mds, { date: el.markers.x });
       if (!mds.error && midx.length && !missingColumns(mds, [el.markers.x, el.markers.y]).length) {
         traces.push({
           name: el.markers.name, type: "scatter", mode: "markers",
@@ -190,8 +271,8 @@
     return traces;
   }
 
-  function drawBarh(el, box) {
-    var ds = dataset(el.query), idx = keep(ds, el);
+  function drawBarh(el, box, ds) {
+    var idx = keep(ds, el);
     var why = emptyReason(el, ds, idx, el.category.concat(measureCols(el.value)));
     if (why) return showEmpty(box, why);
     var groups = groupBy(ds, idx, function (i) { return label(ds, i, el.category, el.category_format); });
@@ -213,8 +294,8 @@
       plotConfig);
   }
 
-  function drawTable(el, box) {
-    var ds = dataset(el.query), idx = keep(ds, el);
+  function drawTable(el, box, ds) {
+    var idx = keep(ds, el);
     var cols = el.columns.filter(function (c) { return c[0] in ds.columns; });
     var why = emptyReason(el, ds, idx, cols.length ? [] : [el.columns[0][0]]);
     if (why) return showEmpty(box, why);
@@ -241,8 +322,10 @@
     box.querySelector(".table-wrap").innerHTML = html;
   }
 
-  function drawKpi(k, card) {
-    var ds = dataset(k.query), idx = keep(ds, {});
+  // A KPI's week-over-week change is "n/a" where its query says the data does not reach
+  // back to the earlier period (the `covered` column false): a change against no data.
+  function drawKpi(k, card, ds) {
+    var idx = keep(ds, {});
     var needed = measureCols(k.value).concat(measureCols(k.current), measureCols(k.previous));
     var valueEl = card.querySelector(".kpi-value"), deltaEl = card.querySelector(".kpi-delta");
     var why = emptyReason(k, ds, idx, needed);
@@ -255,7 +338,8 @@
       var sv = why || !k.sub || missingColumns(ds, measureCols(k.sub)).length ? null : measure(ds, idx, k.sub);
       subEl.textContent = sv === null ? "" : "≈ " + fmt(sv, k.sub_fmt);
     }
-    var cur = why ? null : measure(ds, idx, k.current), prev = why ? null : measure(ds, idx, k.previous);
+    var covered = k.covered && ds.columns[k.covered] ? ds.columns[k.covered][0] === true : true;
+    var cur = why ? null : measure(ds, idx, k.current), prev = why || !covered ? null : measure(ds, idx, k.previous);
     var text = "", cls = "flat", d = null;
     if (cur !== null && prev !== null) {
       if (k.delta === "pp") { d = (cur - prev) * 100; text = (d >= 0 ? "+" : "") + num(d, 1) + " pp"; }
@@ -266,27 +350,36 @@
         cls = good ? "good" : "bad";
       }
     }
-    deltaEl.textContent = text ? text + " WoW" + (k.delta_label ? " (" + k.delta_label + ")" : "") : "no WoW change (no prior week)";
+    if (!why && !covered) deltaEl.textContent = "n/a WoW (no data for the week before)";
+    else deltaEl.textContent = text ? text + " WoW" + (k.delta_label ? " (" + k.delta_label + ")" : "") : "no WoW change (no prior week)";
     deltaEl.setAttribute("data-delta", d === null ? "" : String(d));
     deltaEl.className = "kpi-delta " + cls;
   }
 
+  var generation = 0;
   function drawAll() {
+    var gen = ++generation;
+    document.body.removeAttribute("data-drawn");
     (D.page.kpis || []).forEach(function (k) {
-      drawKpi(k, document.querySelector('[data-kpi="' + k.id + '"]'));
+      drawKpi(k, document.querySelector('[data-kpi="' + k.id + '"]'), pick(base, "datasets", k.query));
     });
-    (D.page.elements || []).forEach(function (el) {
+    var jobs = (D.page.elements || []).map(function (el) {
       var box = document.querySelector('[data-element="' + el.id + '"]');
-      try {
-        if (el.type === "series") drawSeries(el, box);
-        else if (el.type === "barh") drawBarh(el, box);
-        else if (el.type === "table") drawTable(el, box);
-      } catch (e) {
-        showEmpty(box, "Could not draw this chart: " + e.message);
-        throw e;
-      }
+      return source(el).then(function (ds) {
+        if (gen !== generation) return;
+        try {
+          if (el.type === "series") drawSeries(el, box, ds);
+          else if (el.type === "barh") drawBarh(el, box, ds);
+          else if (el.type === "table") drawTable(el, box, ds);
+        } catch (e) {
+          showEmpty(box, "Could not draw this chart: " + e.message);
+          console.error(e);
+        }
+      });
     });
-    document.body.setAttribute("data-drawn", String(Date.now()));
+    return Promise.all(jobs).then(function () {
+      if (gen === generation) document.body.setAttribute("data-drawn", String(Date.now()));
+    });
   }
 
   // ---------- filter UI ----------
@@ -313,35 +406,61 @@
     });
     sel.innerHTML = opts.join("");
   }
-  function branchesFor(project) {
-    var b = D.options.branches_by_project || {};
-    if (!project) return D.options.branches;
-    return b[project] || [];
+  // Branch search: the names (of the chosen project, or all) load when the reader types;
+  // up to 50 suggestions, those starting with the text first.
+  var SUGGESTIONS = 50;
+  function suggest(input, list) {
+    var text = input.value.trim().toLowerCase(), i = projectFile(state.project);
+    var key = state.project && i >= 0 ? "branches/project-" + i : "branches";
+    return load(key).then(function (index) {
+      var names = (index && index.names) || [], first = [], rest = [];
+      for (var k = 0; k < names.length && first.length < SUGGESTIONS; k++) {
+        var at = names[k].toLowerCase().indexOf(text);
+        if (at === 0) first.push(names[k]);
+        else if (at > 0 && rest.length < SUGGESTIONS) rest.push(names[k]);
+      }
+      list.innerHTML = first.concat(rest).slice(0, SUGGESTIONS).map(function (n) {
+        return '<option value="' + esc(n) + '"></option>';
+      }).join("");
+      return names.length;
+    });
   }
   function initFilters() {
     var p = document.getElementById("f-project"), b = document.getElementById("f-branch");
+    var list = document.getElementById("f-branch-list");
     var from = document.getElementById("f-from"), to = document.getElementById("f-to");
     fillSelect(p, D.options.projects, state.project);
-    fillSelect(b, branchesFor(state.project), state.branch);
+    b.value = state.branch;
+    if (!D.options.has_branches) b.disabled = true;
     [from, to].forEach(function (i) { i.min = D.options.min_date || ""; i.max = D.options.max_date || ""; });
     from.value = state.from; to.value = state.to;
     function changed() {
-      state.project = p.value;
-      if (p.value && branchesFor(p.value).indexOf(b.value) < 0) b.value = "";
-      fillSelect(b, branchesFor(state.project), b.value);
-      state.branch = b.value; state.from = from.value; state.to = to.value;
+      var next = { project: p.value, branch: b.value.trim(), from: from.value, to: to.value };
+      if (["project", "branch", "from", "to"].every(function (k) { return state[k] === next[k]; })) return;
+      Object.assign(state, next);
       writeHash();
       drawAll();
     }
-    [p, b, from, to].forEach(function (i) { i.addEventListener("change", changed); });
+    [p, from, to, b].forEach(function (i) { i.addEventListener("change", changed); });
+    b.addEventListener("keydown", function (e) { if (e.key === "Enter") changed(); });
+    var pending = null;
+    b.addEventListener("input", function () {
+      clearTimeout(pending);
+      pending = setTimeout(function () { suggest(b, list); }, 120);
+    });
+    b.addEventListener("focus", function () { suggest(b, list); });
     document.getElementById("f-reset").addEventListener("click", function () {
       p.value = ""; b.value = ""; from.value = ""; to.value = ""; changed();
     });
   }
 
+  window.dashboard = { state: state, redraw: drawAll, data: D, load: load, requested: requested, shardOf: shardOf };
   readHash();
   initFilters();
   writeHash();
-  drawAll();
-  window.dashboard = { state: state, redraw: drawAll, data: D };
+  load(D.slug).then(function (payload) {
+    base = payload || base;
+    ["datasets", "views", "split"].forEach(function (k) { base[k] = base[k] || {}; });
+    drawAll();
+  });
 })();

@@ -1,12 +1,16 @@
--- Credit spend per day by resource class.
--- One row per UTC day x project x executor x resource class: usage-export total credits,
--- from fct_credit_spend_project_daily (the rollup of fct_credit_spend_daily to this grain).
--- Stacked bars by resource class.
+-- Credit spend per period by resource class.
+-- One row per reporting period x project x executor x resource class: usage-export total
+-- credits, from fct_credit_spend_project_daily (the rollup of fct_credit_spend_daily to this
+-- grain). Periods as in credits_by_project.sql (dim_reporting_periods; credits / period_days
+-- is a per-day rate). Stacked bars by resource class. Unordered: the dashboard sorts.
 select
-    spend_date as credit_date,
-    project_slug,
-    executor,
-    resource_class,
-    total_credits as credits,
-from fct_credit_spend_project_daily
-order by credit_date, project_slug, resource_class
+    coalesce(periods.period_start, spend.spend_date) as period_start,
+    coalesce(periods.period_days, 1) as period_days,
+    spend.project_slug,
+    spend.executor,
+    spend.resource_class,
+    sum(spend.total_credits) as credits,
+from fct_credit_spend_project_daily as spend
+left join dim_reporting_periods as periods
+    on spend.spend_date = periods.day
+group by all

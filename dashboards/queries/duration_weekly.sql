@@ -2,6 +2,7 @@
 -- One row per project x workflow x ISO week, per branch and for all branches together
 -- (all_branches = true, branch null), from fct_workflow_duration_weekly (percentiles of
 -- fct_workflow_runs' successful runs, linear-interpolated, seconds, computed at build time).
+-- Unordered: the dashboard sorts.
 select
     week_start,
     project_slug,
@@ -12,4 +13,3 @@ select
     p50_duration_seconds,
     p95_duration_seconds,
 from fct_workflow_duration_weekly
-order by week_start, project_slug, workflow_name, all_branches desc, branch

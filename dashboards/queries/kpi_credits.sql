@@ -3,9 +3,10 @@
 -- forecast from fct_credit_month_to_date (forecast = MTD + mean daily credits of the
 -- trailing 7 complete days x days left). Week over week: usage-export credits of
 -- as_of_date-6..as_of_date vs as_of_date-13..as_of_date-7 (fct_credit_spend_project_daily,
--- the rollup of fct_credit_spend_daily).
+-- the rollup of fct_credit_spend_daily). previous_covered: the usage export reaches back to
+-- the 7 days before (else the week-over-week change is shown as n/a).
 with meta as (
-    select as_of_date from warehouse_meta
+    select as_of_date, usage_first_date <= as_of_date - 13 as previous_covered from warehouse_meta
 ),
 
 mtd as (
@@ -39,8 +40,10 @@ final as (
         coalesce(mtd.usd_forecast, 0) as usd_forecast,
         coalesce(weekly.credits_last_7d, 0) as credits_last_7d,
         coalesce(weekly.credits_prev_7d, 0) as credits_prev_7d,
+        meta.previous_covered,
     from mtd
     full outer join weekly using (project_slug)
+    cross join meta
 )
 
 select * from final order by project_slug

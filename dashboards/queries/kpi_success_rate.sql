@@ -2,9 +2,10 @@
 -- One row per project x branch with the additive parts: successes and outcomes
 -- (successes + failures; canceled and other outcomes are ignored) of workflow runs created
 -- in as_of_date-6..as_of_date ("last_7d") and the 7 days before ("prev_7d").
--- Success rate = sum(successes) / sum(outcomes) over the rows you keep.
+-- Success rate = sum(successes) / sum(outcomes) over the rows you keep. previous_covered:
+-- workflow runs reach back to the 7 days before (else week over week is shown as n/a).
 with meta as (
-    select as_of_date from warehouse_meta
+    select as_of_date, workflow_runs_first_date <= as_of_date - 13 as previous_covered from warehouse_meta
 ),
 
 runs as (
@@ -13,6 +14,7 @@ runs as (
         r.branch,
         r.outcome,
         r.run_date > m.as_of_date - 7 as is_last_7d,
+        m.previous_covered,
     from fct_workflow_runs as r
     cross join meta as m
     where r.run_date > m.as_of_date - 14 and r.run_date <= m.as_of_date
@@ -27,6 +29,7 @@ final as (
         count(*) filter (where is_last_7d) as outcomes_last_7d,
         count(*) filter (where not is_last_7d and outcome = 'success') as successes_prev_7d,
         count(*) filter (where not is_last_7d) as outcomes_prev_7d,
+        any_value(previous_covered) as previous_covered,
     from runs
     group by project_slug, branch
 )

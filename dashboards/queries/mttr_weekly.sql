@@ -2,6 +2,7 @@
 -- One row per project x workflow x branch x ISO week with recoveries, from fct_mttr_weekly.
 -- recovery_seconds = mttr_mean_seconds x recoveries, so MTTR over any set of rows is
 -- sum(recovery_seconds) / sum(recoveries) (a recovery belongs to the week it recovered).
+-- Unordered: the dashboard sorts.
 select
     week_start,
     project_slug,
@@ -12,4 +13,3 @@ select
     mttr_mean_seconds,
     mttr_median_seconds,
 from fct_mttr_weekly
-order by week_start, project_slug, workflow_name, branch

@@ -2,6 +2,7 @@
 -- One row per project x workflow x branch x ISO week with runs, from
 -- fct_workflow_health_weekly: successes and outcomes (successes + failures; canceled and
 -- other outcomes ignored). Success rate = sum(successes) / sum(outcomes).
+-- Unordered: the dashboard sorts.
 select
     week_start,
     project_slug,
@@ -12,4 +13,3 @@ select
     successful_runs + failed_runs as outcomes,
 from fct_workflow_health_weekly
 where runs > 0
-order by week_start, project_slug, workflow_name, branch

@@ -8,6 +8,7 @@ job_runs as (
         sum(compute_credits) as compute_credits,
         count(*) as job_runs,
     from {{ ref('fct_job_runs') }}
+    where {{ rebuilt_rows('job_run_date') }}  -- an incremental build: its rebuilt days
 
 ),
 
@@ -18,6 +19,7 @@ spend as (
         sum(compute_credits) as compute_credits,
         sum(job_runs) as job_runs,
     from {{ ref('fct_credit_spend_daily') }}
+    where {{ rebuilt_rows('spend_date') }}
 
 )
 

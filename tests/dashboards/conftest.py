@@ -24,6 +24,12 @@ def empty_warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def week_of_tests_warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny warehouse with test results of the last 7 days only (a first demo's)."""
+    return build_test_warehouse(tmp_path_factory.mktemp("dash-week-of-tests"), test_days=7)
+
+
+@pytest.fixture(scope="session")
 def rendered(warehouse_path: Path, tmp_path_factory: pytest.TempPathFactory) -> DashboardResult:
     return render_dashboard(warehouse_path, tmp_path_factory.mktemp("dash-out"))
 

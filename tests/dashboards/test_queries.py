@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import polars as pl
 import pytest
 from expected_kpis import expected_kpis
 
@@ -84,6 +85,21 @@ def test_branch_rollup_rows_cover_all_branches(con):
 
 def test_text_columns_are_dictionary_encoded_and_round_trip():
     values = ["a", "b", None, "a"] * 10
-    encoded = QueryResult("x", {"c": values, "n": list(range(40))}, 40).as_json()["columns"]
+    encoded = QueryResult("x", pl.DataFrame({"c": values, "n": list(range(40))})).as_json()["columns"]
     assert encoded["n"] == list(range(40))
     assert [None if k is None else encoded["c"]["dict"][k] for k in encoded["c"]["codes"]] == values
+
+
+def test_week_over_week_is_covered_only_where_data_reaches_back(con, week_of_tests_warehouse_path):
+    """previous_covered: whether the data reaches back to the period a KPI compares with."""
+    import duckdb
+
+    def covered(c, name: str) -> set:
+        return set(run_query(c, QUERIES[name]).columns["previous_covered"])
+
+    for name in ("kpi_credits", "kpi_success_rate", "kpi_mttr", "kpi_flaky_tests"):
+        assert covered(con, name) == {True}, name
+    with duckdb.connect(str(week_of_tests_warehouse_path), read_only=True) as short:
+        # a week of test results: "flaky a week ago" (the 14 days to as_of-7) has no data
+        assert covered(short, "kpi_flaky_tests") == {False}
+        assert covered(short, "kpi_credits") == covered(short, "kpi_success_rate") == {True}

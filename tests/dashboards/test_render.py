@@ -22,10 +22,20 @@ def _embedded(page: Path) -> dict:
     return json.loads(match.group(1))
 
 
+def _data_file(path: Path) -> tuple[str, dict]:
+    """The key and payload a data/*.js file hands to the page."""
+    match = re.fullmatch(r'dashboardData\(("[^"]*"),(.*)\);\n', path.read_text(encoding="utf-8"), re.S)
+    assert match, f"{path}: not a data script"
+    return json.loads(match.group(1)), json.loads(match.group(2))
+
+
 def test_result_describes_what_was_written(rendered):
     assert set(rendered.pages) == {p["slug"] for p in PAGES}
     for slug, path in rendered.pages.items():
-        assert path.is_file() and path.stat().st_size == rendered.page_bytes[slug]
+        own = rendered.out_dir / "data" / f"{slug}.js"
+        assert path.is_file() and path.stat().st_size + own.stat().st_size == rendered.page_bytes[slug]
+    files = [f for f in (rendered.out_dir / "data").rglob("*.js")]
+    assert len(files) == rendered.data_files and sum(f.stat().st_size for f in files) == rendered.data_bytes
     assert rendered.plotly_js.name == "plotly.min.js" and rendered.plotly_js.stat().st_size > 1_000_000
     assert rendered.index == rendered.out_dir / "index.html"
     assert rendered.query_errors == {}
@@ -54,12 +64,48 @@ def test_pages_are_offline_and_show_the_extraction_date(rendered):
             assert f'href="{page["slug"]}.html"' in html
 
 
-def test_pages_embed_only_their_own_query_rows(rendered):
-    data = _embedded(rendered.pages["flakiness"])
-    assert set(data["datasets"]) == {"flaky_tests", "flaky_trend", "flaky_waste_daily"}
-    n = data["datasets"]["flaky_tests"]["n"]
-    assert n == rendered.row_counts["flaky_tests"] > 0
-    assert data["options"]["projects"] and data["options"]["min_date"] <= data["options"]["max_date"]
+def test_pages_load_only_their_own_query_rows(rendered):
+    page = _embedded(rendered.pages["flakiness"])
+    assert "datasets" not in page and page["slug"] == "flakiness"
+    assert page["options"]["projects"] and page["options"]["min_date"] <= page["options"]["max_date"]
+    key, data = _data_file(rendered.out_dir / "data" / "flakiness.js")
+    assert key == "flakiness"
+    # tables and bar lists get their rows whole; series charts the rows they draw unfiltered
+    assert set(data["datasets"]) == {"flaky_tests"}
+    assert data["datasets"]["flaky_tests"]["n"] == rendered.row_counts["flaky_tests"] > 0
+    assert set(data["views"]) == {"flaky_trend", "flaky_waste"}
+    assert set(data["split"]) == {"flaky_trend", "flaky_waste_daily"}
+
+
+def test_no_page_carries_every_branch(rendered):
+    """Branch names are in data/branches*.js, loaded when the reader searches them; a page
+    holds only the branches of the rows it shows whole (the KPIs' last 14 days)."""
+    _, index = _data_file(rendered.out_dir / "data" / "branches.js")
+    names = index["names"]
+    assert names == sorted(names) and "main" in names and len(names) > 2
+    for slug, path in rendered.pages.items():
+        assert not any(f'"{n}"' in path.read_text(encoding="utf-8") for n in names if n != "main"), slug
+        _, data = _data_file(rendered.out_dir / "data" / f"{slug}.js")
+        for view in data["views"].values():
+            assert "branch" not in view["columns"], slug
+        whole = {b for ds in data["datasets"].values() for b in _values(ds["columns"].get("branch", []))}
+        assert whole <= set(names)
+
+
+def _values(column) -> list:
+    return [column["dict"][k] for k in column["codes"] if k is not None] if isinstance(column, dict) else column
+
+
+def test_every_project_and_branch_shard_has_a_file(rendered):
+    projects = _embedded(rendered.pages["credits"])["options"]["projects"]
+    shards = _embedded(rendered.pages["credits"])["options"]["branch_shards"]
+    for slug in ("index", "credits", "reliability", "flakiness"):
+        for i in range(len(projects)):
+            assert _data_file(rendered.out_dir / "data" / slug / f"project-{i}.js")[0] == f"{slug}/project-{i}"
+    for slug in ("index", "credits", "reliability"):
+        for k in range(shards):
+            assert _data_file(rendered.out_dir / "data" / slug / f"branches-{k}.js")[0] == f"{slug}/branches-{k}"
+    assert not (rendered.out_dir / "data" / "rightsizing").exists()
 
 
 def test_empty_warehouse_pages_say_why(empty_warehouse_path, tmp_path):
@@ -103,6 +149,8 @@ def test_server_serves_the_pages(rendered):
         r = httpx.get(server.url)
         assert r.status_code == 200 and "CircleCI analytics" in r.text
         assert httpx.get(server.url.replace("index.html", "plotly.min.js")).status_code == 200
+        data = httpx.get(server.url.replace("index.html", "data/index.js"))
+        assert data.status_code == 200 and data.text.startswith('dashboardData("index",')
 
 
 def test_server_refuses_a_directory_without_a_dashboard(tmp_path):

@@ -7,13 +7,14 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
-from warehouse_helpers import usage_table
+from warehouse_helpers import T0, usage_table
 
 import circleci_analytics.warehouse.build as build_mod
 from circleci_analytics.warehouse import DataTestError, Lake, LakeFileError, ModelError, build_warehouse, docs_path
@@ -145,10 +146,10 @@ def test_crash_mid_build_leaves_old_warehouse_usable(small_lake, tmp_path, monke
     before = db.read_bytes()
     real = build_mod._Dbt.invoke
 
-    def crash_when_testing(self, *args):
+    def crash_when_testing(self, *args, **overrides):
         if args[0] == "test":
             raise KeyboardInterrupt("killed mid-build")
-        return real(self, *args)
+        return real(self, *args, **overrides)
 
     monkeypatch.setattr(build_mod._Dbt, "invoke", crash_when_testing)
     small_lake.land("usage_job_runs", usage_table(50, prefix="x"))
@@ -215,3 +216,41 @@ def test_storage_version_setting_defaults_to_the_builds_default():
     profile = yaml.safe_load((SQL_DIR / "profiles.yml").read_text())
     compat = profile["circleci_analytics"]["outputs"]["warehouse"]["config_options"]["storage_compatibility_version"]
     assert f"'{DEFAULT_STORAGE_VERSION}'" in compat  # the by-hand default
+
+
+def test_unit_tests_and_docs_rerun_only_when_the_definitions_change(small_lake, tmp_path, sql_copy):
+    """Unit tests check logic on fixed inputs and the docs show the definitions: an
+    incremental build on unchanged definitions reuses both; any change to sql/ redoes both."""
+    db = tmp_path / "w.duckdb"
+    first = build_warehouse(small_lake, db, sql_dir=sql_copy)
+    assert any(t.kind == "unit" for t in first.tests) and "docs" in first.timings
+    docs_written = docs_path(db).stat().st_mtime_ns
+    small_lake.land("usage_job_runs", usage_table(40, prefix="more"))
+    second = build_warehouse(small_lake, db, sql_dir=sql_copy)
+    assert second.incremental and second.failed_tests == []
+    assert [t for t in second.tests if t.kind == "unit"] == [] and any(t.kind == "data" for t in second.tests)
+    assert "docs" not in second.timings and docs_path(db).stat().st_mtime_ns == docs_written
+    assert second.docs_path == docs_path(db)
+    yml = sql_copy / "models" / "marts" / "fct_waste_daily.yml"
+    yml.write_text(yml.read_text().replace("Grain:", "Waste. Grain:", 1))
+    third = build_warehouse(small_lake, db, sql_dir=sql_copy)
+    assert third.incremental and any(t.kind == "unit" for t in third.tests) and "docs" in third.timings
+    assert "Waste. Grain:" in docs_path(db).read_text()
+
+
+def test_incremental_build_tests_the_rows_it_rebuilt(small_lake, tmp_path):
+    """Rows of days an incremental build leaves alone were tested when they were written."""
+    db = tmp_path / "w.duckdb"
+    build_warehouse(small_lake, db, docs=False)
+    with duckdb.connect(str(db)) as con:  # an old row that no longer passes a test
+        con.execute("update int_job_runs_keyed set project_slug = null where job_id = 'job-0'")
+    small_lake.land("usage_job_runs", usage_table(5, start=T0 + timedelta(days=20), prefix="later"))
+    result = build_warehouse(small_lake, db, docs=False)
+    assert result.incremental and result.failed_tests == []
+    assert _count(db, "select count(*) from int_job_runs_keyed where project_slug is null") == 1
+    compiled = (db.with_name(db.name + ".dbt") / "target" / "compiled").rglob("not_null_int_job_runs_keyed_job_id.sql")
+    assert "job_run_date >= cast(date_trunc('week', date '" in next(compiled).read_text()
+    # a full build tests every row
+    full = build_warehouse(small_lake, db, docs=False, full_refresh=True)
+    compiled = (db.with_name(db.name + ".dbt") / "target" / "compiled").rglob("not_null_int_job_runs_keyed_job_id.sql")
+    assert "date_trunc" not in next(compiled).read_text() and full.failed_tests == []

@@ -147,12 +147,13 @@ def test_second_writer_gets_the_lease_when_the_first_finishes(lake):
 
 
 def test_heartbeat_keeps_a_long_run_holding_past_its_ttl(lake):
-    holder = _spawn(HOLDER, lake.root, "long backfill", "1.0", "30")
+    # A ttl of seconds, not one: on a loaded CI machine the holder can stall for a second.
+    holder = _spawn(HOLDER, lake.root, "long backfill", "2.5", "30")
     try:
         _wait_held(holder)
         first = _record(lake)
         with pytest.raises(LakeBusy, match="long backfill"):
-            with lake.lease(owner="impatient", wait_seconds=3.0):  # three ttls
+            with lake.lease(owner="impatient", wait_seconds=7.5):  # three ttls
                 pass
         renewed = _record(lake)
         assert renewed.token == first.token and renewed.expires_at > first.expires_at

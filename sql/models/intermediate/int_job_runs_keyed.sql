@@ -15,6 +15,7 @@ job_runs as (
     select * from {{ ref('stg_usage__job_runs') }}
     {% if is_incremental() %}
     where job_run_date >= {{ context_from('job_run_date') }}
+        and {{ from_day_on('started_at', context_from('job_run_date')) }}
     {% endif %}
 
 ),
@@ -25,10 +26,23 @@ projects as (
 
 ),
 
-workflow_starts as (
+-- The workflow columns of the job runs. A full build reads them again (a CTE read twice would
+-- be buffered whole: every job run); an incremental build reads its few days once.
+run_workflows as (
 
+    {% if is_incremental() %}
     select workflow_id, pipeline_id, workflow_name, started_at
     from job_runs
+    {% else %}
+    select workflow_id, pipeline_id, workflow_name, started_at
+    from {{ ref('stg_usage__job_runs') }}
+    {% endif %}
+
+),
+
+workflow_starts as (
+
+    select * from run_workflows
     {% if is_incremental() %}
 
     union all
@@ -36,7 +50,7 @@ workflow_starts as (
     select workflow_id, pipeline_id, workflow_name, started_at
     from {{ this }}
     where job_run_date < {{ context_from('job_run_date') }}
-        and pipeline_id in (select pipeline_id from job_runs)
+        and pipeline_id in (select pipeline_id from run_workflows)
     {% endif %}
 
 ),

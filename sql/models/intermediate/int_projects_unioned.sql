@@ -1,5 +1,6 @@
 -- Projects from the projects table, completed with projects only seen in the usage
--- export (slug derived from the VCS URL when the projects table has not landed).
+-- export (slug derived from the VCS URL when the projects table has not landed). The usage
+-- export's values are the latest extraction's, from its per-day rollup.
 with
 
 projects as (
@@ -8,9 +9,9 @@ projects as (
 
 ),
 
-job_runs as (
+usage_days as (
 
-    select * from {{ ref('stg_usage__job_runs') }}
+    select * from {{ ref('int_usage_projects_aggregated') }}
 
 ),
 
@@ -23,7 +24,7 @@ from_usage as (
         arg_max(org_name, extracted_at) as org_name,
         arg_max(vcs_url, extracted_at) as vcs_url,
 
-    from job_runs
+    from usage_days
     group by project_id
 
 ),

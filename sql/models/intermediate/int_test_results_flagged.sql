@@ -12,6 +12,7 @@ tests as (
     select * from {{ ref('stg_circleci__job_tests') }}
     {% if is_incremental() %}
     where job_started_date >= {{ context_from('job_started_date') }}
+        and {{ from_day_on('job_started_at', context_from('job_started_date')) }}
     {% endif %}
 
 ),

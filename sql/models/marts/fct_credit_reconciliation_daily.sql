@@ -18,7 +18,7 @@ runs as (
 
 job_runs as (
 
-    select * from {{ ref('int_job_runs_enriched') }}
+    select * from {{ ref('int_job_runs_keyed') }}
     {% if is_incremental() %}
     where job_run_date >= {{ context_from('run_date') }}
     {% endif %}

@@ -5,7 +5,7 @@ with
 
 job_runs as (
 
-    select * from {{ ref('int_job_runs_enriched') }}
+    select * from {{ ref('int_job_runs_keyed') }}
     {% if is_incremental() %}
     where job_run_date >= {{ rebuild_from('spend_date') }}
     {% endif %}

@@ -89,6 +89,7 @@ flaky_failure_shares as (
         on tests.project_slug = job_runs.project_slug
         and tests.job_number = job_runs.job_number
     where job_runs.is_flaky_failure
+        and job_runs.job_status = 'failed'  -- implied by the flag; filters the job runs before the join
         and tests.is_failure
     group by all
 

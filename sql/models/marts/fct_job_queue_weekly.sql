@@ -14,10 +14,10 @@ job_runs as (
         project_slug,
         branch,
         queue_seconds,
-    from {{ ref('int_job_runs_enriched') }}
+    from {{ ref('int_job_runs_keyed') }}
     where queue_seconds is not null
     {% if is_incremental() %}
-        and job_run_date >= date_trunc('week', {{ rebuild_from('week_start') }})
+        and job_run_date >= cast(date_trunc('week', {{ rebuild_from('week_start') }}) as date)
     {% endif %}
 
 ),

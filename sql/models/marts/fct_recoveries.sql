@@ -1,14 +1,68 @@
 -- Failure streaks per project x workflow x branch (runs ordered by created_at, then id;
 -- outcomes other than success/failure ignored). A streak's failures share the count of
 -- successes before them; the recovering success is the next one.
+-- Incremental (macros/incremental_window.sql): runs created before rebuild_from do not change,
+-- so neither does a streak recovered by one of them. Rebuilt (replacing the rows of the same
+-- first failed run): every open streak (its age grows) and every streak recovered by a run
+-- created from rebuild_from on, from their scope's runs since the earliest such streak's
+-- first failure or new run. Those runs follow a success (or are the scope's first), so
+-- counting successes from there numbers the same streaks as counting from the first run.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='first_failed_run_id') }}
+
 with
 
+{% if is_incremental() %}
+-- Each CTE reads fct_workflow_runs itself (a CTE read twice is buffered whole).
+recent_runs as (
+
+    select project_slug, workflow_name, branch, workflow_id, created_at
+    from {{ ref('fct_workflow_runs') }}
+    where outcome in ('success', 'failure')
+        and run_date >= {{ rebuild_from('run_date', ref('fct_workflow_runs')) }}
+
+),
+
+reopened as (
+
+    select project_slug, workflow_name, branch, first_failed_created_at as created_at
+    from {{ this }}
+    where is_open
+        or recovered_run_id in (select workflow_id from recent_runs)
+
+),
+
+scope_starts as (
+
+    select project_slug, workflow_name, branch, min(created_at) as start_created_at
+    from (
+        select * from reopened
+        union all
+        select project_slug, workflow_name, branch, created_at from recent_runs
+    )
+    group by all
+
+),
+
+runs as (
+
+    select runs.*
+    from {{ ref('fct_workflow_runs') }} as runs
+    inner join scope_starts
+        on runs.project_slug = scope_starts.project_slug
+        and runs.workflow_name = scope_starts.workflow_name
+        and runs.branch is not distinct from scope_starts.branch
+    where runs.outcome in ('success', 'failure')
+        and runs.created_at >= scope_starts.start_created_at
+
+),
+{% else %}
 runs as (
 
     select * from {{ ref('fct_workflow_runs') }}
     where outcome in ('success', 'failure')
 
 ),
+{% endif %}
 
 dates as (
 

@@ -4,7 +4,7 @@ with
 
 job_runs as (
 
-    select * from {{ ref('int_job_runs_enriched') }}
+    select * from {{ ref('int_job_runs_keyed') }}
 
 ),
 

@@ -1,6 +1,10 @@
 -- Weekly p50/p95 duration of successful workflow runs per project x workflow, per branch and
 -- for all branches together (all_branches = true, branch null): percentiles do not add up,
 -- so both are computed here (linear-interpolated quantile_cont, seconds), at build time.
+-- Incremental: the weeks from the week of rebuild_from (macros/incremental_window.sql) are
+-- rebuilt; a week's runs are those created in it, so older weeks cannot change.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='week_start') }}
+
 with
 
 runs as (
@@ -15,6 +19,9 @@ runs as (
     from {{ ref('fct_workflow_runs') }}
     where outcome = 'success'
         and duration_seconds is not null
+    {% if is_incremental() %}
+        and run_date >= cast(date_trunc('week', {{ rebuild_from('week_start') }}) as date)
+    {% endif %}
 
 ),
 

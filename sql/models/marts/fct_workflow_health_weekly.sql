@@ -1,14 +1,25 @@
+-- Incremental: the weeks from the week of rebuild_from (macros/incremental_window.sql) are
+-- rebuilt. A week's runs are those created in it, and a recovery belongs to the week its
+-- recovering success stopped, after it was created: neither changes for older weeks.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='week_start') }}
+
 with
 
 runs as (
 
     select * from {{ ref('fct_workflow_runs') }}
+    {% if is_incremental() %}
+    where run_date >= cast(date_trunc('week', {{ rebuild_from('week_start') }}) as date)
+    {% endif %}
 
 ),
 
 mttr as (
 
     select * from {{ ref('fct_mttr_weekly') }}
+    {% if is_incremental() %}
+    where week_start >= cast(date_trunc('week', {{ rebuild_from('week_start') }}) as date)
+    {% endif %}
 
 ),
 

@@ -10,6 +10,7 @@ runs as (
     select * from {{ ref('stg_insights__workflow_runs') }}
     {% if is_incremental() %}
     where cast(created_at as date) >= {{ rebuild_from('run_date') }}
+        and {{ from_day_on('created_at', rebuild_from('run_date')) }}
     {% endif %}
 
 ),
@@ -22,7 +23,7 @@ projects as (
 
 job_runs as (
 
-    select * from {{ ref('int_job_runs_enriched') }}
+    select * from {{ ref('int_job_runs_keyed') }}
     {% if is_incremental() %}
     where job_run_date >= {{ rebuild_from('run_date') }}
     {% endif %}

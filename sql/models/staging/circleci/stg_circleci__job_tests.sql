@@ -1,22 +1,11 @@
 -- One row per test result (project x job number x classname x name x file).
 with
 
-source as (
-
-    select * from {{ source('lake', 'job_tests') }}
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    qualify row_number() over (
-        partition by project_slug, job_number, classname, name, file
-        order by extracted_at desc
-    ) = 1
-
-),
+-- Latest extraction wins (macros/latest_rows.sql: only duplicated keys are ranked).
+{{ latest_rows(
+    'deduplicated', source('lake', 'job_tests'), ['project_slug', 'job_number', 'classname', 'name', 'file'],
+    'extracted_at desc', 'job_started_at'
+) }},
 
 renamed as (
 

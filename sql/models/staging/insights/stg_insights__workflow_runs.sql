@@ -1,19 +1,8 @@
 -- One row per workflow run from Insights (any scope; latest extraction wins).
 with
 
-source as (
-
-    select * from {{ source('lake', 'workflow_runs') }}
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    qualify row_number() over (partition by workflow_id order by extracted_at desc) = 1
-
-),
+-- Latest extraction wins (macros/latest_rows.sql: only duplicated ids are ranked).
+{{ latest_rows('deduplicated', source('lake', 'workflow_runs'), ['workflow_id'], 'extracted_at desc', 'created_at') }},
 
 renamed as (
 

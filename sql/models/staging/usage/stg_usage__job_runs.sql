@@ -2,46 +2,11 @@
 -- (latest extraction wins). Credits stay DECIMAL (exact).
 with
 
-source as (
-
-    select * from {{ source('lake', 'usage_job_runs') }}
-
-),
-
--- The lake keeps job_id unique within a partition, so duplicates are rare (a job re-exported
--- under another partition): rank only the rows of duplicated ids instead of windowing the
--- whole table (same rows as a row_number() over every job_id, at the cost of one
--- aggregate on job_id).
-duplicated_ids as (
-
-    select job_id
-    from source
-    group by job_id
-    having count(*) > 1
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    anti join duplicated_ids
-        on source.job_id = duplicated_ids.job_id
-
-    union all by name
-
-    (
-        select *
-        from source
-        semi join duplicated_ids
-            on source.job_id = duplicated_ids.job_id
-        qualify row_number() over (
-            partition by job_id
-            order by extracted_at desc, export_window_end desc
-        ) = 1
-    )
-
-),
+-- Latest extraction wins (macros/latest_rows.sql: only duplicated ids are ranked).
+{{ latest_rows(
+    'deduplicated', source('lake', 'usage_job_runs'), ['job_id'],
+    'extracted_at desc, export_window_end desc', 'job_run_started_at'
+) }},
 
 renamed as (
 
