@@ -60,6 +60,16 @@ def durations(path: str, stats: tuple[str, ...] = ("min", "mean", "median", "p95
     return out
 
 
+def named_test() -> list[Field]:
+    """A test as Insights names it (flaky tests, test metrics): blank ``file``, ``classname``,
+    ``source`` are null."""
+    return [
+        Field("test_name", "test_name", S, required=True),
+        *(Field(c, c, S, parse=blank_to_none) for c in ("classname", "file", "source")),
+        Field("job_name", "job_name", S),
+    ]
+
+
 def run_counts(path: str) -> list[Field]:
     return [Field(c, f"{path}.{c}", I) for c in ("total_runs", "successful_runs", "failed_runs")]
 
@@ -225,11 +235,7 @@ _STREAMS = [
         primary_key=("project_slug", "test_name", "classname", "file", "job_name"),
         fields=(
             *context("project_slug"),
-            Field("test_name", "test_name", S, required=True),
-            Field("classname", "classname", S, parse=blank_to_none),
-            Field("file", "file", S, parse=blank_to_none),
-            Field("source", "source", S, parse=blank_to_none),
-            Field("job_name", "job_name", S),
+            *named_test(),
             Field("job_number", "job_number", I),
             Field("workflow_name", "workflow_name", S),
             Field("workflow_id", "workflow_id", S),
@@ -254,11 +260,7 @@ _STREAMS = [
         fields=(
             *context("project_slug", "workflow_name", "scope"),
             Field("category", "@record_set", S, required=True),  # "most_failed" | "slowest"
-            Field("test_name", "test_name", S, required=True),
-            Field("classname", "classname", S, parse=blank_to_none),
-            Field("file", "file", S, parse=blank_to_none),
-            Field("source", "source", S, parse=blank_to_none),
-            Field("job_name", "job_name", S),
+            *named_test(),
             Field("failed_runs", "failed_runs", I),
             Field("total_runs", "total_runs", I),
             Field("p95_duration_seconds", "p95_duration", F),

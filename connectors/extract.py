@@ -28,7 +28,7 @@ from circleci_analytics.connectors.streams import Batch, Stream, parse_timestamp
 if TYPE_CHECKING:
     from circleci_analytics.connectors.client import CircleCIClient
 
-__all__ = ["Extract", "extract_stream", "fetch_records", "run_windows", "utcnow"]
+__all__ = ["Extract", "extract_stream", "fetch_records", "gather", "run_windows", "utcnow"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ async def extract_stream(
             if window is not None and cursor is not None:
                 query |= {cursor.start_param: window[0], cursor.end_param: window[1]}
             requests.append(fetch_records(client, stream, ctx, query))
-    batches = [batch for result in await _gather(requests) for batch in result]
+    batches = [batch for result in await gather(*requests) for batch in result]
     table = stream.table(batches, at)
     newest = None
     if cursor is not None:
@@ -153,7 +153,7 @@ async def extract_stream(
     return Extract(stream.name, table, at, dict(context), since, now if cursor else None, newest)
 
 
-async def _gather(aws: list[Any]) -> list[Any]:
+async def gather(*aws: Any) -> list[Any]:
     """Results in order; on the first error the others are cancelled and that error is raised
     as is (as a sequence of awaits would), not as an ExceptionGroup."""
     tasks = [asyncio.ensure_future(a) for a in aws]

@@ -47,6 +47,7 @@ __all__ = [
     "Layout",
     "Refresh",
     "Stream",
+    "WriteMode",
     "blank_to_none",
     "parse_timestamp",
     "scope_params",

@@ -12,7 +12,6 @@ exported it, so a failed or skipped probe is simply probed again by the next run
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from circleci_analytics.connectors import (
     extract_projects,
     extract_stream,
 )
+from circleci_analytics.connectors.extract import gather
 from circleci_analytics.connectors.usage_export import UsageExportResult, export_usage
 from circleci_analytics.settings import Org, Settings
 from circleci_analytics.warehouse import Lake
@@ -146,30 +146,17 @@ async def extract_project_streams(client: CircleCIClient, project_slug: str, sta
         extract = await extract_stream(client, stream, context, since=since, now=now, watermark=watermark)
         out.extracts.append(extract)
         out.watermarks.advance(stream.name, key, cursor=extract.watermark, read_at=now)
-        await _gather(*(run(child, dict(zip(child.parent_keys, row, strict=True)))
+        await gather(*(run(child, dict(zip(child.parent_keys, row, strict=True)))
                         for child in GENERIC if child.parent == stream.name
                         for row in _distinct(extract.table, child.parent_keys)))  # fmt: skip
 
-    await _gather(*(run(s, {"project_slug": project_slug}) for s in GENERIC if s.parent == "projects"))
+    await gather(*(run(s, {"project_slug": project_slug}) for s in GENERIC if s.parent == "projects"))
     return out
 
 
 def _distinct(table: pa.Table, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
     """The distinct values of `columns` in `table`, sorted (the keys a child stream is read for)."""
     return sorted(set(zip(*(table.column(c).to_pylist() for c in columns), strict=True)))
-
-
-async def _gather(*aws: Any) -> list[Any]:
-    """Results in order; on the first error the others are cancelled and that error is raised
-    as is (as a sequence of awaits would), not as an ExceptionGroup."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 # -- usage export ------------------------------------------------------------------------------

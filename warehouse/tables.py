@@ -23,16 +23,13 @@ Write modes:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import pyarrow as pa
 
 from circleci_analytics.connectors.catalogue import CATALOGUE
-from circleci_analytics.connectors.streams import Stream
+from circleci_analytics.connectors.streams import Stream, WriteMode
 
 __all__ = ["TABLES", "TableSpec", "table_spec"]
-
-WriteMode = Literal["merge", "snapshot"]
 
 
 @dataclass(frozen=True)

@@ -6,21 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import pytest
-
 from circleci_analytics.flows.state import PipelineState
 from circleci_analytics.warehouse import Lake
 from circleci_analytics.warehouse.state import Watermarks
-
-
-@pytest.fixture
-def local_lake(tmp_path) -> Lake:
-    return Lake(str(tmp_path / "lake"))
-
-
-@pytest.fixture(params=["local", "s3"])
-def lake(request) -> Lake:
-    return request.getfixturevalue(f"{request.param}_lake")
 
 
 def test_pipeline_state_round_trip(lake: Lake) -> None:

@@ -5,20 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from circleci_analytics.warehouse import Lake
 from circleci_analytics.warehouse.state import Mark, Watermarks
-
-
-@pytest.fixture
-def local_lake(tmp_path) -> Lake:
-    return Lake(str(tmp_path / "lake"))
-
-
-@pytest.fixture(params=["local", "s3"])
-def lake(request) -> Lake:
-    return request.getfixturevalue(f"{request.param}_lake")
 
 
 def test_documents_get_put_exists(lake: Lake) -> None:
