@@ -4,8 +4,8 @@
 
 Serves the simulator on a real loopback server (``simulator.server.running_server``) with
 ``latency_seconds`` injected per call, then runs the nightly flow's extraction steps the way
-``flows.nightly.run_org`` does (``steps.resolve_projects``; ``steps.extract_project_insights``
-for every project concurrently, with ``steps.extract_org_insights``; ``steps.fetch_job_tests``
+``flows.nightly.run_org`` does (``steps.resolve_projects``; ``steps.extract_project_streams``
+- every catalogued stream that is due - for every project concurrently; ``steps.fetch_job_tests``
 for the jobs the usage export would list whose tests have not landed), with the client's bounded concurrency and no
 client-side rate limits (the simulator's limits are scaled out of the way too).
 
@@ -13,9 +13,10 @@ Printed, each against a baseline computed in the same run:
 
 * calls made vs the minimum needed, computed independently from the simulator backend
   (no HTTP): ``ceil(items / page_size)`` pages (at least one) per paginated list, one call
-  per non-paginated endpoint, and for test metadata one call per page of every job that has
-  tests, one probe per job name that has none in the batch, and one call per other job of
-  a tested name that has no tests (the API says so only when asked);
+  per non-paginated endpoint (the slow snapshots only when due: never read, or read
+  ``snapshot_refresh_days`` ago), and for test metadata one call per page of every job that
+  has tests, one probe per job name that has none in the batch, and one call per other job
+  of a tested name that has no tests (the API says so only when asked);
 * wall time vs the ideal ``calls x latency / concurrency`` (target <= 1.2x);
 * an incremental re-run on the next day (a simulator whose ``now`` is one day later: the
   history is keyed by calendar day, so earlier days are identical), with the watermarks and
@@ -49,16 +50,16 @@ sys.path.insert(0, str(ROOT))
 
 from circleci_analytics.connectors import CircleCIClient  # noqa: E402
 from circleci_analytics.connectors.client import format_datetime  # noqa: E402
-from circleci_analytics.connectors.insights import _runs_start, run_windows  # noqa: E402
 from circleci_analytics.connectors.ratelimit import FAMILIES  # noqa: E402
 from circleci_analytics.connectors.tests_metadata import UNFINISHED_STATUSES  # noqa: E402
 from circleci_analytics.flows import steps  # noqa: E402
 from circleci_analytics.flows.state import PipelineState  # noqa: E402
+from circleci_analytics.settings import Org, Settings  # noqa: E402
 from circleci_analytics.simulator import SimConfig, Simulator  # noqa: E402
 from circleci_analytics.simulator.server import running_server  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
-WINDOWS = ("last-7-days", "last-30-days", "last-90-days")
+MAX_WINDOW = timedelta(days=90)  # the Insights runs endpoint: end-date at most 90 days after start-date
 
 
 @dataclass
@@ -95,54 +96,70 @@ def usage_rows(sim: Simulator, since: datetime) -> pa.Table:
 
 
 # -- the minimum, from the simulator backend (no HTTP) ---------------------------------------------
-def minimum_calls(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed) -> Counter[str]:
+def _windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    out = []
+    while start < end:
+        out.append((start, min(start + MAX_WINDOW, end)))
+        start = out[-1][1]
+    return out
+
+
+def _since(cfg: Settings, state: PipelineState, stream: str, key: tuple[str, ...]) -> datetime:
+    """Where an incremental read starts: the watermark minus the overlap, else the history start."""
+    mark = state.watermarks.cursor(stream, key)
+    if mark is not None:
+        return min(mark - timedelta(days=cfg.overlap_days), steps.clock(cfg))
+    return max(steps.history_start(state, cfg), steps.clock(cfg) - steps.INSIGHTS_RETENTION)
+
+
+def _due(cfg: Settings, state: PipelineState, stream: str, key: tuple[str, ...]) -> bool:
+    read = state.watermarks.read_at(stream, key)
+    return read is None or (steps.clock(cfg).date() - read.date()).days >= cfg.snapshot_refresh_days
+
+
+def minimum_calls(sim: Simulator, cfg: Settings, state: PipelineState, landed: Landed) -> Counter[str]:
     """Calls the extraction needs at least, per endpoint family, for this state."""
     b, c = sim.backend, sim.config
-    ps, now = c.page_size, cfg.clock()
+    ps, now = c.page_size, steps.clock(cfg)
+    (org,) = cfg.orgs
     need: Counter[str] = Counter()
-    need["core"] += len(cfg.projects)  # GET /project/{slug}
-    need["insights"] += len(WINDOWS)  # org summaries
-    overlap, lookback = timedelta(days=cfg.overlap_days), _runs_lookback(cfg, state)
-    for slug in cfg.projects:
+    need["core"] += len(org.projects)  # GET /project/{slug}
+    for slug in org.projects:
         all_wf = b.workflow_metrics(slug, None, True, None)
         need["insights"] += _pages(len(b.workflow_metrics(slug, None, False, None)), ps) + _pages(len(all_wf), ps)
-        need["insights"] += 3  # project summary, branches, flaky tests
+        need["insights"] += 1  # flaky tests
         for wf in sorted({w["name"] for w in all_wf}):
-            need["insights"] += 2 + 1  # workflow summary x 2 scopes, test metrics
-            need["insights"] += _pages(len(b.workflow_job_metrics(slug, wf, None, False, None, None)), ps)
-            ts = b.job_timeseries(slug, wf, None, "daily", format_datetime(now - timedelta(days=14)), format_datetime(now))
-            need["insights"] += _pages(len(ts), ps)
-            start = _runs_start(state.workflow_run_watermarks.get((slug, wf)), overlap, now, lookback)
-            for lo, hi in run_windows(start, now):
-                runs = b.workflow_runs(slug, wf, None, True, format_datetime(lo), format_datetime(hi))
-                need["insights"] += _pages(len(runs), ps)
+            key = (slug, wf)
+            if _due(cfg, state, "workflow_summary", key):
+                need["insights"] += 2  # 2 scopes
+            if _due(cfg, state, "test_metrics", key):
+                need["insights"] += 1
+            if _due(cfg, state, "workflow_job_metrics", key):
+                need["insights"] += _pages(len(b.workflow_job_metrics(slug, wf, None, False, None, None)), ps)
+            if _due(cfg, state, "job_timeseries", key):
+                for lo, hi in _windows(_since(cfg, state, "job_timeseries", key), now):
+                    ts = b.job_timeseries(slug, wf, None, "daily", format_datetime(lo), format_datetime(hi))
+                    need["insights"] += _pages(len(ts), ps)
+            need["insights"] += incremental_run_pages(sim, cfg, state, slug, wf)
     need["tests"] += minimum_test_calls(sim, cfg, state, landed)
     return need
 
 
-def _runs_lookback(cfg: steps.PipelineConfig, state: PipelineState) -> timedelta:
-    """How far back a workflow without a watermark is pulled (as `steps.extract_project_insights`)."""
-    return min(cfg.clock() - steps.history_start(state, cfg), steps.INSIGHTS_RETENTION)
-
-
-def incremental_run_pages(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState) -> int:
-    """Pages of workflow runs needed from the watermarks (the incremental Insights stream)."""
-    b, ps, now = sim.backend, sim.config.page_size, cfg.clock()
-    overlap, lookback = timedelta(days=cfg.overlap_days), _runs_lookback(cfg, state)
+def incremental_run_pages(sim: Simulator, cfg: Settings, state: PipelineState, slug: str, wf: str) -> int:
+    """Pages of a workflow's runs needed from its watermark (the incremental Insights stream)."""
     pages = 0
-    for slug in cfg.projects:
-        for wf in sorted({w["name"] for w in b.workflow_metrics(slug, None, True, None)}):
-            start = _runs_start(state.workflow_run_watermarks.get((slug, wf)), overlap, now, lookback)
-            for lo, hi in run_windows(start, now):
-                pages += _pages(len(b.workflow_runs(slug, wf, None, True, format_datetime(lo), format_datetime(hi))), ps)
+    for lo, hi in _windows(_since(cfg, state, "workflow_runs", (slug, wf)), steps.clock(cfg)):
+        pages += _pages(len(sim.backend.workflow_runs(slug, wf, None, True, format_datetime(lo), format_datetime(hi))),
+                        sim.config.page_size)  # fmt: skip
     return pages
 
 
-def minimum_test_calls(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed) -> int:
+def minimum_test_calls(sim: Simulator, cfg: Settings, state: PipelineState, landed: Landed) -> int:
     """Test-metadata calls needed for the jobs of the look-back not landed (or known without
     tests) before."""
     answered = landed | set(state.jobs_without_tests)
-    since, now = cfg.clock() - timedelta(days=cfg.tests_lookback_days), cfg.clock()
+    now = steps.clock(cfg)
+    since = now - timedelta(days=cfg.tests_lookback_days)
     by_name: dict[tuple[str, str], list] = {}
     numbers: set[tuple[str, int]] = set()
     for project, job in sim.truth().jobs():
@@ -169,7 +186,7 @@ def minimum_test_calls(sim: Simulator, cfg: steps.PipelineConfig, state: Pipelin
 
 
 # -- one run of the extraction steps -------------------------------------------------------------
-async def extract(base_url: str, sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState,
+async def extract(base_url: str, sim: Simulator, cfg: Settings, state: PipelineState,
                   landed: Landed) -> RunResult:  # fmt: skip
     """The nightly flow's extraction (``flows.nightly.run_org`` without landing and export)."""
     limits: dict[str, float | None] = {f: None for f in FAMILIES}
@@ -183,19 +200,15 @@ async def extract(base_url: str, sim: Simulator, cfg: steps.PipelineConfig, stat
             phases[name] = (client.stats.total_calls - before, time.perf_counter() - t)
             return result
 
-        projects, _ = await phase("projects", steps.resolve_projects(client, cfg.projects))
+        projects, _ = await phase("projects", steps.resolve_projects(client, cfg.orgs[0].projects))
         slugs = projects.table.column("project_slug").to_pylist()
 
         async def insights():  # type: ignore[no-untyped-def]
-            return await asyncio.gather(
-                *(steps.extract_project_insights(client, s, state, cfg) for s in slugs),
-                steps.extract_org_insights(client, cfg.org_slug),
-            )
+            return await asyncio.gather(*(steps.extract_project_streams(client, s, state, cfg) for s in slugs))
 
-        results = await phase("insights", insights())
-        for res in results[:-1]:
-            state.workflow_run_watermarks.update(res.watermarks)
-        since = cfg.clock() - timedelta(days=cfg.tests_lookback_days)
+        for res in await phase("insights", insights()):
+            state.watermarks.update(res.watermarks)
+        since = steps.clock(cfg) - timedelta(days=cfg.tests_lookback_days)
         refs = steps.job_refs_from_usage(usage_rows(sim, since), projects, since)
         refs = [r for r in refs if (r.project_slug, r.job_number) not in landed]
         tests = await phase("tests", steps.fetch_job_tests(client, refs, state, cfg))
@@ -207,7 +220,7 @@ async def extract(base_url: str, sim: Simulator, cfg: steps.PipelineConfig, stat
         return RunResult(Counter(client.stats.calls), retries, seconds, phases)
 
 
-def _serve(config: SimConfig, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed, conn: Connection) -> None:
+def _serve(config: SimConfig, cfg: Settings, state: PipelineState, landed: Landed, conn: Connection) -> None:
     """Child process: serve a simulator on loopback until told to stop. Its history and
     Insights caches are warmed first (what the run will ask), so the run measures the
     client and the injected latency, not the simulator generating its world."""
@@ -219,7 +232,7 @@ def _serve(config: SimConfig, cfg: steps.PipelineConfig, state: PipelineState, l
 
 
 @contextlib.contextmanager
-def served(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed) -> Iterator[str]:
+def served(sim: Simulator, cfg: Settings, state: PipelineState, landed: Landed) -> Iterator[str]:
     """``running_server`` for a simulator with ``sim``'s config, in its own process, so its
     request handling does not compete with the client for this process's GIL."""
     ours, theirs = multiprocessing.Pipe()
@@ -234,7 +247,7 @@ def served(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState, land
         child.join(timeout=15)
 
 
-def run(sim: Simulator, cfg: steps.PipelineConfig, state: PipelineState, landed: Landed) -> RunResult:
+def run(sim: Simulator, cfg: Settings, state: PipelineState, landed: Landed) -> RunResult:
     with served(sim, cfg, state, landed) as base_url:
         return asyncio.run(extract(base_url, sim, cfg, state, landed))
 
@@ -266,14 +279,12 @@ def main() -> None:
                                    page_size=args.page_size, time_scale=1e6))  # fmt: skip
 
     day1 = simulator(NOW)
-    cfg = steps.PipelineConfig(
-        org_id=day1.org.id, org_slug=day1.org.slug, projects=[p.slug for p in day1.projects],
-        max_concurrency=args.concurrency, rate_limits={f: None for f in FAMILIES}, now=NOW,
-    )  # fmt: skip
+    org = Org(id=day1.org.id, slug=day1.org.slug, projects=[p.slug for p in day1.projects])
+    cfg = Settings(orgs=[org], max_concurrency=args.concurrency, rate_limits=dict.fromkeys(FAMILIES, 0), now=NOW)
     state, landed = PipelineState(day1.org.id), set()
     need_full = minimum_calls(day1, cfg, state, landed)  # also warms the simulator's history caches
     full = run(day1, cfg, state, landed)
-    print(f"preset {args.preset}, {len(cfg.projects)} projects, latency {args.latency}s, "
+    print(f"preset {args.preset}, {len(org.projects)} projects, latency {args.latency}s, "
           f"concurrency {args.concurrency}, page size {args.page_size}")  # fmt: skip
     report("full run", full, need_full, args.latency, args.concurrency)
     # Baseline for the compute the ideal leaves out: the same run with no injected latency.
@@ -283,16 +294,17 @@ def main() -> None:
           f" wall minus that = {(full.seconds - zero.seconds) / ideal:.2f}x the ideal")  # fmt: skip
 
     day2 = simulator(NOW + timedelta(days=1))
-    cfg2 = steps.PipelineConfig(**{**cfg.__dict__, "now": NOW + timedelta(days=1)})
+    cfg2 = cfg.model_copy(update={"now": NOW + timedelta(days=1)})
     need_incr = minimum_calls(day2, cfg2, state, landed)
-    runs_incr = incremental_run_pages(day2, cfg2, state)
+    runs_incr = sum(incremental_run_pages(day2, cfg2, state, slug, w["name"]) for slug in org.projects
+                    for w in day2.backend.workflow_metrics(slug, None, True, None))  # fmt: skip
     incr = run(day2, cfg2, state, landed)
     report("incremental run (next day)", incr, need_incr, args.latency, args.concurrency)
     print(f"incremental calls: {incr.total} = {100 * incr.total / full.total:.1f}% of the full run's {full.total}"
           f" (target <= 10%)")  # fmt: skip
     snapshots = sum(need_incr.values()) - need_incr["tests"] - runs_incr
-    print(f"  of which {snapshots} are snapshot endpoints re-read every run (projects, summaries, metrics,"
-          f" time series, test metrics, flaky tests, branches): alone {100 * snapshots / full.total:.1f}% of the full run")  # fmt: skip
+    print(f"  of which {snapshots} are snapshot endpoints read every run (projects, workflow metrics - the"
+          f" parent of the per-workflow streams - and flaky tests): alone {100 * snapshots / full.total:.1f}% of the full run")  # fmt: skip
 
 
 if __name__ == "__main__":

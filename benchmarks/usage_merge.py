@@ -10,7 +10,9 @@ subprocesses, in the same run:
 (b) ``connectors.usage_export.merge_parts`` (typed schema, checks, quarantine, dedupe),
 
 and prints rows/s for both, the ratio (target >= 0.8) and the peak RSS of (b)
-(target <= 1 GiB). Each child reports its own ``ru_maxrss``.
+(target <= 1 GiB). Each child is a fresh process run under ``/usr/bin/time -v``, whose
+"Maximum resident set size" is that process's own (a forked child's ``ru_maxrss`` would
+include the parent's, which generated the parts).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,18 +31,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 BASELINE = """
-import glob, json, resource, sys, time
+import glob, json, sys, time
 import polars as pl
 parts = sorted(glob.glob(sys.argv[1] + "/*.csv.gz"))
 t = time.perf_counter()
 pl.scan_csv(parts).sink_parquet(sys.argv[2])
 dt = time.perf_counter() - t
 rows = pl.scan_parquet(sys.argv[2]).select(pl.len()).collect().item()
-print(json.dumps({"seconds": dt, "rows": rows, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({"seconds": dt, "rows": rows}))
 """
 
 MERGE = """
-import glob, json, resource, sys, time
+import glob, json, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
@@ -49,8 +52,7 @@ parts = [PartInput(Path(p), Path(p).name, start, end) for p in sorted(glob.glob(
 t = time.perf_counter()
 stats = merge_parts(parts, Path(sys.argv[2]), Path(sys.argv[2] + ".quarantine"), extracted_at=datetime.now(UTC))
 dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "rows": stats.rows, "quarantined": stats.quarantined,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({"seconds": dt, "rows": stats.rows, "quarantined": stats.quarantined}))
 """
 
 
@@ -103,8 +105,13 @@ def generate(out: Path, rows: int, parts: int) -> None:
 
 
 def child(code: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """Run `code` in a fresh process; its JSON line, with its peak RSS (bytes) from GNU time."""
+    done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", code, *args], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    if peak is None:
+        raise RuntimeError(f"/usr/bin/time -v printed no peak RSS: {done.stderr[-500:]}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "rss": int(peak.group(1)) * 1024}
 
 
 def main() -> None:

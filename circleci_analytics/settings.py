@@ -134,6 +134,12 @@ class Org(BaseModel):
         return [validate_project_slug(slug) for slug in slugs]
 
 
+def _default_patience() -> dict[str, float]:
+    from circleci_analytics.connectors.ratelimit import DEFAULT_PATIENCE  # on use, as the validators do
+
+    return dict(DEFAULT_PATIENCE)
+
+
 class Settings(BaseSettings):
     """Where to read from, where to write to, how to price and judge the results, when to run."""
 
@@ -170,12 +176,17 @@ class Settings(BaseSettings):
     initial_lookback_days: int = Field(30, ge=1, description="First run only: days of history to pull.")
     overlap_days: int = Field(2, ge=0, description="Days re-read before the last cursor on later runs.")
     tests_lookback_days: int = Field(14, ge=1, description="Probe test results of jobs this many days old.")
+    snapshot_refresh_days: int = Field(7, ge=1, description="Re-read slowly changing Insights snapshots (workflow "
+                                       "summaries, job metrics and time series, test metrics) after this many days.")
     max_concurrency: int = Field(8, ge=1, description="API requests in flight at once.")
     export_poll_seconds: float = Field(360.0, gt=0, description="Seconds between usage-export status polls.")
     lease_wait_seconds: float = Field(DEFAULT_WAIT_SECONDS, ge=0,
                                       description="How long a run waits for another run's hold on the lake.")  # fmt: skip
     rate_limits: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="Requests per second per endpoint family (0 = unlimited).")  # fmt: skip
+    rate_limit_patience_seconds: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: _default_patience(), description="Seconds one request may wait out 429s per "
+        "endpoint family before its project is given up (families not named keep their default).")  # fmt: skip
     job_include: list[str] = Field(default_factory=list, description="Job-name globs to probe for tests (repeatable).")
     job_exclude: list[str] = Field(default_factory=list, description="Job-name globs never probed (repeatable).")
     #: The clock; None = real time (the demo and tests pin it to the simulator's).
@@ -196,7 +207,7 @@ class Settings(BaseSettings):
             raise ValueError(f"the usage export keeps {MAX_LOOKBACK.days} days; use at most that")
         return value
 
-    @field_validator("rate_limits")
+    @field_validator("rate_limits", "rate_limit_patience_seconds")
     @classmethod
     def _known_families(cls, value: dict[str, float]) -> dict[str, float]:
         from circleci_analytics.connectors.ratelimit import FAMILIES
@@ -205,6 +216,11 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown endpoint family {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
         return value
+
+    @field_validator("rate_limit_patience_seconds")
+    @classmethod
+    def _patience_defaults(cls, value: dict[str, float]) -> dict[str, float]:
+        return {**_default_patience(), **value}
 
     @field_validator("orgs")
     @classmethod

@@ -1,4 +1,4 @@
-"""CircleCI API v2 connectors: an async HTTP client and extractors returning Arrow tables.
+"""CircleCI API v2 connectors: an async HTTP client, the stream catalogue and its extractors.
 
 Public surface (everything else is private)::
 
@@ -8,12 +8,15 @@ Public surface (everything else is private)::
     render_path, validate_project_slug            connectors.encoding
     errors (CircleCIError tree), is_transient     connectors.errors
     paginate                                      connectors.pagination
-    Extract, STREAMS, StreamSpec                  connectors.streams
-    schemas                                       connectors.schemas
-    insights / projects / job tests extractors    connectors.insights, .projects, .tests_metadata
+    CATALOGUE, Stream, Field, ...                 connectors.catalogue, connectors.streams (declarations)
+    extract_stream, Extract                       connectors.extract (the generic extractor)
+    extract_projects, discover_project_slugs      connectors.projects (handler of `projects`)
+    extract_job_tests, JobRef, ProbeState         connectors.tests_metadata (handler of `job_tests`)
+    export_usage, ...                             connectors.usage_export (handler of `usage_job_runs`)
 """
 
 from circleci_analytics.connectors.auth import normalize_token
+from circleci_analytics.connectors.catalogue import CATALOGUE
 from circleci_analytics.connectors.client import CircleCIClient, ClientStats, RetryPolicy
 from circleci_analytics.connectors.encoding import (
     encode_project_slug,
@@ -38,87 +41,55 @@ from circleci_analytics.connectors.errors import (
     TransportFailure,
     is_transient,
 )
-from circleci_analytics.connectors.insights import (
-    OrgSummary,
-    ProjectSummary,
-    TestMetrics,
-    extract_branches,
-    extract_flaky_tests,
-    extract_job_timeseries,
-    extract_org_summary,
-    extract_project_summary,
-    extract_test_metrics,
-    extract_workflow_job_metrics,
-    extract_workflow_metrics,
-    extract_workflow_runs,
-    extract_workflow_summary,
-)
+from circleci_analytics.connectors.extract import Extract, extract_stream
 from circleci_analytics.connectors.pagination import paginate
-from circleci_analytics.connectors.projects import extract_projects, extract_workflow_jobs, resolve_project
+from circleci_analytics.connectors.projects import discover_project_slugs, extract_projects
 from circleci_analytics.connectors.ratelimit import DEFAULT_PATIENCE, DEFAULT_RATE_LIMITS
-from circleci_analytics.connectors.schemas import SCHEMAS
-from circleci_analytics.connectors.streams import ALL_BRANCHES, DEFAULT_BRANCH, STREAMS, Extract, StreamSpec
-from circleci_analytics.connectors.tests_metadata import (
-    JobRef,
-    JobTestsResult,
-    ProbeState,
-    extract_job_tests,
-    job_refs_from_table,
-)
+from circleci_analytics.connectors.streams import ALL_BRANCHES, DEFAULT_BRANCH, Cursor, Endpoint, Field, Layout, Stream
+from circleci_analytics.connectors.tests_metadata import JobRef, JobTestsResult, ProbeState, extract_job_tests
 
 __all__ = [
     "ALL_BRANCHES",
+    "CATALOGUE",
     "DEFAULT_BRANCH",
     "DEFAULT_PATIENCE",
     "DEFAULT_RATE_LIMITS",
-    "SCHEMAS",
-    "STREAMS",
     "ApiStatusError",
     "AuthError",
     "BadRequest",
     "CircleCIClient",
     "CircleCIError",
     "ClientStats",
+    "Cursor",
     "DataError",
+    "Endpoint",
     "Extract",
     "ExpiredUrl",
+    "Field",
     "InvalidInput",
     "InvalidPath",
     "InvalidToken",
     "JobRef",
     "JobTestsResult",
-    "OrgSummary",
-    "ProbeState",
-    "ProjectSummary",
-    "StreamSpec",
-    "TestMetrics",
+    "Layout",
     "NotFound",
     "PaginationError",
+    "ProbeState",
     "RateLimited",
     "RetryPolicy",
     "ServerError",
+    "Stream",
     "TransportFailure",
+    "discover_project_slugs",
     "encode_project_slug",
     "encode_segment",
-    "extract_branches",
-    "extract_flaky_tests",
     "extract_job_tests",
-    "extract_job_timeseries",
-    "extract_org_summary",
-    "extract_project_summary",
     "extract_projects",
-    "extract_test_metrics",
-    "extract_workflow_job_metrics",
-    "extract_workflow_jobs",
-    "extract_workflow_metrics",
-    "extract_workflow_runs",
-    "extract_workflow_summary",
+    "extract_stream",
     "is_transient",
-    "job_refs_from_table",
     "normalize_token",
     "paginate",
     "render_path",
-    "resolve_project",
     "validate_project_slug",
 ]
 # connectors.usage_export adds its public names here (import + __all__ entries).

@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import heapq
+import itertools
 import logging
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -63,6 +65,7 @@ from circleci_analytics.connectors.errors import (
     ServerError,
     TransportFailure,
 )
+from circleci_analytics.connectors.pagination import Params, paginate
 from circleci_analytics.connectors.ratelimit import DEFAULT_PATIENCE, RateLimiters, family_for_path
 
 __all__ = ["DEFAULT_BASE_URL", "CircleCIClient", "ClientStats", "RetryPolicy", "format_datetime"]
@@ -71,8 +74,6 @@ logger = logging.getLogger("circleci_analytics.connectors")
 
 DEFAULT_BASE_URL = "https://circleci.com/api/v2"
 T = TypeVar("T")
-
-Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,39 @@ class _Budget:
         return err
 
 
+class _Slots:
+    """At most ``n`` requests in flight; waiting requests are served lowest ``priority`` first,
+    then in arrival order (``asyncio.Semaphore`` is first come, first served: a listing's next
+    page would queue behind every request issued meanwhile, so the longest listing would set
+    the run's time)."""
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self.waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self.arrivals = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self.free and not self.waiting:
+            self.free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiting, (priority, next(self.arrivals), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self.waiting:
+            _, _, turn = heapq.heappop(self.waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.free += 1
+
+
 def _outcome(state: RetryCallState) -> _Transient:
     exc = state.outcome.exception() if state.outcome else None
     assert isinstance(exc, _Transient)  # tenacity retries nothing else
@@ -334,7 +368,7 @@ class CircleCIClient:
         self.max_concurrency = max_concurrency
         self.timeout = timeout
         self.stats = ClientStats()
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._slots = _Slots(max_concurrency)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=timeout)
         self.scrub.guard_logs()
@@ -374,10 +408,11 @@ class CircleCIClient:
         family: str | None = None,
         resource: str | None = None,
         retry: RetryPolicy | None = None,
+        priority: int = 0,
     ) -> Any:
         """GET ``path`` and return the decoded JSON body."""
         return await self.request_json(
-            "GET", path, params=params, family=family, resource=resource, retry=retry
+            "GET", path, params=params, family=family, resource=resource, retry=retry, priority=priority
         )
 
     async def request_json(
@@ -390,9 +425,10 @@ class CircleCIClient:
         family: str | None = None,
         resource: str | None = None,
         retry: RetryPolicy | None = None,
+        priority: int = 0,
     ) -> Any:
         response = await self.request(
-            method, path, params=params, json=json, family=family, resource=resource, retry=retry
+            method, path, params=params, json=json, family=family, resource=resource, retry=retry, priority=priority
         )
         if not response.content:
             return None
@@ -414,12 +450,14 @@ class CircleCIClient:
         family: str | None = None,
         resource: str | None = None,
         retry: RetryPolicy | None = None,
+        priority: int = 0,
     ) -> httpx.Response:
         """Send one logical request (with retries) and return the 2xx response.
 
         ``resource`` ("project 'gh/acme/api'") makes 404 messages specific. ``retry``
         overrides the client's policy for this call (e.g. ``RetryPolicy(max_attempts=1)``
-        for a non-idempotent POST).
+        for a non-idempotent POST). When every slot is busy, a lower ``priority`` is served
+        first (pagination asks for its next pages that way).
         """
         check_path(path)
         family = family or family_for_path(path)
@@ -430,7 +468,7 @@ class CircleCIClient:
         async def send() -> httpx.Response:
             headers = {"Circle-Token": self.__token, "Accept": "application/json"}
             response = await self._send(
-                family, policy, method, safe_path,
+                family, policy, method, safe_path, priority,
                 lambda: self._http.request(
                     method, self._url(path), params=query or None, json=json, headers=headers,
                     timeout=self.timeout if self._owns_http else httpx.USE_CLIENT_DEFAULT,
@@ -476,7 +514,7 @@ class CircleCIClient:
             size = 0
             try:
                 response = await self._send(
-                    family, policy, "GET", label, lambda: carrier.send(request, stream=True, follow_redirects=True)
+                    family, policy, "GET", label, 0, lambda: carrier.send(request, stream=True, follow_redirects=True)
                 )
                 try:
                     if not response.is_success:
@@ -511,17 +549,21 @@ class CircleCIClient:
         policy: RetryPolicy,
         method: str,
         label: str,
+        priority: int,
         call: Callable[[], Awaitable[httpx.Response]],
     ) -> httpx.Response:
         """One HTTP exchange within the family's rate limit and the concurrency bound."""
         await self.rate_limiters.acquire(family, sleep=policy.sleep)
-        async with self._semaphore:
+        await self._slots.acquire(priority)
+        try:
             self.stats.calls[family] += 1
             started = time.perf_counter()
             try:
                 response = await call()
             except httpx.TransportError as exc:
                 raise self._transport_failure(exc, method, label) from None
+        finally:
+            self._slots.release()
         logger.debug(
             "%s %s -> %d (%s, %.0f ms)",
             method,
@@ -643,8 +685,6 @@ class CircleCIClient:
         max_pages: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Iterate the items of a paginated list endpoint (see ``connectors.pagination``)."""
-        from circleci_analytics.connectors.pagination import paginate
-
         return paginate(
             self,
             path,

@@ -10,21 +10,28 @@ page-token request (a known CircleCI bug, circleci-docs #6472) is turned into a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from circleci_analytics.connectors.errors import DataError, NotFound, PaginationError
 
-if TYPE_CHECKING:
-    from circleci_analytics.connectors.client import CircleCIClient, Params
-
-__all__ = ["PAGE_TOKEN_PARAM", "paginate", "paginate_pages"]
+__all__ = ["PAGE_TOKEN_PARAM", "JsonGetter", "Params", "paginate", "paginate_pages"]
 
 PAGE_TOKEN_PARAM = "page-token"
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
+
+
+class JsonGetter(Protocol):
+    """What pagination needs of a client (``connectors.client.CircleCIClient`` is one)."""
+
+    scrub: Callable[[str], str]
+
+    async def get_json(self, path: str, params: Params | None = None, *, family: str | None = None,
+                       resource: str | None = None, priority: int = 0) -> Any: ...  # fmt: skip
 
 
 async def paginate_pages(
-    client: CircleCIClient,
+    client: JsonGetter,
     path: str,
     params: Params | None = None,
     *,
@@ -33,7 +40,11 @@ async def paginate_pages(
     items_key: str = "items",
     max_pages: int | None = None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Yield each page's item list; see the module docstring for the rules."""
+    """Yield each page's item list; see the module docstring for the rules.
+
+    Each next page asks the client to serve it before requests that are further from their
+    end (``priority``): a long listing is never starved by the queue of other requests.
+    """
     base: list[tuple[str, Any]] = (
         list(params.items()) if isinstance(params, Mapping) else list(params or [])
     )
@@ -44,7 +55,7 @@ async def paginate_pages(
     while True:
         query = base + ([(PAGE_TOKEN_PARAM, token)] if token else [])
         try:
-            body = await client.get_json(path, query, family=family, resource=resource)
+            body = await client.get_json(path, query, family=family, resource=resource, priority=-pages)
         except NotFound as exc:
             if token is None:
                 raise
@@ -78,7 +89,7 @@ async def paginate_pages(
 
 
 async def paginate(
-    client: CircleCIClient,
+    client: JsonGetter,
     path: str,
     params: Params | None = None,
     *,

@@ -1,26 +1,24 @@
-"""Project resolution and job discovery (core API, not Insights).
+"""Projects: the ``projects`` stream's handler, and discovery of an org's projects.
 
-* ``extract_projects``: GET /project/{slug} for each slug -> ids, names, org, VCS url, default branch.
-* ``extract_workflow_jobs``: GET /project/{slug}/pipeline -> /pipeline/{id}/workflow ->
-  /workflow/{id}/job, giving one row per job of each workflow; the job test
-  extractor (``connectors.tests_metadata``) takes these rows as its input.
+The catalogue's field map lands a project's metadata; what this handler adds: every slug is
+checked before any request, a body that is not a project is refused (``DataError`` naming the
+slug), and the slug lands as configured, which is what the rest of the pipeline keys on (a
+slug the API spells differently is reported in ``extra["api_slugs"]``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
+from circleci_analytics.connectors.catalogue import CATALOGUE
 from circleci_analytics.connectors.client import CircleCIClient
 from circleci_analytics.connectors.encoding import render_path, validate_project_slug
 from circleci_analytics.connectors.errors import DataError
-from circleci_analytics.connectors.pagination import paginate_pages
-from circleci_analytics.connectors.streams import STREAMS, Extract, build_table, fetch_records, parse_timestamp, utcnow
+from circleci_analytics.connectors.extract import Extract, fetch_records, utcnow
 
-__all__ = ["extract_projects", "extract_workflow_jobs", "resolve_project"]
-
+__all__ = ["discover_project_slugs", "extract_projects"]
 
 #: Fields every ``Project`` has (OpenAPI ``getProjectBySlug``), each a non-empty string.
 PROJECT_FIELDS = ("id", "slug", "name", "organization_id", "organization_name", "organization_slug")
@@ -37,145 +35,34 @@ def check_project(body: dict[str, Any], project_slug: str) -> dict[str, Any]:
     return body
 
 
-async def resolve_project(client: CircleCIClient, project_slug: str) -> dict[str, Any]:
-    """GET /project/{project-slug} -> one ``projects`` row (without ``extracted_at``)."""
-    (body,) = await fetch_records(
-        client, STREAMS["projects"], project_slug=project_slug, resource=f"project {project_slug!r}"
-    )
-    check_project(body, project_slug)
-    vcs = body.get("vcs_info") if isinstance(body.get("vcs_info"), dict) else {}
-    return {
-        "project_id": body.get("id"),
-        "project_slug": body.get("slug") or project_slug,
-        "project_name": body.get("name"),
-        "org_id": body.get("organization_id"),
-        "org_name": body.get("organization_name"),
-        "org_slug": body.get("organization_slug"),
-        "vcs_provider": vcs.get("provider"),
-        "vcs_url": vcs.get("vcs_url"),
-        "default_branch": vcs.get("default_branch"),
-    }
+async def _project(client: CircleCIClient, slug: str) -> Any:
+    ((context, (body,), _),) = await fetch_records(client, CATALOGUE["projects"], {"project_slug": slug})
+    return context, [check_project(body, slug)], body
 
 
 async def extract_projects(client: CircleCIClient, project_slugs: Sequence[str]) -> Extract:
-    """Resolve several project slugs concurrently into the ``projects`` table.
-
-    ``project_slug`` is the slug as *requested* (what the rest of the pipeline keys on);
-    ``extra["api_slugs"]`` records any slug the API spelled differently.
-    """
+    """Resolve several project slugs concurrently into the ``projects`` table."""
     for slug in project_slugs:  # every slug is checked before any request
         validate_project_slug(slug)
     at = utcnow()
-    rows = await asyncio.gather(*(resolve_project(client, slug) for slug in project_slugs))
-    renamed = {}
-    for requested, row in zip(project_slugs, rows, strict=True):
-        if row["project_slug"] != requested:
-            renamed[requested] = row["project_slug"]
-            row["project_slug"] = requested
-        row["extracted_at"] = at
-    org_slugs = {row["org_slug"] for row in rows if row["org_slug"]}
-    return Extract(
-        "projects",
-        build_table("projects", rows),
-        extracted_at=at,
-        org_slug=org_slugs.pop() if len(org_slugs) == 1 else None,
-        extra={"api_slugs": renamed} if renamed else {},
-    )
+    batches = await asyncio.gather(*(_project(client, slug) for slug in project_slugs))
+    renamed = {slug: body["slug"] for slug, (_, _, body) in zip(project_slugs, batches, strict=True)
+               if body["slug"] != slug}  # fmt: skip
+    table = CATALOGUE["projects"].table(batches, at)
+    org_slugs = set(table.column("org_slug").to_pylist()) - {None}
+    context = {"org_slug": org_slugs.pop()} if len(org_slugs) == 1 else {}
+    return Extract("projects", table, at, context, extra={"api_slugs": renamed} if renamed else {})
 
 
-async def _recent_pipelines(
-    client: CircleCIClient,
-    project_slug: str,
-    branch: str | None,
-    since: datetime | None,
-    max_pipelines: int | None,
-) -> list[dict[str, Any]]:
-    """Pipelines newest first, stopping once a page is entirely older than ``since``."""
-    path = render_path("/project/{project_slug}/pipeline", project_slug=project_slug)
-    found: list[dict[str, Any]] = []
-    async for page in paginate_pages(
-        client, path, {"branch": branch}, resource=f"project {project_slug!r}"
-    ):
-        page_all_old = bool(page)
-        for pipeline in page:
-            created = parse_timestamp(pipeline.get("created_at"))
-            if since is not None and created is not None and created < since:
-                continue
-            page_all_old = False
-            found.append(pipeline)
-            if max_pipelines is not None and len(found) >= max_pipelines:
-                return found
-        if since is not None and page_all_old:
-            break
-    return found
+async def discover_project_slugs(client: CircleCIClient, org_slug: str) -> list[str]:
+    """The projects Insights' org summary names (last 90 days), as ``<org_slug>/<name>`` slugs.
 
-
-async def _workflows(client: CircleCIClient, pipeline_id: str) -> list[dict[str, Any]]:
-    path = render_path("/pipeline/{pipeline_id}/workflow", pipeline_id=pipeline_id)
-    return [w async for w in client.paginate(path, resource=f"pipeline {pipeline_id!r}")]
-
-
-async def _jobs(client: CircleCIClient, workflow_id: str) -> list[dict[str, Any]]:
-    return await fetch_records(
-        client, STREAMS["workflow_jobs"], workflow_id=workflow_id, resource=f"workflow {workflow_id!r}"
-    )
-
-
-async def extract_workflow_jobs(
-    client: CircleCIClient,
-    project_slug: str,
-    *,
-    branch: str | None = None,
-    since: datetime | None = None,
-    max_pipelines: int | None = None,
-) -> Extract:
-    """Jobs of the project's recent pipelines (created at/after ``since``), one row per job.
-
-    Pipelines, their workflows and their jobs are fetched concurrently within the
-    client's limits. ``job_number`` is null where the API omits it (approval jobs).
+    GitHub-App/GitLab projects (``circleci/<org>/<project>`` slugs) cannot be derived from a
+    name: configure those explicitly. The summary is read for this and not landed.
     """
-    at = utcnow()
-    since = parse_timestamp(since) if since is not None else None
-    pipelines = await _recent_pipelines(client, project_slug, branch, since, max_pipelines)
-    workflow_lists = await asyncio.gather(*(_workflows(client, str(p["id"])) for p in pipelines))
-    pairs = [
-        (pipeline, workflow)
-        for pipeline, workflows in zip(pipelines, workflow_lists, strict=True)
-        for workflow in workflows
-    ]
-    job_lists = await asyncio.gather(*(_jobs(client, str(w["id"])) for _, w in pairs))
-    rows = []
-    for (pipeline, workflow), jobs in zip(pairs, job_lists, strict=True):
-        vcs = pipeline.get("vcs") if isinstance(pipeline.get("vcs"), dict) else {}
-        for job in jobs:
-            number = job.get("job_number")
-            rows.append(
-                {
-                    "project_slug": project_slug,
-                    "pipeline_id": str(pipeline["id"]),
-                    "pipeline_number": pipeline.get("number"),
-                    "pipeline_created_at": parse_timestamp(pipeline.get("created_at")),
-                    "branch": vcs.get("branch"),
-                    "workflow_id": str(workflow["id"]),
-                    "workflow_name": workflow.get("name"),
-                    "workflow_status": workflow.get("status"),
-                    "workflow_created_at": parse_timestamp(workflow.get("created_at")),
-                    "job_id": str(job.get("id")),
-                    "job_number": int(number) if number is not None else None,
-                    "job_name": job.get("name"),
-                    "job_type": job.get("type"),
-                    "job_status": job.get("status"),
-                    "job_started_at": parse_timestamp(job.get("started_at")),
-                    "job_stopped_at": parse_timestamp(job.get("stopped_at")),
-                    "extracted_at": at,
-                }
-            )
-    return Extract(
-        "workflow_jobs",
-        build_table("workflow_jobs", rows),
-        extracted_at=at,
-        project_slug=project_slug,
-        scope=branch,
-        start=since,
-        extra={"pipelines": len(pipelines), "workflows": len(pairs)},
-    )
+    path = render_path("/insights/{org_slug}/summary", org_slug=org_slug)
+    body = await client.get_json(path, {"reporting-window": "last-90-days"}, resource=f"org {org_slug!r}")
+    projects = body.get("org_project_data") if isinstance(body, dict) else None
+    if not isinstance(projects, list):
+        raise DataError(f"org summary of {org_slug!r}: no list of projects (org_project_data)")
+    return sorted({f"{org_slug}/{p['project_name']}" for p in projects if isinstance(p, dict) and p.get("project_name")})

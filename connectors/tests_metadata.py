@@ -1,9 +1,9 @@
 """Job test metadata: GET /project/{project-slug}/{job-number}/tests for many jobs.
 
-Input is a list of job references (``JobRef``; build them from the
-``workflow_jobs`` table with ``job_refs_from_table``) plus a ``ProbeState``
-holding what earlier runs learned, as plain JSON-able data so a flow can persist
-it between runs:
+The handler of the catalogue's ``job_tests`` stream (its endpoint and field map are there).
+Input is a list of job references (``JobRef``: the flows build them from the lake's job runs)
+plus a ``ProbeState`` holding what earlier runs learned, as plain JSON-able data so a flow can
+persist it between runs:
 
 * ``seen``: ``(project_slug, job_number)`` pairs already landed - never fetched again;
 * ``no_test_jobs``: ``(project_slug, job_name) -> last probed`` for job names whose
@@ -32,20 +32,13 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
-import pyarrow as pa
-
+from circleci_analytics.connectors.catalogue import CATALOGUE
 from circleci_analytics.connectors.client import CircleCIClient
 from circleci_analytics.connectors.errors import AuthError, CircleCIError
-from circleci_analytics.connectors.streams import STREAMS, Extract, build_table, fetch_records, parse_timestamp, utcnow
+from circleci_analytics.connectors.extract import Extract, fetch_records, utcnow
+from circleci_analytics.connectors.streams import Batch, parse_timestamp
 
-__all__ = [
-    "DEFAULT_REPROBE_AFTER",
-    "JobRef",
-    "JobTestsResult",
-    "ProbeState",
-    "extract_job_tests",
-    "job_refs_from_table",
-]
+__all__ = ["DEFAULT_REPROBE_AFTER", "JobRef", "JobTestsResult", "ProbeState", "extract_job_tests"]
 
 DEFAULT_REPROBE_AFTER = timedelta(days=7)
 UNFINISHED_STATUSES = frozenset({"running", "queued", "not_running", "on_hold", "blocked"})
@@ -69,27 +62,12 @@ class JobRef:
     #: ran it: among duplicates, the earliest workflow wins.
     workflow_created_at: datetime | None = None
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> JobRef:
-        number = row.get("job_number")
-        return cls(
-            project_slug=row["project_slug"],
-            job_number=int(number) if number is not None else None,
-            job_name=row.get("job_name"),
-            job_type=row.get("job_type"),
-            workflow_id=row.get("workflow_id"),
-            pipeline_id=row.get("pipeline_id"),
-            job_started_at=parse_timestamp(row.get("job_started_at")),
-            job_status=row.get("job_status"),
-            workflow_created_at=parse_timestamp(row.get("workflow_created_at")),
-        )
-
-
-def job_refs_from_table(table: pa.Table | Extract) -> list[JobRef]:
-    """``JobRef``s from a ``workflow_jobs`` table (or its ``Extract``)."""
-    if isinstance(table, Extract):
-        table = table.table
-    return [JobRef.from_row(row) for row in table.to_pylist()]
+    @property
+    def context(self) -> dict[str, Any]:
+        """The request context of the job's tests (path values and the columns they fill)."""
+        return {"project_slug": self.project_slug, "job_number": self.job_number, "job_name": self.job_name,
+                "pipeline_id": self.pipeline_id, "workflow_id": self.workflow_id,
+                "job_started_at": self.job_started_at}  # fmt: skip
 
 
 @dataclass
@@ -199,14 +177,9 @@ def _select(
     return chosen, skipped
 
 
-async def _fetch_tests(client: CircleCIClient, job: JobRef) -> list[dict[str, Any]]:
-    return await fetch_records(
-        client,
-        STREAMS["job_tests"],
-        project_slug=job.project_slug,
-        job_number=job.job_number,
-        resource=f"job {job.job_number} of project {job.project_slug!r}",
-    )
+async def _fetch_tests(client: CircleCIClient, job: JobRef) -> Batch:
+    (batch,) = await fetch_records(client, CATALOGUE["job_tests"], job.context)
+    return batch
 
 
 async def extract_job_tests(
@@ -231,7 +204,7 @@ async def extract_job_tests(
     new = old.copy()
     chosen, skipped = _select(jobs, old, include, exclude, reprobe_after, now)
 
-    async def probe(job: JobRef) -> list[dict[str, Any]] | Exception:
+    async def probe(job: JobRef) -> Batch | Exception:
         try:
             return await _fetch_tests(client, job)
         except AuthError:
@@ -244,20 +217,20 @@ async def extract_job_tests(
     groups: dict[tuple[str, str], list[JobRef]] = {}
     for job in chosen:
         groups.setdefault((job.project_slug, job.job_name or ""), []).append(job)
-    outcomes: dict[int, list[dict[str, Any]] | Exception] = {}
+    outcomes: dict[int, Batch | Exception] = {}
 
     async def probe_name(jobs: list[JobRef]) -> None:
         first = min(range(len(jobs)), key=lambda i: _PROBE_ORDER.get(jobs[i].job_status or "", 2))
         got = await probe(jobs[first])
         outcomes[id(jobs[first])] = got
-        if isinstance(got, list) and not got:
+        if not isinstance(got, Exception) and not got[1]:
             return  # no tests: the name's other jobs are skipped like known names
         rest = [job for i, job in enumerate(jobs) if i != first]
         for job, outcome in zip(rest, await asyncio.gather(*(probe(job) for job in rest)), strict=True):
             outcomes[id(job)] = outcome
 
     await asyncio.gather(*(probe_name(jobs) for jobs in groups.values()))
-    rows: list[dict[str, Any]] = []
+    batches: list[Batch] = []
     failed: list[tuple[str, int, str]] = []
     names_with_tests: set[tuple[str, str]] = set()
     names_without: set[tuple[str, str]] = set()
@@ -272,35 +245,12 @@ async def extract_job_tests(
             continue
         new.seen.add((job.project_slug, job.job_number))
         name_key = (job.project_slug, job.job_name or "")
-        (names_with_tests if outcome else names_without).add(name_key)
-        for item in outcome:
-            run_time = item.get("run_time")
-            rows.append(
-                {
-                    "project_slug": job.project_slug,
-                    "job_number": job.job_number,
-                    "job_name": job.job_name,
-                    "pipeline_id": job.pipeline_id,
-                    "workflow_id": job.workflow_id,
-                    "job_started_at": job.job_started_at,
-                    "classname": item.get("classname"),
-                    "name": item.get("name"),
-                    "file": item.get("file"),
-                    "source": item.get("source"),
-                    "result": item.get("result"),
-                    "run_time_seconds": float(run_time) if run_time is not None else None,
-                    "message": item.get("message"),
-                    "extracted_at": at,
-                }
-            )
+        (names_with_tests if outcome[1] else names_without).add(name_key)
+        batches.append(outcome)
     for key in names_with_tests:
         new.no_test_jobs.pop(key, None)
     for key in names_without - names_with_tests:
         new.no_test_jobs[key] = now
-    extract = Extract(
-        "job_tests",
-        build_table("job_tests", rows),
-        extracted_at=at,
-        extra={"jobs_probed": len(outcomes) - len(failed), "jobs_failed": len(failed)},
-    )
+    table = CATALOGUE["job_tests"].table(batches, at)
+    extract = Extract("job_tests", table, at, extra={"jobs_probed": len(outcomes) - len(failed), "jobs_failed": len(failed)})
     return JobTestsResult(extract, new, dict(skipped), len(outcomes) - len(failed), failed)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
@@ -20,21 +19,19 @@ from prefect.states import Completed
 
 from circleci_analytics.connectors import CircleCIError
 from circleci_analytics.connectors.usage_export import plan_windows
-from circleci_analytics.settings import Settings, SettingsError, check_paths
+from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
 from circleci_analytics.warehouse import Lake
 
 from circleci_analytics.flows import housekeeping, steps
-from circleci_analytics.flows.nightly import (
-    OrgTarget,
+from circleci_analytics.flows.summary import RunSummary
+from circleci_analytics.flows.tasks import (
     build_and_render,
+    land_task,
     land_usage_task,
-    pipeline_config,
     resolve_projects_task,
     resolve_token,
     usage_export_task,
 )
-from circleci_analytics.flows.state import LakeStateStore
-from circleci_analytics.flows.summary import RunSummary
 
 __all__ = ["backfill", "backfill_windows"]
 
@@ -79,20 +76,18 @@ class _Progress:
         await update_progress_artifact(artifact_id=self.artifact_id, progress=self.percent)
 
 
-async def _backfill_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, lake: Lake, summary: RunSummary,
+async def _backfill_org(org: Org, settings: Settings, token: str, lake: Lake, summary: RunSummary,
                         windows: list[tuple[datetime, datetime]], progress: _Progress,
                         stop_after_windows: int | None) -> bool:  # fmt: skip
     """Export and land every window of one org not landed yet; True when all have landed."""
     logger = get_run_logger()
-    store = LakeStateStore(lake)
-    scratch = steps.scratch_dir(cfg)
-    workdir = Path(cfg.workdir or scratch.name)
+    store = lake.documents()
     exported = 0
-    try:
-        async with steps.make_client(cfg, token) as client:
+    with housekeeping.make_scratch_dir() as workdir:
+        async with steps.make_client(settings, token) as client:
             projects, unknown = await resolve_projects_task(client, org)
             summary.unknown_projects += unknown
-            summary.add_rows(steps.land_extracts(lake, [projects]))
+            summary.add_rows(land_task(lake, [projects]))
             for w_start, w_end in windows:
                 key = _done_key(org.id, w_start, w_end)
                 if store.exists(key):
@@ -100,7 +95,7 @@ async def _backfill_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, l
                     continue
                 if stop_after_windows is not None and exported >= stop_after_windows:
                     return False
-                result = await usage_export_task(client, cfg, store, w_start, w_end, str(workdir))
+                result = await usage_export_task(client, settings, org, store, w_start, w_end, workdir)
                 rows = land_usage_task(lake, result)
                 summary.add_rows(rows)
                 summary.quarantined_rows += result.quarantined_rows
@@ -110,9 +105,6 @@ async def _backfill_org(org: OrgTarget, cfg: steps.PipelineConfig, token: str, l
                 await progress.advance()
                 logger.info("backfill %s: %d/%d windows landed", org.slug, progress.done, progress.total)
             summary.add_calls(client.stats)
-    finally:
-        if scratch is not None:
-            scratch.cleanup()
     return True
 
 
@@ -139,7 +131,7 @@ async def backfill(
         raise SettingsError("no organisation configured: set [[orgs]] (or org_id and org_slug)")
     windows = backfill_windows(start, end, settings.now or datetime.now(UTC))
     lake = Lake(settings.lake_root)
-    store = LakeStateStore(lake)
+    store = lake.documents()
     orgs = settings.orgs
     summary = RunSummary("backfill", [o.slug for o in orgs], lake_root=settings.lake_root,
                          warehouse_path=settings.warehouse_path)  # fmt: skip
@@ -153,8 +145,8 @@ async def backfill(
             complete, errors = True, []
             for org in orgs:
                 try:
-                    complete &= await _backfill_org(org, pipeline_config(settings, org), token, lake, summary,
-                                                    windows, progress, stop_after_windows)  # fmt: skip
+                    complete &= await _backfill_org(org, settings, token, lake, summary, windows, progress,
+                                                    stop_after_windows)  # fmt: skip
                 except CircleCIError as e:
                     errors.append(e)
                     complete = False

@@ -1,20 +1,19 @@
 """The pipeline's steps as plain functions (the Prefect flows only orchestrate them).
 
 API -> connectors -> lake -> warehouse build -> dashboard. Each step is idempotent: landing
-replaces whole windows/keys, the usage export resumes from durable state. Work that depends
-on a parent stream is derived from what the lake holds, not from what this run fetched: test
-metadata is probed for every job run of the look-back (`usage_job_runs`) whose tests have
-not landed (`job_tests`), whichever night exported it, so a failed or skipped probe is simply
-probed again by the next run.
+replaces whole windows/keys, the usage export resumes from durable state. The streams come
+from the catalogue (``connectors.CATALOGUE``): `extract_project_streams` runs every stream
+the generic extractor handles, parents before children, each when its refresh is due and
+from its watermark. Work that depends on a parent stream in the lake is derived from what the
+lake holds, not from what this run fetched: test metadata is probed for every job run of the
+look-back (`usage_job_runs`) whose tests have not landed (`job_tests`), whichever night
+exported it, so a failed or skipped probe is simply probed again by the next run.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,105 +22,67 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from circleci_analytics.connectors import (
-    ALL_BRANCHES,
-    DEFAULT_BRANCH,
+    CATALOGUE,
     CircleCIClient,
-    CircleCIError,
     Extract,
     JobRef,
     JobTestsResult,
     NotFound,
     ProbeState,
-    extract_branches,
-    extract_flaky_tests,
+    RetryPolicy,
+    Stream,
     extract_job_tests,
-    extract_job_timeseries,
-    extract_org_summary,
-    extract_project_summary,
     extract_projects,
-    extract_test_metrics,
-    extract_workflow_job_metrics,
-    extract_workflow_metrics,
-    extract_workflow_runs,
-    extract_workflow_summary,
+    extract_stream,
 )
+from circleci_analytics.connectors.extract import gather
 from circleci_analytics.connectors.usage_export import UsageExportResult, export_usage
+from circleci_analytics.settings import Org, Settings
 from circleci_analytics.warehouse import Lake
 from circleci_analytics.warehouse.lake import encode_partition_value
+from circleci_analytics.warehouse.state import Documents, Watermarks
 from circleci_analytics.warehouse.tables import table_spec
 
-from circleci_analytics.flows.housekeeping import make_scratch_dir
-from circleci_analytics.flows.state import LakeStateStore, PipelineState
+from circleci_analytics.flows.state import PipelineState
 
 __all__ = [
-    "PipelineConfig",
-    "ProjectInsights",
-    "discover_project_slugs",
-    "extract_org_insights",
-    "extract_project_insights",
+    "INSIGHTS_RETENTION",
+    "ProjectStreams",
+    "clock",
+    "due",
     "export_usage_window",
-    "job_refs_from_usage",
+    "extract_project_streams",
     "fetch_job_tests",
     "history_start",
+    "job_refs_from_usage",
+    "land_extracts",
+    "land_usage",
+    "make_client",
     "record_history_start",
     "remember_probes",
+    "resolve_projects",
     "unprobed_job_refs",
-    "land_extracts",
     "usage_window",
 ]
 
-logger = logging.getLogger("circleci_analytics.flows")
+#: How far back Insights answers (watermarks older than this are pruned).
+INSIGHTS_RETENTION = timedelta(days=90)
 
 
-@dataclass
-class PipelineConfig:
-    """Everything a run needs except the token (kept out of flow parameters and logs)."""
-
-    org_id: str
-    org_slug: str
-    projects: list[str] = field(default_factory=list)
-    api_base_url: str = "https://circleci.com/api/v2"
-    lake_root: str = "data/lake"
-    warehouse_path: str = "data/warehouse.duckdb"
-    dashboard_dir: str = "data/dashboard"
-    workdir: str | None = None  # scratch for export parts; a temp dir when None
-    price_per_credit: float = 0.0006
-    rightsizing_headroom: float = 0.8
-    #: First run: how far back to export usage and pull workflow runs.
-    initial_lookback_days: int = 30
-    overlap_days: int = 2
-    tests_lookback_days: int = 14
-    max_concurrency: int = 8
-    export_poll_seconds: float = 360.0
-    job_include: list[str] = field(default_factory=list)
-    job_exclude: list[str] = field(default_factory=list)
-    rate_limits: dict[str, float | None] | None = None
-    #: Override "now" (demo, tests); None = the real clock.
-    now: datetime | None = None
-
-    def clock(self) -> datetime:
-        return self.now or datetime.now(UTC)
+def clock(settings: Settings) -> datetime:
+    """The run's "now": the pinned one (simulator, tests) or the real clock."""
+    return settings.now or datetime.now(UTC)
 
 
-def make_client(cfg: PipelineConfig, token: str) -> CircleCIClient:
-    return CircleCIClient(token, cfg.api_base_url, max_concurrency=cfg.max_concurrency, rate_limits=cfg.rate_limits)
+def make_client(settings: Settings, token: str) -> CircleCIClient:
+    return CircleCIClient(token, settings.api_base_url, max_concurrency=settings.max_concurrency,
+                          rate_limits=settings.rate_limits,
+                          retry=RetryPolicy(patience=settings.rate_limit_patience_seconds))  # fmt: skip
 
 
 # -- projects ----------------------------------------------------------------------------------
-async def discover_project_slugs(client: CircleCIClient, org_slug: str) -> list[str]:
-    """Projects named by the org summary, as `<org_slug>/<name>` slugs.
-
-    GitHub-App/GitLab projects (`circleci/<org>/<project>` slugs) cannot be derived from a
-    name: configure those explicitly.
-    """
-    summary = await extract_org_summary(client, org_slug, "last-90-days")
-    names = summary.projects.table.column("project_name").to_pylist()
-    return sorted({f"{org_slug}/{n}" for n in names if n})
-
-
 async def resolve_projects(client: CircleCIClient, slugs: list[str]) -> tuple[Extract, list[str]]:
     """Resolve slugs to ids and names. Unknown slugs are returned (reported by the run),
     not fatal for the others; all unknown is an error naming them."""
@@ -142,105 +103,79 @@ async def resolve_projects(client: CircleCIClient, slugs: list[str]) -> tuple[Ex
     return await extract_projects(client, good), bad
 
 
-# -- insights ----------------------------------------------------------------------------------
-#: How far back Insights answers (workflow runs older than this are gone).
-INSIGHTS_RETENTION = timedelta(days=90)
+# -- the catalogued streams of a project ---------------------------------------------------------
+#: The streams the generic extractor runs (the others have a handler module of their own).
+GENERIC = [s for s in CATALOGUE.values() if s.handler is None]
 
 
 @dataclass
-class ProjectInsights:
+class ProjectStreams:
     project_slug: str
     extracts: list[Extract]
-    watermarks: dict[tuple[str, str], datetime]  # (project, workflow) -> newest run created_at
+    watermarks: Watermarks  # what these extracts advance: to be merged once they have landed
 
 
-async def extract_project_insights(
-    client: CircleCIClient, project_slug: str, state: PipelineState, cfg: PipelineConfig
-) -> ProjectInsights:
-    """Every Insights stream of one project, workflow runs incrementally from watermarks
-    (from the org's history start for a workflow without one, at most Insights' 90 days).
-
-    All calls are independent except that the workflow names come from the all-branches
-    metrics, so everything else is issued at once and each workflow's calls as soon as the
-    names are known; the client's semaphore bounds the concurrency.
-    """
-    now = cfg.clock()
-    watermarks: dict[tuple[str, str], datetime] = {}
-    lookback = min(now - history_start(state, cfg), INSIGHTS_RETENTION)
-
-    async def _gather(*aws: Any) -> list[Any]:
-        # Results in order; on the first error the others are cancelled and that error is
-        # raised as is (no ExceptionGroup), as a sequence of awaits would.
-        tasks = [asyncio.ensure_future(a) for a in aws]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-
-    async def per_workflow(wf: str) -> list[Extract]:
-        s_default, s_all, job_metrics, timeseries, tm, runs = await _gather(
-            extract_workflow_summary(client, project_slug, wf, scope=DEFAULT_BRANCH),
-            extract_workflow_summary(client, project_slug, wf, scope=ALL_BRANCHES),
-            extract_workflow_job_metrics(client, project_slug, wf, scope=DEFAULT_BRANCH),
-            extract_job_timeseries(client, project_slug, wf, start=now - timedelta(days=14), end=now),
-            extract_test_metrics(client, project_slug, wf),
-            extract_workflow_runs(
-                client, project_slug, wf, scope=ALL_BRANCHES, now=now, lookback=lookback,
-                watermark=state.workflow_run_watermarks.get((project_slug, wf)),
-                overlap=timedelta(days=cfg.overlap_days),
-            ),
-        )  # fmt: skip
-        if runs.watermark is not None:
-            watermarks[(project_slug, wf)] = runs.watermark
-        return [s_default, s_all, job_metrics, timeseries, tm.tests, tm.runs, runs]
-
-    async def workflows_of_project() -> tuple[Extract, list[list[Extract]]]:
-        metrics_all = await extract_workflow_metrics(client, project_slug, scope=ALL_BRANCHES)
-        workflows = sorted(set(metrics_all.table.column("workflow_name").to_pylist()))
-        return metrics_all, await _gather(*(per_workflow(wf) for wf in workflows))
-
-    (metrics_all, per_wf), metrics_default, summary, branches, flaky = await _gather(
-        workflows_of_project(),
-        extract_workflow_metrics(client, project_slug, scope=DEFAULT_BRANCH),
-        extract_project_summary(client, project_slug, "last-30-days"),
-        extract_branches(client, project_slug),
-        extract_flaky_tests(client, project_slug),
-    )
-    out: list[Extract] = [metrics_default, metrics_all, summary.project, summary.workflows, summary.workflow_branches,
-                          branches, flaky]  # fmt: skip
-    for extracts in per_wf:
-        out += extracts
-    return ProjectInsights(project_slug, out, watermarks)
+def due(stream: Stream, read_at: datetime | None, now: datetime, settings: Settings) -> bool:
+    """Whether a stream's key is read this run: every run, or a slow snapshot last read
+    `snapshot_refresh_days` calendar days ago or more (or never)."""
+    if stream.refresh == "every run" or read_at is None:
+        return True
+    return (now.date() - read_at.date()).days >= settings.snapshot_refresh_days
 
 
-async def extract_org_insights(client: CircleCIClient, org_slug: str) -> list[Extract]:
-    out: list[Extract] = []
-    for window in ("last-7-days", "last-30-days", "last-90-days"):
-        s = await extract_org_summary(client, org_slug, window)
-        out += [s.org, s.projects]
+async def extract_project_streams(client: CircleCIClient, project_slug: str, state: PipelineState,
+                                  settings: Settings) -> ProjectStreams:  # fmt: skip
+    """Every generic catalogued stream of one project: the project's own streams, then each
+    child stream for every key its parent's rows hold (each workflow of `workflow_metrics`),
+    concurrently (the client bounds the requests in flight), each when due, incremental ones
+    from their watermark minus the overlap (from the org's history start for a key without
+    one, at most the API's retention). The first error cancels the rest and is raised."""
+    now = clock(settings)
+    start = history_start(state, settings)
+    out = ProjectStreams(project_slug, [], Watermarks())
+
+    async def run(stream: Stream, context: dict[str, Any]) -> None:
+        key = stream.key(context)
+        if not due(stream, state.watermarks.read_at(stream.name, key), now, settings):
+            return
+        since = watermark = None
+        if stream.cursor is not None:
+            watermark = state.watermarks.cursor(stream.name, key)
+            since = min(watermark - timedelta(days=settings.overlap_days) if watermark
+                        else max(start, now - stream.cursor.retention), now)  # fmt: skip
+        extract = await extract_stream(client, stream, context, since=since, now=now, watermark=watermark)
+        out.extracts.append(extract)
+        out.watermarks.advance(stream.name, key, cursor=extract.watermark, read_at=now)
+        await gather(*(run(child, dict(zip(child.parent_keys, row, strict=True)))
+                        for child in GENERIC if child.parent == stream.name
+                        for row in _distinct(extract.table, child.parent_keys)))  # fmt: skip
+
+    await gather(*(run(s, {"project_slug": project_slug}) for s in GENERIC if s.parent == "projects"))
     return out
 
 
+def _distinct(table: pa.Table, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """The distinct values of `columns` in `table`, sorted (the keys a child stream is read for)."""
+    return sorted(set(zip(*(table.column(c).to_pylist() for c in columns), strict=True)))
+
+
 # -- usage export ------------------------------------------------------------------------------
-def usage_window(state: PipelineState, cfg: PipelineConfig, start: datetime | None = None) -> tuple[datetime, datetime]:
+def usage_window(state: PipelineState, settings: Settings, start: datetime | None = None) -> tuple[datetime, datetime]:
     """[start, end] to export: from the last export minus the overlap, else from the start of
     the org's history (the initial look-back, from midnight)."""
-    now = cfg.clock()
+    now = clock(settings)
     if start is None:
         if state.usage_exported_until is not None:
-            start = state.usage_exported_until - timedelta(days=cfg.overlap_days)
+            start = state.usage_exported_until - timedelta(days=settings.overlap_days)
         else:
-            start = history_start(state, cfg)
+            start = history_start(state, settings)
     return _midnight(start), now
 
 
-def history_start(state: PipelineState, cfg: PipelineConfig) -> datetime:
+def history_start(state: PipelineState, settings: Settings) -> datetime:
     """Where the org's history in the lake starts: the first usage-export window's start
     (recorded in the state by the first run), else where this run's first window will start."""
-    return state.history_start or _midnight(cfg.clock() - timedelta(days=cfg.initial_lookback_days))
+    return state.history_start or _midnight(clock(settings) - timedelta(days=settings.initial_lookback_days))
 
 
 def record_history_start(state: PipelineState, first_window_start: datetime) -> None:
@@ -256,13 +191,13 @@ def _midnight(t: datetime) -> datetime:
 
 
 async def export_usage_window(
-    client: CircleCIClient, cfg: PipelineConfig, store: LakeStateStore, start: datetime, end: datetime,
+    client: CircleCIClient, settings: Settings, org: Org, store: Documents, start: datetime, end: datetime,
     workdir: Path, **kwargs: Any,
 ) -> UsageExportResult:  # fmt: skip
     """Create/resume, poll, download and merge the usage export for [start, end]."""
     return await export_usage(
-        client, cfg.org_id, start, end, workdir=workdir, state_store=store,
-        poll_interval=cfg.export_poll_seconds, now=cfg.now and (lambda: cfg.clock()), **kwargs,
+        client, org.id, start, end, workdir=workdir, state_store=store, poll_interval=settings.export_poll_seconds,
+        now=settings.now and (lambda: clock(settings)), **kwargs,
     )  # fmt: skip
 
 
@@ -345,13 +280,12 @@ def _frame(columns: list[str], keys: Iterable[tuple], schema: Any) -> pl.DataFra
 
 
 async def fetch_job_tests(client: CircleCIClient, refs: list[JobRef], state: PipelineState,
-                          cfg: PipelineConfig) -> JobTestsResult:  # fmt: skip
+                          settings: Settings) -> JobTestsResult:  # fmt: skip
     """Tests of `refs` (jobs whose tests have not landed), skipping the jobs and job names
     known to have none (`state`); returns the connectors' result."""
     known = ProbeState(seen=set(state.jobs_without_tests), no_test_jobs=dict(state.names_without_tests))
-    return await extract_job_tests(
-        client, refs, state=known, include=cfg.job_include, exclude=cfg.job_exclude, now=cfg.clock()
-    )
+    return await extract_job_tests(client, refs, state=known, include=settings.job_include,
+                                   exclude=settings.job_exclude, now=clock(settings))  # fmt: skip
 
 
 def remember_probes(state: PipelineState, refs: list[JobRef], result: JobTestsResult) -> None:
@@ -376,7 +310,7 @@ def land_extracts(lake: Lake, extracts: list[Extract]) -> dict[str, int]:
         by_stream.setdefault(e.stream, []).append(e.table)
     rows: dict[str, int] = {}
     for stream, tables in by_stream.items():
-        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         rows[stream] = lake.land(stream, table).rows_in
     return rows
 
@@ -390,12 +324,3 @@ def land_usage(lake: Lake, result: UsageExportResult) -> dict[str, int]:
     if result.quarantined_rows:
         out["usage_quarantine"] = lake.land_file("usage_quarantine", result.quarantine).rows_in
     return out
-
-
-def scratch_dir(cfg: PipelineConfig) -> tempfile.TemporaryDirectory | None:
-    """A temporary folder for the run's downloads (marked with its owner, so the next run can
-    remove it if this process dies), unless the configuration names one."""
-    return None if cfg.workdir else make_scratch_dir()
-
-
-__all__ += ["CircleCIError", "land_usage", "make_client", "resolve_projects", "scratch_dir"]

@@ -1,4 +1,5 @@
-"""Fixtures shared across test folders: an S3 object store on loopback (moto's server)."""
+"""Fixtures shared across test folders: an S3 object store on loopback (moto's server), and a
+lake on a local folder or on it."""
 
 from __future__ import annotations
 
@@ -38,3 +39,14 @@ def s3_lake(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]
     for obj in s3.list_objects_v2(Bucket="lake-bucket").get("Contents", []):
         s3.delete_object(Bucket="lake-bucket", Key=obj["Key"])
     s3.delete_bucket(Bucket="lake-bucket")
+
+
+@pytest.fixture
+def local_lake(tmp_path) -> Lake:
+    return Lake(str(tmp_path / "lake"))
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake(request: pytest.FixtureRequest) -> Lake:
+    """A lake on a local folder, then on the S3 server."""
+    return request.getfixturevalue(f"{request.param}_lake")

@@ -1,6 +1,7 @@
 """The dbt sources file (``sql/models/staging/__sources.yml``), generated from `TABLES`.
 
-The lake's tables, their columns and types are declared once, in ``warehouse.tables``; dbt
+The lake's tables, their columns and types are declared once (the stream catalogue,
+``connectors.catalogue``, from which ``warehouse.tables`` derives the lake's specs); dbt
 needs them too (to document the sources and to create an empty, typed relation for a table
 with no files yet, see ``sql/macros/stage_lake_sources.sql``). This module renders the
 YAML; ``tests/warehouse/test_dbt_sources.py`` checks the committed file equals it.
@@ -16,15 +17,17 @@ import duckdb
 import pyarrow as pa
 import yaml
 
+from circleci_analytics.connectors.catalogue import CATALOGUE
 from circleci_analytics.warehouse.tables import TABLES
 
 __all__ = ["SOURCES_YML", "duckdb_types", "render_sources_yml"]
 
 SOURCES_YML = Path(__file__).resolve().parent.parent / "sql" / "models" / "staging" / "__sources.yml"
-#: Freshness of every lake table, on its extraction time: the nightly lands every day.
+#: Freshness of every lake table, on its extraction time: the nightly lands every day, except the
+#: slow snapshots (read every `snapshot_refresh_days`, a setting): they have none.
 FRESHNESS = {"warn_after": {"count": 2, "period": "day"}, "error_after": {"count": 7, "period": "day"}}
 HEADER = (
-    "# Generated from circleci_analytics/warehouse/tables.py by\n"
+    "# Generated from the stream catalogue (connectors/catalogue.py) by\n"
     "# `python -m circleci_analytics.warehouse.dbt_sources`; do not edit by hand.\n"
 )
 
@@ -43,6 +46,8 @@ def render_sources_yml() -> str:
         if spec.description:
             table["description"] = spec.description
         table["meta"] = {"natural_key": list(spec.natural_key), "write_mode": spec.mode}
+        if CATALOGUE[spec.name].refresh == "slow snapshot":
+            table["freshness"] = None
         table["columns"] = [{"name": c, "data_type": t} for c, t in types.items()]
         tables.append(table)
     doc = {

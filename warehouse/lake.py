@@ -65,6 +65,7 @@ from circleci_analytics.warehouse.lease import (
     S3LeaseStore,
     hold,
 )
+from circleci_analytics.warehouse.state import Documents
 from circleci_analytics.warehouse.tables import TableSpec, table_spec
 
 __all__ = ["DEFAULT_LAKE_ROOT", "Lake", "LakeError", "LandResult", "conform", "encode_partition_value"]
@@ -254,6 +255,11 @@ class Lake:
     def read(self, name: str) -> pa.Table:
         """The whole table, sorted by partition then natural key."""
         return self.dataset(name).to_table()
+
+    def documents(self, prefix: str = "_state") -> Documents:
+        """Small JSON documents kept in the lake beside the tables (run state: watermarks,
+        usage-export jobs), see `warehouse.state`."""
+        return Documents(self.fs, f"{self.base}/{prefix}", atomic_rename=self.is_local)
 
     # -- the writer lease --------------------------------------------------------------
     def _lease_store(self) -> LeaseStore:
@@ -638,8 +644,3 @@ def _in_window(spec: TableSpec, bounds: tuple[datetime, datetime]) -> pl.Expr:
         return pl.col(col).is_between(bounds[0].date(), bounds[1].date(), closed="both").fill_null(False)
     c = pl.coalesce(pl.col(col), pl.col("extracted_at"))
     return c.is_between(bounds[0], bounds[1], closed="both").fill_null(False)
-
-
-def land_many(lake: Lake, items: Iterable[tuple[str, Any]]) -> list[LandResult]:
-    """Land several (table, data) pairs in order."""
-    return [lake.land(name, data) for name, data in items]

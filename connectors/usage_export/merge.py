@@ -33,7 +33,6 @@ from __future__ import annotations
 import base64
 import csv
 import gzip
-import json
 import threading
 import zlib
 from collections.abc import Iterable
@@ -596,8 +595,3 @@ def merge_parts(
         merger.abort()
         raise
     return merger.close()
-
-
-def extra_columns_dict(value: str | None) -> dict[str, str | None]:
-    """Decode an ``extra_columns`` cell."""
-    return json.loads(value) if value else {}

@@ -12,6 +12,7 @@ import pytest
 from cli_helpers import run_main
 from pydantic import SecretStr, ValidationError, field_validator
 
+from circleci_analytics.connectors.ratelimit import DEFAULT_PATIENCE
 from circleci_analytics.settings import (
     DEFAULT_CONFIG_FILE,
     Settings,
@@ -116,9 +117,11 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "initial_lookback_days": ("60", "60", 60),
     "overlap_days": ("0", "0", 0),
     "tests_lookback_days": ("3", "3", 3),
+    "snapshot_refresh_days": ("1", "1", 1),
     "max_concurrency": ("2", "2", 2),
     "export_poll_seconds": ("1.5", "1.5", 1.5),
     "rate_limits": ("{ core = 0, insights = 2.5 }", '{"core": 0, "insights": 2.5}', {"core": 0, "insights": 2.5}),
+    "rate_limit_patience_seconds": ("{ insights = 30 }", '{"insights": 30}', {**DEFAULT_PATIENCE, "insights": 30.0}),
     "job_include": ('["test*"]', '["test*"]', ["test*"]),
     "job_exclude": ('["deploy"]', '["deploy"]', ["deploy"]),
     "now": ("2026-06-01T12:00:00Z", "2026-06-01T12:00:00Z", None),
@@ -130,7 +133,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "lease_wait_seconds": ("30", "30", 30.0),
 }
 #: Settings without a flag: the token (never on a command line), and those no command takes.
-NO_FLAG = {"token", "orgs", "rate_limits", "now"}
+NO_FLAG = {"token", "orgs", "rate_limits", "rate_limit_patience_seconds", "now"}
 
 
 def test_every_setting_has_a_sample() -> None:

@@ -1,33 +1,29 @@
-"""Extractors against canned responses (httpx.MockTransport): parsing, params, schemas."""
+"""The generic extractor and the handlers against canned responses (httpx.MockTransport):
+parsing through the field map, request parameters, record selection, schemas."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pyarrow as pa
 import pytest
 from connector_helpers import run
 
 from circleci_analytics.connectors import (
-    SCHEMAS,
-    STREAMS,
+    CATALOGUE,
     DataError,
     JobRef,
     ProbeState,
-    extract_flaky_tests,
+    discover_project_slugs,
     extract_job_tests,
-    extract_org_summary,
     extract_projects,
-    extract_test_metrics,
-    extract_workflow_metrics,
-    extract_workflow_runs,
+    extract_stream,
 )
-from circleci_analytics.connectors.insights import run_windows
-from circleci_analytics.connectors.streams import build_table
+from circleci_analytics.connectors.extract import run_windows
 
 SLUG = "gh/acme/api"
 DM = {"min": 1, "mean": 2, "median": 2, "p95": 4, "max": 5, "standard_deviation": 1.5}
+AT = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def _go(make_client, handler, fn, *args, **kwargs):
@@ -36,18 +32,6 @@ def _go(make_client, handler, fn, *args, **kwargs):
             return await fn(client, *args, **kwargs)
 
     return run(go())
-
-
-def test_every_stream_has_a_schema_with_extracted_at_and_utc_timestamps():
-    assert set(STREAMS) == set(SCHEMAS)
-    for name, spec in STREAMS.items():
-        assert spec.schema.field("extracted_at").type == pa.timestamp("us", tz="UTC"), name
-        for col in spec.primary_key:
-            assert col in spec.schema.names, (name, col)
-        for fld in spec.schema:
-            assert fld.name == fld.name.lower() and "-" not in fld.name
-            if pa.types.is_timestamp(fld.type):
-                assert fld.type.tz == "UTC" and fld.type.unit == "us"
 
 
 @pytest.mark.parametrize("style", ["snake", "kebab"])
@@ -71,16 +55,18 @@ def test_flaky_tests_both_key_styles(make_client, style):
             "flaky-tests": [{k.replace("_", "-"): v for k, v in item.items()} | {"time-wasted": 90}],
             "total-flaky-tests": 1.0,
         }
-    ext = _go(make_client, lambda r: httpx.Response(200, json=body), extract_flaky_tests, SLUG)
+    stream = CATALOGUE["flaky_tests"]
+    ext = _go(make_client, lambda r: httpx.Response(200, json=body), extract_stream, stream, {"project_slug": SLUG})
     row = ext.table.to_pylist()[0]
-    assert row["test_name"] == "test_login" and row["job_number"] == 42 and row["times_flaked"] == 3
+    assert row["project_slug"] == SLUG and row["test_name"] == "test_login"
+    assert row["job_number"] == 42 and row["times_flaked"] == 3
     assert row["file"] is None and row["source"] is None  # "" and null both land as null
     assert row["workflow_created_at"] == datetime(2026, 5, 1, 10, tzinfo=UTC)
     assert row["time_wasted_seconds"] == (90 if style == "kebab" else None)
-    assert ext.table.schema == SCHEMAS["flaky_tests"]
+    assert ext.table.schema == stream.schema
 
 
-def test_workflow_metrics_scope_params_and_nullables(make_client):
+def test_workflow_metrics_every_scope_with_its_params_and_nullables(make_client):
     seen: list[httpx.QueryParams] = []
 
     def handler(request):
@@ -104,20 +90,16 @@ def test_workflow_metrics_scope_params_and_nullables(make_client):
         }
         return httpx.Response(200, json={"items": [item], "next_page_token": None})
 
-    ext = _go(make_client, handler, extract_workflow_metrics, SLUG, scope="all-branches", reporting_window="last-30-days")
-    assert seen[0]["all-branches"] == "true" and seen[0]["reporting-window"] == "last-30-days"
-    assert "branch" not in seen[0]
-    row = ext.table.to_pylist()[0]
+    ext = _go(make_client, handler, extract_stream, CATALOGUE["workflow_metrics"], {"project_slug": SLUG})
+    assert [p.get("all-branches") for p in seen] == ["true", None]  # all branches, then the default branch
+    assert all(p["reporting-window"] == "last-90-days" and "branch" not in p for p in seen)
+    rows = ext.table.to_pylist()
+    assert [r["scope"] for r in rows] == ["all-branches", "default-branch"]
+    row = rows[0]
+    assert row["reporting_window"] == "last-90-days" and row["workflow_name"] == "build"
     assert row["mttr_seconds"] is None and row["duration_max_seconds"] is None
-    assert row["duration_p95_seconds"] == 4 and row["success_rate"] == 0.8
-    assert ext.scope == "all-branches" and ext.reporting_window == "last-30-days"
-
-    seen.clear()
-    _go(make_client, handler, extract_workflow_metrics, SLUG, scope="default-branch")
-    assert "branch" not in seen[0] and "all-branches" not in seen[0]
-    seen.clear()
-    _go(make_client, handler, extract_workflow_metrics, SLUG, scope="release/1.0")
-    assert seen[0]["branch"] == "release/1.0"
+    assert row["duration_p95_seconds"] == 4 and row["success_rate"] == 0.8 and row["duration_stddev_seconds"] == 1.5
+    assert row["window_start"] == datetime(2026, 3, 1, 0, 0, 0, 123000, tzinfo=UTC)
 
 
 def test_workflow_runs_incremental_windows(make_client):
@@ -127,84 +109,88 @@ def test_workflow_runs_incremental_windows(make_client):
     def handler(request):
         seen.append(request)
         start = request.url.params["start-date"]
-        run_id = f"run-{start}"
-        item = {
-            "id": run_id,
-            "branch": "main",
-            "duration": 100,
-            "created_at": start,
-            "stopped_at": None,
-            "credits_used": 5,
-            "status": "success",
-            "is_approval": False,
-        }
+        item = {"id": f"run-{start}", "branch": "main", "duration": 100, "created_at": start, "stopped_at": None,
+                "credits_used": 5, "status": "success", "is_approval": False}  # fmt: skip
         return httpx.Response(200, json={"items": [item], "next_page_token": None})
 
     watermark = now - timedelta(days=200)
-    ext = _go(
-        make_client, handler, extract_workflow_runs, SLUG, "deploy/prod", watermark=watermark, now=now
-    )
-    starts = [datetime.fromisoformat(r.url.params["start-date"]) for r in seen]
-    ends = [datetime.fromisoformat(r.url.params["end-date"]) for r in seen]
-    assert starts[0] == watermark - timedelta(days=2)
-    assert ends[-1] == now
-    assert all(e - s <= timedelta(days=90) for s, e in zip(starts, ends, strict=True))
-    assert all(starts[i + 1] == ends[i] for i in range(len(seen) - 1))
+    since = watermark - timedelta(days=2)
+    context = {"project_slug": SLUG, "workflow_name": "deploy/prod"}
+    ext = _go(make_client, handler, extract_stream, CATALOGUE["workflow_runs"], context, since=since, now=now,
+              watermark=watermark)  # fmt: skip
+    windows = sorted((datetime.fromisoformat(r.url.params["start-date"]), datetime.fromisoformat(r.url.params["end-date"]))
+                     for r in seen)  # fmt: skip
+    assert windows[0][0] == since and windows[-1][1] == now
+    assert all(e - s <= timedelta(days=90) for s, e in windows)
+    assert all(windows[i + 1][0] == windows[i][1] for i in range(len(windows) - 1))
     assert len(seen) == 3  # 202 days -> 90 + 90 + 22
     assert b"/workflows/deploy%2Fprod" in seen[0].url.raw_path
-    assert seen[0].url.params["all-branches"] == "true"
-    assert ext.watermark == max(starts)
-    assert ext.num_rows == 3
+    assert all(r.url.params["all-branches"] == "true" for r in seen)
+    assert ext.watermark == windows[-1][0]  # the newest created_at seen
+    assert ext.num_rows == 3 and set(ext.table.column("workflow_name").to_pylist()) == {"deploy/prod"}
+
+
+def test_an_incremental_read_that_finds_nothing_keeps_the_old_watermark(make_client):
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    empty = lambda r: httpx.Response(200, json={"items": [], "next_page_token": None})  # noqa: E731
+    ext = _go(make_client, empty, extract_stream, CATALOGUE["workflow_runs"], {"project_slug": SLUG, "workflow_name": "b"},
+              since=now - timedelta(days=1), now=now, watermark=now - timedelta(hours=5))  # fmt: skip
+    assert ext.num_rows == 0 and ext.watermark == now - timedelta(hours=5)
 
 
 def test_run_windows_empty_when_start_not_before_end():
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    assert run_windows(t, t) == []
+    assert run_windows(t, t, timedelta(days=90)) == []
 
 
-def test_org_summary_repeats_project_names(make_client):
+def test_discovery_reads_the_org_summary_once(make_client):
     seen = []
-    body = {
-        "org_data": {
-            "metrics": {"total_runs": 5, "total_duration_secs": 50, "total_credits_used": 9, "success_rate": 1.0, "throughput": 2.0},
-            "trends": {"total_runs": 1.0, "total_duration_secs": 1.0, "total_credits_used": 1.0, "success_rate": 1.0, "throughput": 1.0},
-        },
-        "org_project_data": [
-            {
-                "project_name": "api",
-                "metrics": {"total_runs": 5, "total_duration_secs": 50, "total_credits_used": 9, "success_rate": 1.0},
-                "trends": {"total_runs": 1.0, "total_duration_secs": 1.0, "total_credits_used": 1.0, "success_rate": 1.0},
-            }
-        ],
-        "all_projects": ["api", "web"],
-    }
+    body = {"org_data": {}, "org_project_data": [{"project_name": "web"}, {"project_name": "api"}, {"project_name": ""}],
+            "all_projects": ["api", "web", "old"]}  # fmt: skip
 
     def handler(request):
         seen.append(request.url)
         return httpx.Response(200, json=body)
 
-    out = _go(make_client, handler, extract_org_summary, "gh/acme", "last-7-days", project_names=["api", "web"])
-    assert seen[0].params.get_list("project-names") == ["api", "web"]
+    assert _go(make_client, handler, discover_project_slugs, "gh/acme") == ["gh/acme/api", "gh/acme/web"]
+    assert len(seen) == 1 and seen[0].params["reporting-window"] == "last-90-days"
     assert seen[0].raw_path.startswith(b"/api/v2/insights/gh/acme/summary")
-    assert out.org.table.to_pylist()[0]["total_credits_used"] == 9
-    assert out.org.table.to_pylist()[0]["all_projects"] == ["api", "web"]
-    assert out.projects.table.column("project_name").to_pylist() == ["api"]
 
 
-def test_test_metrics_optional_fields(make_client):
+def test_test_metrics_rows_are_tagged_with_their_list(make_client):
     body = {
         "average_test_count": 3,
-        "most_failed_tests": [{"failed_runs": 2, "job_name": "unit", "p95_duration": None, "test_name": "t1", "total_runs": 10, "flaky": True}],
+        "most_failed_tests": [{"failed_runs": 2, "job_name": "unit", "p95_duration": None, "test_name": "t1",
+                               "total_runs": 10, "flaky": True}],  # fmt: skip
         "most_failed_tests_extra": 0,
-        "slowest_tests": [],
+        "slowest_tests": [{"failed_runs": 0, "job_name": "unit", "p95_duration": 9.5, "test_name": "t2",
+                           "total_runs": 10, "flaky": False, "classname": "", "file": "b.py"}],  # fmt: skip
         "slowest_tests_extra": 0,
         "total_test_runs": 10,
-        "test_runs": [{"pipeline_number": 1, "workflow_id": "w", "success_rate": 0.5, "test_counts": {"error": 0, "failure": 1, "skipped": 0, "success": 1, "total": 2}}],
+        "test_runs": [],
     }
-    out = _go(make_client, lambda r: httpx.Response(200, json=body), extract_test_metrics, SLUG, "build")
-    row = out.tests.table.to_pylist()[0]
-    assert row["classname"] is None and row["flaky"] is True and row["category"] == "most_failed"
-    assert out.runs.table.to_pylist()[0]["tests_failure"] == 1
+    seen = []
+
+    def handler(request):
+        seen.append(request.url.params)
+        return httpx.Response(200, json=body)
+
+    context = {"project_slug": SLUG, "workflow_name": "build"}
+    out = _go(make_client, handler, extract_stream, CATALOGUE["test_metrics"], context)
+    rows = out.table.to_pylist()
+    assert [(r["category"], r["test_name"]) for r in rows] == [("most_failed", "t1"), ("slowest", "t2")]
+    assert rows[0]["classname"] is None and rows[0]["flaky"] is True and rows[0]["scope"] == "default-branch"
+    assert rows[1]["p95_duration_seconds"] == 9.5 and rows[1]["classname"] is None and rows[1]["file"] == "b.py"
+    assert len(seen) == 1 and "all-branches" not in seen[0] and "branch" not in seen[0]
+
+
+def test_a_value_of_the_wrong_type_names_the_stream_and_column(make_client):
+    item = {"id": "r1", "created_at": "yesterday", "status": "success"}
+    handler = lambda r: httpx.Response(200, json={"items": [item], "next_page_token": None})  # noqa: E731
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    with pytest.raises(DataError, match="'workflow_runs', column 'created_at'"):
+        _go(make_client, handler, extract_stream, CATALOGUE["workflow_runs"], {"project_slug": SLUG, "workflow_name": "b"},
+            since=now - timedelta(days=1), now=now)  # fmt: skip
 
 
 def test_projects_resolution(make_client):
@@ -226,12 +212,14 @@ def test_projects_resolution(make_client):
     ext = _go(make_client, handler, extract_projects, ["circleci/ORG1/PRJ1"])
     row = ext.table.to_pylist()[0]
     assert row["project_id"] == "uuid-1" and row["default_branch"] == "main" and row["org_id"] == "org-uuid"
+    assert row["vcs_provider"] == "GitHub" and ext.context == {"org_slug": "circleci/ORG1"} and not ext.extra
 
 
-def test_build_table_rejects_null_in_required_column():
-    with pytest.raises(DataError, match="workflow_id"):
-        build_table("workflow_runs", [{"project_slug": "x", "workflow_name": "w", "workflow_id": None,
-                                       "created_at": datetime.now(UTC), "scope": "s", "extracted_at": datetime.now(UTC)}])
+def test_a_null_in_a_required_column_is_refused():
+    stream = CATALOGUE["workflow_runs"]
+    record = {"id": None, "created_at": "2026-06-01T00:00:00Z"}
+    with pytest.raises(DataError, match="required column 'workflow_id'"):
+        stream.table([({"project_slug": "x", "workflow_name": "w", "scope": "s"}, [record], None)], AT)
 
 
 # -- job tests selection ---------------------------------------------------------------------
@@ -283,7 +271,8 @@ def test_job_tests_selection_and_state(make_client):
     }
     rows = result.extract.table.to_pylist()
     assert [(r["job_number"], r["name"], r["workflow_id"]) for r in rows] == [(2, "t1", "w1"), (2, "t2", "w1")]
-    assert rows[1]["run_time_seconds"] == 1.0 and rows[1]["message"] == "boom"
+    assert rows[1]["run_time_seconds"] == 1.0 and rows[1]["message"] == "boom" and rows[1]["pipeline_id"] == "p1"
+    assert result.extract.table.schema == CATALOGUE["job_tests"].schema
     assert result.failed and result.failed[0][1] == 404
     new = result.state
     assert (SLUG, 2) in new.seen and (SLUG, 3) in new.seen and (SLUG, 404) not in new.seen

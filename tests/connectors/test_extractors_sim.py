@@ -1,7 +1,8 @@
-"""Every extractor against the in-process simulator, compared with its ground truth."""
+"""Every catalogued stream and handler against the in-process simulator, compared with its ground truth."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -13,23 +14,14 @@ simulator = pytest.importorskip("simulator")
 from circleci_analytics.simulator import FaultRule, SimConfig, Simulator, create_app  # noqa: E402
 
 from circleci_analytics.connectors import (  # noqa: E402
+    CATALOGUE,
     CircleCIClient,
+    JobRef,
     PaginationError,
     RetryPolicy,
-    extract_branches,
-    extract_flaky_tests,
     extract_job_tests,
-    extract_job_timeseries,
-    extract_org_summary,
-    extract_project_summary,
     extract_projects,
-    extract_test_metrics,
-    extract_workflow_job_metrics,
-    extract_workflow_jobs,
-    extract_workflow_metrics,
-    extract_workflow_runs,
-    extract_workflow_summary,
-    job_refs_from_table,
+    extract_stream,
 )
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -63,6 +55,22 @@ def _with(sim, fn, *args, **kwargs):
     return run(go())
 
 
+def _stream(sim, name, project_slug, workflow_name=None, **kwargs):
+    context = {"project_slug": project_slug} | ({"workflow_name": workflow_name} if workflow_name else {})
+    return _with(sim, extract_stream, CATALOGUE[name], context, **kwargs)
+
+
+def _runs(sim, project, since=NOW - timedelta(days=90), watermark=None):
+    """The workflow runs of every workflow of `project`, as the flows read them."""
+    async def go():
+        async with _client(sim) as client:
+            return await asyncio.gather(*(extract_stream(client, CATALOGUE["workflow_runs"], {"project_slug": project.slug,
+                                          "workflow_name": wf}, since=since, now=NOW, watermark=watermark)
+                                          for wf in project.workflows))  # fmt: skip
+
+    return run(go())
+
+
 def _truth_runs(truth, slug, *, branch=None, since=None):
     rows = [r for r in truth.workflow_runs().to_pylist() if r["project_slug"] == slug]
     if branch is not None:
@@ -82,46 +90,49 @@ def test_project_resolution_matches_sim(sim):
     assert any(s.startswith("circleci/") for s in slugs)  # opaque slug resolved too
 
 
-@pytest.mark.parametrize("scope", ["all-branches", "default-branch"])
-def test_workflow_runs_equal_truth(sim, truth, scope):
+def test_workflow_runs_equal_truth(sim, truth):
     project = sim.projects[0]  # has the workflow "build & test/e2e"
-    ext = _with(sim, extract_workflow_runs, project.slug, project.workflows, scope=scope, now=NOW)
-    got = {r["workflow_id"]: r for r in ext.table.to_pylist()}
-    branch = project.default_branch if scope == "default-branch" else None
-    want = {r["id"]: r for r in _truth_runs(truth, project.slug, branch=branch)}
+    extracts = _runs(sim, project)
+    got = {r["workflow_id"]: r for e in extracts for r in e.table.to_pylist()}
+    want = {r["id"]: r for r in _truth_runs(truth, project.slug)}
     assert want and set(got) == set(want)
     for run_id, w in want.items():
         g = got[run_id]
         assert (g["workflow_name"], g["branch"], g["status"]) == (w["workflow_name"], w["branch"], w["status"])
         assert g["created_at"] == w["created_at"] and g["stopped_at"] == w["stopped_at"]
         assert g["duration_seconds"] == w["duration_seconds"] and g["credits_used"] == w["credits_used"]
-        assert g["is_approval"] == w["is_approval"]
-    assert ext.watermark == max(w["created_at"] for w in want.values())
+        assert g["is_approval"] == w["is_approval"] and g["scope"] == "all-branches"
+    assert max(e.watermark for e in extracts if e.watermark) == max(w["created_at"] for w in want.values())
 
 
 def test_workflow_runs_incremental_from_watermark(sim, truth):
     project = sim.projects[2]
-    watermark = NOW - timedelta(days=10)
-    ext = _with(sim, extract_workflow_runs, project.slug, project.workflows, watermark=watermark, now=NOW)
-    got = set(ext.table.column("workflow_id").to_pylist())
-    want = {r["id"] for r in _truth_runs(truth, project.slug, since=watermark - timedelta(days=2))}
+    since = NOW - timedelta(days=12)
+    extracts = _runs(sim, project, since=since)
+    got = {r for e in extracts for r in e.table.column("workflow_id").to_pylist()}
+    want = {r["id"] for r in _truth_runs(truth, project.slug, since=since)}
     assert want and got == want
-    assert ext.start == watermark - timedelta(days=2)
+    assert {e.start for e in extracts} == {since}
+
+
+def _job_refs(sim, project, since):
+    """Every job the workflows of `project` list since `since`, approval jobs and the jobs a
+    re-run kept included (as the core API's workflow -> jobs listing has them), newest first."""
+    refs = []
+    for p, w in sim.truth().workflows():
+        if p.slug == project.slug and w.created_at >= since:
+            refs += [JobRef(p.slug, j.number, j.name, job_type=j.type, workflow_id=w.id, pipeline_id=w.pipeline.id,
+                            job_started_at=j.started_at, job_status=j.status, workflow_created_at=w.created_at)
+                     for j in w.jobs]  # fmt: skip
+    return refs[::-1]
 
 
 def test_job_tests_equal_truth(sim, truth):
     project = sim.projects[0]
-
-    async def go():
-        async with _client(sim) as client:
-            jobs = await extract_workflow_jobs(client, project.slug, since=NOW - timedelta(days=4))
-            refs = job_refs_from_table(jobs)
-            result = await extract_job_tests(client, refs, now=NOW)
-            return jobs, result
-
-    jobs, result = run(go())
-    assert jobs.num_rows and result.skipped.get("approval", 0) > 0  # deploy holds on approval jobs
-    numbers = {r.job_number for r in job_refs_from_table(jobs) if r.job_number is not None}
+    refs = _job_refs(sim, project, NOW - timedelta(days=4))
+    result = _with(sim, extract_job_tests, refs, now=NOW)
+    assert refs and result.skipped.get("approval", 0) > 0  # deploy holds on approval jobs
+    numbers = {r.job_number for r in refs if r.job_number is not None}
     truth_rows = [
         r for r in truth.test_runs().to_pylist() if r["project_slug"] == project.slug and r["job_number"] in numbers
     ]
@@ -137,7 +148,7 @@ def test_job_tests_equal_truth(sim, truth):
     # the learned state makes the second run a no-op
     async def again():
         async with _client(sim) as client:
-            res = await extract_job_tests(client, job_refs_from_table(jobs), state=result.state, now=NOW)
+            res = await extract_job_tests(client, refs, state=result.state, now=NOW)
             return res, client.stats.calls["tests"]
 
     second, calls = run(again())
@@ -146,65 +157,56 @@ def test_job_tests_equal_truth(sim, truth):
 
 def test_workflow_metrics_totals_match_truth(sim, truth):
     project = sim.projects[0]
-    ext = _with(sim, extract_workflow_metrics, project.slug, scope="all-branches", reporting_window="last-30-days")
-    got = {r["workflow_name"]: r["total_runs"] for r in ext.table.to_pylist()}
-    want = Counter(r["workflow_name"] for r in _truth_runs(truth, project.slug, since=NOW - timedelta(days=30)))
+    ext = _stream(sim, "workflow_metrics", project.slug)
+    rows = ext.table.to_pylist()
+    got = {r["workflow_name"]: r["total_runs"] for r in rows if r["scope"] == "all-branches"}
+    want = Counter(r["workflow_name"] for r in _truth_runs(truth, project.slug, since=NOW - timedelta(days=90)))
     assert got == dict(want)
+    default = {r["workflow_name"]: r["total_runs"] for r in rows if r["scope"] == "default-branch"}
+    branch = project.default_branch
+    assert default == dict(Counter(r["workflow_name"] for r in _truth_runs(truth, project.slug, branch=branch,
+                                                                           since=NOW - timedelta(days=90))))
 
 
 def test_workflow_summary_job_metrics_timeseries(sim, truth):
     project = sim.projects[0]
     name = "build & test/e2e"
 
-    async def go():
-        async with _client(sim) as client:
-            summary = await extract_workflow_summary(client, project.slug, name, scope="all-branches")
-            jobs = await extract_workflow_job_metrics(client, project.slug, name, scope="default-branch", reporting_window="last-90-days")
-            ts = await extract_job_timeseries(client, project.slug, name, start=NOW - timedelta(days=90), end=NOW)
-            return summary, jobs, ts
-
-    summary, jobs, ts = run(go())
+    summary = _stream(sim, "workflow_summary", project.slug, name)
+    jobs = _stream(sim, "workflow_job_metrics", project.slug, name)
+    ts = _stream(sim, "job_timeseries", project.slug, name, since=NOW - timedelta(days=90), now=NOW)
     runs = _truth_runs(truth, project.slug, since=NOW - timedelta(days=90))
-    assert summary.table.column("total_runs")[0].as_py() == sum(r["workflow_name"] == name for r in runs)
-    assert set(summary.extra["workflow_names"]) == set(project.workflows)
+    by_scope = {r["scope"]: r["total_runs"] for r in summary.table.to_pylist()}
+    assert by_scope["all-branches"] == sum(r["workflow_name"] == name for r in runs)
+    assert by_scope["default-branch"] == sum(r["workflow_name"] == name and r["branch"] == project.default_branch
+                                             for r in runs)  # fmt: skip
     # job metrics and the daily time series cover the same default-branch job runs
     per_job = {r["job_name"]: r["total_runs"] for r in jobs.table.to_pylist()}
     ts_totals = Counter()
     for r in ts.table.to_pylist():
         ts_totals[r["job_name"]] += r["total_runs"]
     assert per_job and per_job == dict(ts_totals)
+    assert ts.watermark == max(r["bucket_start"] for r in ts.table.to_pylist())
 
 
-def test_summaries_branches_flaky_test_metrics(sim, truth):
+def test_flaky_tests_and_test_metrics(sim, truth):
     project = sim.projects[0]
-
-    async def go():
-        async with _client(sim) as client:
-            org = await extract_org_summary(client, sim.org.slug, "last-30-days")
-            page = await extract_project_summary(client, project.slug, "last-30-days")
-            branches = await extract_branches(client, project.slug)
-            flaky = await extract_flaky_tests(client, project.slug)
-            tm = await extract_test_metrics(client, project.slug, "build & test/e2e", scope="all-branches")
-            return org, page, branches, flaky, tm
-
-    org, page, branches, flaky, tm = run(go())
-    runs_30 = [r for r in truth.workflow_runs().to_pylist() if r["created_at"] >= NOW - timedelta(days=30)]
-    assert org.org.table.column("total_runs")[0].as_py() == len(runs_30)
-    assert set(org.projects.table.column("project_name").to_pylist()) == {p.name for p in sim.projects}
-    assert page.project.table.column("project_id")[0].as_py() == project.id
-    assert page.project.table.column("total_runs")[0].as_py() == sum(r["project_slug"] == project.slug for r in runs_30)
-    want_branches = {r["branch"] for r in _truth_runs(truth, project.slug, since=NOW - timedelta(days=90))}
-    assert set(branches.table.column("branch").to_pylist()) == want_branches
-    assert flaky.num_rows == flaky.extra["total_flaky_tests"]
-    assert tm.runs.num_rows > 0 and tm.tests.num_rows > 0
+    flaky = _stream(sim, "flaky_tests", project.slug)
+    tm = _stream(sim, "test_metrics", project.slug, "build & test/e2e")
+    want = truth.flaky_tests()
+    assert flaky.num_rows and flaky.num_rows == len(sim.backend.flaky_tests(project.slug)["flaky_tests"])
+    assert {(r["job_name"], r["classname"], r["test_name"]) for r in flaky.table.to_pylist()} <= {
+        (j, c, t) for (p, j, c, t) in want if p == project.slug}
+    categories = set(tm.table.column("category").to_pylist())
+    assert categories == {"most_failed", "slowest"} and set(tm.table.column("scope").to_pylist()) == {"default-branch"}
 
 
 def test_flaky_tests_kebab_equals_snake():
     snake = Simulator(SimConfig(seed=7, preset="tiny", now=NOW))
     kebab = Simulator(SimConfig(seed=7, preset="tiny", now=NOW, flaky_keys="kebab"))
     slug = snake.projects[0].slug
-    a = _with(snake, extract_flaky_tests, slug).table.drop_columns(["extracted_at"])
-    b = _with(kebab, extract_flaky_tests, slug).table.drop_columns(["extracted_at"])
+    a = _stream(snake, "flaky_tests", slug).table.drop_columns(["extracted_at"])
+    b = _stream(kebab, "flaky_tests", slug).table.drop_columns(["extracted_at"])
     assert a.num_rows > 0 and a.equals(b)
 
 
@@ -227,7 +229,7 @@ def test_repeated_page_token_fault_detected():
     )
     project = sim.projects[0]
     with pytest.raises(PaginationError, match="repeated"):
-        _with(sim, extract_workflow_runs, project.slug, project.workflows[0], now=NOW)
+        _stream(sim, "workflow_runs", project.slug, project.workflows[0], since=NOW - timedelta(days=30), now=NOW)
 
 
 def test_bad_token_is_auth_error(sim):
@@ -252,7 +254,8 @@ def test_real_loopback_server(sim, truth):
         async def go():
             async with CircleCIClient(sim.token, base_url, rate_limits=NO_LIMITS) as client:
                 projects = await extract_projects(client, [p.slug for p in sim.projects])
-                runs = await extract_workflow_runs(client, project.slug, "build & test/e2e", now=NOW)
+                runs = await extract_stream(client, CATALOGUE["workflow_runs"], {"project_slug": project.slug,
+                                            "workflow_name": "build & test/e2e"}, since=NOW - timedelta(days=90), now=NOW)
                 return projects, runs
 
         projects, runs = run(go())

@@ -37,10 +37,10 @@ def make_sim(now: datetime = NOW, **changes: Any) -> Simulator:
 
 def org_target(sim: Simulator, extra_projects: tuple[str, ...] = (), projects: list[str] | None = None):
     """The simulator's org with every project (or `projects`), plus `extra_projects`."""
-    from circleci_analytics.flows import OrgTarget
+    from circleci_analytics.settings import Org
 
     slugs = [p.slug for p in sim.projects] if projects is None else list(projects)
-    return OrgTarget(id=sim.org.id, slug=sim.org.slug, projects=slugs + list(extra_projects))
+    return Org(id=sim.org.id, slug=sim.org.slug, projects=slugs + list(extra_projects))
 
 
 def paths(root: Path) -> dict[str, str]:

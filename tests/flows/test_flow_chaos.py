@@ -28,7 +28,10 @@ pytestmark = pytest.mark.xdist_group("prefect")
 
 #: A week of history keeps each run to a few seconds; test metadata for all of it, on every
 #: night (a job that leaves the tests look-back between two nights is not fetched by design).
-RUN = {"initial_lookback_days": 7, "tests_lookback_days": 14}
+#: Every Insights snapshot every night: a snapshot says what the API answered the night it was
+#: read, so a night that missed one (the outage) equals a clean one only if both read it the
+#: next night (test_flow_steps covers the cadence).
+RUN = {"initial_lookback_days": 7, "tests_lookback_days": 14, "snapshot_refresh_days": 1}
 NEXT_NIGHT = NOW + timedelta(days=1)
 FLAKY_OUTAGE = FaultRule("status", route="getFlakyTests", probability=1.0, status=500)
 TESTS_404 = FaultRule("status", route="getTests", probability=0.3, status=404)

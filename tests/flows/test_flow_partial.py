@@ -40,17 +40,17 @@ def partial(prefect_harness, tmp_path_factory) -> Partial:
     sim = make_sim()
     failing = sim.projects[1].slug
     attempts: Counter = Counter()
-    real = steps.extract_project_insights
+    real = steps.extract_project_streams
 
-    async def flaky_insights(client, project_slug, state, cfg):
+    async def flaky_insights(client, project_slug, state, settings):
         attempts[project_slug] += 1
         if project_slug == failing:
             raise ServerError(500, "simulated outage", "GET", f"/insights/{project_slug}/workflows")
-        return await real(client, project_slug, state, cfg)
+        return await real(client, project_slug, state, settings)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CIRCLECI_TOKEN", TOKEN)
-        mp.setattr(steps, "extract_project_insights", flaky_insights)
+        mp.setattr(steps, "extract_project_streams", flaky_insights)
         with running_server(sim) as url:
             state = run_nightly(sim, url, root, extra_projects=(UNKNOWN,), initial_lookback_days=7,
                                 tests_lookback_days=TESTS_LOOKBACK_DAYS)  # fmt: skip
@@ -76,7 +76,7 @@ def test_failing_project_is_not_retried_by_prefect_on_top_of_the_client(partial:
 
 
 def test_other_projects_landed_and_built(partial: Partial) -> None:
-    from circleci_analytics.flows.state import LakeStateStore, PipelineState
+    from circleci_analytics.flows.state import PipelineState
     from circleci_analytics.warehouse import Lake
 
     s = partial.state.result()
@@ -95,8 +95,9 @@ def test_other_projects_landed_and_built(partial: Partial) -> None:
     assert usage > 0  # the usage export is org-wide and unaffected
     # The failed project keeps no watermark, so the next run pulls its whole look-back, and its
     # jobs were not probed for tests: they are left for the next run.
-    state = PipelineState.load(LakeStateStore(Lake(str(partial.root / "lake"))), partial.sim.org.id)
-    assert {project for project, _ in state.workflow_run_watermarks} == others
+    state = PipelineState.load(Lake(str(partial.root / "lake")).documents(), partial.sim.org.id)
+    assert {project for project, _ in state.watermarks.keys("workflow_runs")} == others
+    assert {project for project, in state.watermarks.keys("flaky_tests")} == others
     assert state.usage_exported_until is not None
     recent = truth_since(partial.sim, NOW - timedelta(days=TESTS_LOOKBACK_DAYS)).job_runs()
     assert s.tests_jobs_deferred == recent.column("project_slug").to_pylist().count(partial.failing) > 0

@@ -52,7 +52,7 @@ class Crash:
 @pytest.fixture(scope="module")
 def crash(prefect_harness, tmp_path_factory) -> Crash:
     from circleci_analytics.flows import steps
-    from circleci_analytics.flows.state import LakeStateStore, PipelineState
+    from circleci_analytics.flows.state import PipelineState
     from circleci_analytics.warehouse import Lake
 
     nightly_module = importlib.import_module("circleci_analytics.flows.nightly")  # the module, not the flow
@@ -62,14 +62,14 @@ def crash(prefect_harness, tmp_path_factory) -> Crash:
     real = steps.export_usage_window
     sleeps = []
 
-    async def dies_after_first_poll(client, cfg, store, start, end, workdir, **kwargs):
+    async def dies_after_first_poll(client, settings, org, store, start, end, workdir, **kwargs):
         async def sleep(seconds: float) -> None:
             sleeps.append(seconds)
             if len(sleeps) > 1:  # the wait after the first poll
                 raise SimulatedCrash("worker lost while waiting for the usage export")
             await asyncio.sleep(0)
 
-        return await real(client, cfg, store, start, end, workdir, sleep=sleep, **kwargs)
+        return await real(client, settings, org, store, start, end, workdir, sleep=sleep, **kwargs)
 
     kwargs = {"initial_lookback_days": 7, "tests_lookback_days": 1}
     with pytest.MonkeyPatch.context() as mp, running_server(sim) as url:
@@ -82,7 +82,7 @@ def crash(prefect_harness, tmp_path_factory) -> Crash:
         posts = list(sim.backend.export_posts)
         lake = Lake(str(root / "lake"))
         (_, start, end, _) = posts[0]
-        store = LakeStateStore(lake)
+        store = lake.documents()
         export_doc = json.loads(store.get(state_key(sim.org.id, Window(start, end))))
         until = PipelineState.load(store, sim.org.id).usage_exported_until
         resumed = run_nightly(sim, url, root, **kwargs)

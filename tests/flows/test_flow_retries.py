@@ -37,7 +37,7 @@ def attempts_until_done(errors: list[CircleCIError], monkeypatch: pytest.MonkeyP
     @flow
     async def one_export():
         try:
-            return await task(None, None, None, None, None, "")
+            return await task(None, None, None, None, None, None, "")
         except CircleCIError as e:
             return e
 
@@ -59,5 +59,5 @@ def test_a_deterministic_export_error_is_not_retried(prefect_harness, monkeypatc
 
 
 def test_api_tasks_have_no_prefect_retries() -> None:
-    for name in ("resolve_projects_task", "project_insights_task", "org_insights_task", "job_tests_task"):
+    for name in ("resolve_projects_task", "project_streams_task", "job_tests_task"):
         assert getattr(nightly_module, name).retries == 0, name

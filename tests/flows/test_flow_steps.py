@@ -1,4 +1,5 @@
-"""The pipeline's plain step functions (no Prefect): windows, job refs, landing, projects."""
+"""The pipeline's plain step functions (no Prefect): the catalogued streams of a project and
+their cadence, windows, job refs, landing, projects."""
 
 from __future__ import annotations
 
@@ -10,12 +11,22 @@ import pyarrow as pa
 import pytest
 from flow_helpers import NO_LIMITS, NOW, TOKEN, make_sim
 
-from circleci_analytics.connectors import CircleCIClient, Extract, JobRef, JobTestsResult, NotFound, ProbeState, extract_projects
+from circleci_analytics.connectors import (
+    CATALOGUE,
+    CircleCIClient,
+    Extract,
+    JobRef,
+    JobTestsResult,
+    NotFound,
+    ProbeState,
+    discover_project_slugs,
+    extract_projects,
+)
 from circleci_analytics.flows import backfill_windows
 from circleci_analytics.flows.state import PipelineState
 from circleci_analytics.flows.steps import (
-    PipelineConfig,
-    discover_project_slugs,
+    due,
+    extract_project_streams,
     history_start,
     job_refs_from_usage,
     land_extracts,
@@ -26,6 +37,7 @@ from circleci_analytics.flows.steps import (
     unprobed_job_refs,
     usage_window,
 )
+from circleci_analytics.settings import Settings
 from circleci_analytics.simulator import Simulator, create_app
 from circleci_analytics.warehouse import Lake
 
@@ -37,21 +49,83 @@ def sim() -> Simulator:
     return make_sim()
 
 
-def call(sim: Simulator, fn, *args):
-    """Run `fn(client, *args)` against the in-process simulator."""
+def call(sim: Simulator, fn, *args, calls: list | None = None):
+    """Run `fn(client, *args)` against the in-process simulator (the API calls it made are
+    appended to `calls`)."""
 
     async def go():
         transport = httpx.ASGITransport(app=create_app(sim))
         async with CircleCIClient(TOKEN, "http://sim/api/v2", transport=transport, rate_limits=NO_LIMITS) as client:
-            return await fn(client, *args)
+            try:
+                return await fn(client, *args)
+            finally:
+                if calls is not None:
+                    calls.append(client.stats.total_calls)
 
     return asyncio.run(go())
 
 
-# -- usage_window ----------------------------------------------------------------------------
-def cfg(**changes) -> PipelineConfig:
-    return PipelineConfig(org_id="org", org_slug="gh/acme", now=datetime(2026, 6, 1, 12, 30, tzinfo=UTC), **changes)
+def cfg(**changes) -> Settings:
+    return Settings(**{"now": datetime(2026, 6, 1, 12, 30, tzinfo=UTC), **changes})
 
+
+# -- the catalogued streams of a project, on their cadence -------------------------------------
+def _night(now: datetime, state: PipelineState, **settings) -> tuple[dict[str, Extract], int]:
+    """One night's streams of the first project (as the flow does: watermarks saved once landed)."""
+    sim = make_sim(now)
+    calls: list[int] = []
+    out = call(sim, extract_project_streams, sim.projects[0].slug, state, cfg(now=now, initial_lookback_days=30,
+                                                                              **settings), calls=calls)  # fmt: skip
+    state.watermarks.update(out.watermarks)
+    by_stream: dict[str, list[Extract]] = {}
+    for e in out.extracts:
+        by_stream.setdefault(e.stream, []).append(e)
+    return by_stream, calls[0]
+
+
+EVERY_RUN = {name for name, s in CATALOGUE.items() if s.handler is None and s.refresh == "every run"}
+SLOW = {name for name, s in CATALOGUE.items() if s.refresh == "slow snapshot"}
+
+
+def test_slow_snapshots_are_read_on_their_cadence_and_the_rest_every_night() -> None:
+    state = PipelineState("org")
+    first, first_calls = _night(NOW, state)
+    assert set(first) == EVERY_RUN | SLOW and SLOW
+    workflows = {(e.context["project_slug"], e.context["workflow_name"]) for e in first["workflow_runs"]}
+    assert workflows and {(e.context["project_slug"], e.context["workflow_name"]) for e in first["workflow_summary"]} == workflows
+    # The next night: the slow snapshots are not due; workflow runs start at the watermark minus the overlap.
+    second, second_calls = _night(NOW + timedelta(days=1), state)
+    assert set(second) == EVERY_RUN and second_calls < first_calls / 3
+    for e in second["workflow_runs"]:
+        mark = max(r["created_at"] for x in first["workflow_runs"] if x.context == e.context for r in x.table.to_pylist())
+        assert e.start == mark - timedelta(days=2)
+    # A week after the first read (calendar days: earlier in the day than that read), all again.
+    third, _ = _night(NOW + timedelta(days=7, hours=-6), state)
+    assert set(third) == EVERY_RUN | SLOW
+    # The time series goes on from its watermark: no gap between the reads.
+    (ts_key, *_) = {e.context["workflow_name"] for e in third["job_timeseries"]}
+    old = max(r["bucket_start"] for e in first["job_timeseries"] if e.context["workflow_name"] == ts_key
+              for r in e.table.to_pylist())  # fmt: skip
+    assert next(e.start for e in third["job_timeseries"] if e.context["workflow_name"] == ts_key) == old - timedelta(days=2)
+
+
+def test_a_setting_reads_every_snapshot_every_night() -> None:
+    state = PipelineState("org")
+    _night(NOW, state, snapshot_refresh_days=1)
+    second, _ = _night(NOW + timedelta(days=1), state, snapshot_refresh_days=1)
+    assert set(second) == EVERY_RUN | SLOW
+
+
+def test_due_counts_calendar_days() -> None:
+    slow, every = CATALOGUE["workflow_summary"], CATALOGUE["workflow_runs"]
+    read = datetime(2026, 6, 1, 3, 5, tzinfo=UTC)
+    s = cfg(snapshot_refresh_days=7)
+    assert due(slow, None, read, s) and due(every, read, read, s)
+    assert not due(slow, read, read + timedelta(days=6, hours=20), s)
+    assert due(slow, read, read + timedelta(days=6, hours=23, minutes=59), s)  # 03:04 a week later: the 7th day
+
+
+# -- usage_window ----------------------------------------------------------------------------
 
 def test_usage_window_first_run_uses_the_initial_lookback_from_midnight() -> None:
     c = cfg(initial_lookback_days=30)
@@ -59,7 +133,8 @@ def test_usage_window_first_run_uses_the_initial_lookback_from_midnight() -> Non
 
 
 def test_usage_window_later_runs_start_at_the_cursor_minus_the_overlap() -> None:
-    state = PipelineState("org", usage_exported_until=datetime(2026, 5, 31, 3, 15, tzinfo=UTC))
+    state = PipelineState("org")
+    state.usage_exported_until = datetime(2026, 5, 31, 3, 15, tzinfo=UTC)
     c = cfg(overlap_days=2, initial_lookback_days=30)
     assert usage_window(state, c) == (datetime(2026, 5, 29, tzinfo=UTC), c.now)
 
@@ -80,14 +155,16 @@ def test_the_history_start_is_recorded_by_the_first_run_only() -> None:
     record_history_start(state, later)
     assert state.history_start == first
     # A state written before history starts were recorded: none is invented from a later window.
-    legacy = PipelineState("org", usage_exported_until=datetime(2026, 5, 31, tzinfo=UTC))
+    legacy = PipelineState("org")
+    legacy.usage_exported_until = datetime(2026, 5, 31, tzinfo=UTC)
     record_history_start(legacy, later)
     assert legacy.history_start is None
     assert history_start(legacy, cfg(initial_lookback_days=30)) == datetime(2026, 5, 2, tzinfo=UTC)
 
 
 def test_usage_window_explicit_start_wins() -> None:
-    state = PipelineState("org", usage_exported_until=datetime(2026, 5, 31, tzinfo=UTC))
+    state = PipelineState("org")
+    state.usage_exported_until = datetime(2026, 5, 31, tzinfo=UTC)
     c = cfg()
     assert usage_window(state, c, datetime(2026, 5, 10, 15, tzinfo=UTC)) == (datetime(2026, 5, 10, tzinfo=UTC), c.now)
 

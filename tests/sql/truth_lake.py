@@ -16,7 +16,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from circleci_analytics.connectors import CircleCIClient, extract_flaky_tests, extract_workflow_summary
+from circleci_analytics.connectors import CATALOGUE, CircleCIClient, extract_stream
 from circleci_analytics.connectors.schemas import JOB_TESTS, PROJECTS, WORKFLOW_RUNS
 from circleci_analytics.connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
 from circleci_analytics.simulator import Simulator, create_app
@@ -141,10 +141,10 @@ async def _insights(sim: Simulator) -> tuple[list, list]:
     summaries, flaky = [], []
     async with sim_client(sim) as client:
         for p in sim.projects:
-            flaky.append(await extract_flaky_tests(client, p.slug))
-            for wf in p.workflows:
-                for scope in ("default-branch", "all-branches"):
-                    summaries.append(await extract_workflow_summary(client, p.slug, wf, scope=scope))
+            flaky.append(await extract_stream(client, CATALOGUE["flaky_tests"], {"project_slug": p.slug}))
+            for wf in p.workflows:  # both scopes
+                context = {"project_slug": p.slug, "workflow_name": wf}
+                summaries.append(await extract_stream(client, CATALOGUE["workflow_summary"], context))
     return summaries, flaky
 
 

@@ -8,18 +8,10 @@ from decimal import Decimal
 
 import duckdb
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
-from circleci_analytics.connectors import (
-    CircleCIClient,
-    extract_flaky_tests,
-    extract_job_tests,
-    extract_projects,
-    extract_workflow_jobs,
-    extract_workflow_runs,
-    extract_workflow_summary,
-    job_refs_from_table,
-)
+from circleci_analytics.connectors import CATALOGUE, CircleCIClient, JobRef, extract_job_tests, extract_projects, extract_stream
 from circleci_analytics.simulator import SimConfig, Simulator, create_app
 from circleci_analytics.warehouse import Lake, build_warehouse
 
@@ -31,22 +23,20 @@ async def _extract_all(sim: Simulator, workdir) -> dict[str, list]:
     from circleci_analytics.connectors.usage_export import MemoryStateStore, export_usage
 
     app = create_app(sim)
-    out: dict[str, list] = {k: [] for k in ("projects", "workflow_runs", "workflow_jobs", "job_tests",
-                                            "workflow_summary", "flaky_tests", "usage")}  # fmt: skip
+    out: dict[str, list] = {k: [] for k in ("projects", "workflow_runs", "job_tests", "workflow_summary",
+                                            "flaky_tests", "usage")}  # fmt: skip
     async with CircleCIClient(
         sim.token, "http://sim/api/v2", transport=httpx.ASGITransport(app=app), rate_limits=NO_LIMITS
     ) as client:
         slugs = [p.slug for p in sim.projects]
         out["projects"].append(await extract_projects(client, slugs))
         for p in sim.projects:
-            out["workflow_runs"].append(await extract_workflow_runs(client, p.slug, p.workflows, now=NOW))
-            jobs = await extract_workflow_jobs(client, p.slug)
-            out["workflow_jobs"].append(jobs)
-            res = await extract_job_tests(client, job_refs_from_table(jobs))
-            out["job_tests"].append(res.extract)
-            out["flaky_tests"].append(await extract_flaky_tests(client, p.slug))
             for wf in p.workflows:
-                out["workflow_summary"].append(await extract_workflow_summary(client, p.slug, wf, scope="all-branches"))
+                context = {"project_slug": p.slug, "workflow_name": wf}
+                out["workflow_runs"].append(await extract_stream(client, CATALOGUE["workflow_runs"], context,
+                                                                 since=NOW - timedelta(days=90), now=NOW))  # fmt: skip
+                out["workflow_summary"].append(await extract_stream(client, CATALOGUE["workflow_summary"], context))
+            out["flaky_tests"].append(await extract_stream(client, CATALOGUE["flaky_tests"], {"project_slug": p.slug}))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as dl:
 
             async def fast_sleep(seconds: float) -> None:
@@ -58,6 +48,13 @@ async def _extract_all(sim: Simulator, workdir) -> dict[str, list]:
                 poll_interval=0.01, download_client=dl, now=lambda: NOW, sleep=fast_sleep,
             )  # fmt: skip
             out["usage"].append(result)
+        # Tests of every job run the usage export lists (what the flows probe).
+        slug_of = dict(zip(*(out["projects"][0].table.column(c).to_pylist() for c in ("project_id", "project_slug"))))
+        runs = pq.read_table(result.output).to_pylist()
+        refs = [JobRef(slug_of[r["project_id"]], r["job_run_number"], r["job_name"], workflow_id=r["workflow_id"],
+                       pipeline_id=r["pipeline_id"], job_started_at=r["job_run_started_at"], job_status=r["job_build_status"])
+                for r in runs]  # fmt: skip
+        out["job_tests"].append((await extract_job_tests(client, refs)).extract)
     return out
 
 
@@ -66,13 +63,8 @@ def connector_build(tmp_path_factory):
     # time_scale: the simulator's rate limits refill 3600x faster (no 429 waits in a test).
     sim = Simulator(SimConfig(seed=7, preset="tiny", now=NOW, page_size=100, export_processing_seconds=0.0, time_scale=3600.0))
     root = tmp_path_factory.mktemp("connectors")
-    try:
-        extracted = asyncio.run(_extract_all(sim, root / "usage"))
-    except Exception as exc:  # pragma: no cover - connectors are being finished in parallel
-        pytest.skip(f"connector extraction not available yet: {type(exc).__name__}: {exc}")
+    extracted = asyncio.run(_extract_all(sim, root / "usage"))
     lake = Lake(root / "lake")
-    import pyarrow.parquet as pq
-
     usage = extracted.pop("usage")[0]
     lake.land("usage_job_runs", pq.read_table(usage.output), window=(sim.history.start, NOW))
     for name, extracts in extracted.items():
