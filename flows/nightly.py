@@ -151,6 +151,21 @@ def build_task(lake: Lake, settings: Settings) -> BuildResult:
 
 
 @task(cache_policy=NO_CACHE)
+def alerts_task(settings: Settings, lake: Lake, summary: RunSummary) -> Any:
+    """Evaluate the alert rules on the new marts; send each new incident once (`alerts`). An
+    error is reported in the summary, not raised: what landed and built stands."""
+    from prefect.runtime import flow_run
+
+    from circleci_analytics.alerts import AlertReport, evaluate_and_notify
+
+    try:
+        return evaluate_and_notify(settings, settings.warehouse_path, lake, summary, run_id=flow_run.id)
+    except Exception as e:
+        get_run_logger().error("alerts failed: %s", _describe(e))
+        return AlertReport(notes=[f"alerts failed: {_describe(e)} (the next run evaluates them again)"])
+
+
+@task(cache_policy=NO_CACHE)
 def render_task(settings: Settings) -> str:
     """Render the offline dashboard from the marts."""
     from circleci_analytics.dashboards import render_dashboard
@@ -323,6 +338,7 @@ async def nightly(settings: Settings | None = None) -> RunSummary:
             if state.usage_exported_until:
                 window_start = state.usage_exported_until - timedelta(days=max(1, settings.overlap_days))
             await asyncio.to_thread(build_and_render, lake, settings, summary, window_start)
+            summary.alerts = await asyncio.to_thread(alerts_task, lake=lake, settings=settings, summary=summary)
     finally:
         if heartbeat:
             heartbeat.stop()

@@ -61,6 +61,27 @@ def _snapshot(name: str, schema: pa.Schema, key: tuple[str, ...], description: s
     )
 
 
+#: What the alerts (``alerts/``) sent: one row per rule x incident x destination. Not from the
+#: API: written after each nightly build, so it outlives the warehouse that is rebuilt each night.
+ALERT_HISTORY_SCHEMA = pa.schema([
+    pa.field("rule", pa.string(), nullable=False),
+    pa.field("incident_key", pa.string(), nullable=False),
+    pa.field("destination", pa.string(), nullable=False),
+    pa.field("subject", pa.string()),
+    pa.field("figure", pa.float64()),
+    pa.field("threshold", pa.float64()),
+    pa.field("unit", pa.string()),
+    pa.field("line", pa.string()),
+    pa.field("page", pa.string()),
+    pa.field("as_of_date", pa.date32()),
+    pa.field("run_id", pa.string()),
+    pa.field("first_attempt_at", pa.timestamp("us", tz="UTC")),
+    pa.field("attempts", pa.int32()),
+    pa.field("delivered_at", pa.timestamp("us", tz="UTC")),
+    pa.field("error", pa.string()),
+    pa.field("extracted_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])  # fmt: skip
+
 _TABLES: list[TableSpec] = [
     TableSpec(
         "usage_job_runs",
@@ -141,6 +162,12 @@ _TABLES: list[TableSpec] = [
         ("project_slug", "workflow_name", "scope", "category", "test_name", "classname", "extracted_at"),
     ),
     _snapshot("test_metrics_runs", cs.TEST_METRICS_RUNS, ("project_slug", "workflow_name", "scope", "workflow_id")),
+    TableSpec(
+        "alert_history",
+        ALERT_HISTORY_SCHEMA,
+        ("rule", "incident_key", "destination"),
+        description="Alerts per rule x incident x destination: delivered or not, attempts (written by alerts/).",
+    ),
 ]
 
 #: The registry: lake table name -> its spec.
