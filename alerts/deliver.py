@@ -17,8 +17,9 @@ from circleci_analytics.connectors.auth import Redactor
 
 __all__ = ["Notification", "deliver", "destination_id", "secret_parts"]
 
-#: Loggers that may echo a URL while apprise sends (its own, and the HTTP stack under it).
-SENDING_LOGGERS = ("apprise", "requests", "urllib3")
+#: Loggers that may echo a URL while apprise sends (its own, and the HTTP stack under it);
+#: the urllib3 one that logs each request is named, so it is guarded before it is imported.
+SENDING_LOGGERS = ("apprise", "requests", "urllib3", "urllib3.connectionpool")
 #: URL parts shorter than this are not redacted on their own (a port, "v1", "api").
 _MIN_SECRET = 4
 
@@ -58,6 +59,7 @@ def deliver(url: str, notification: Notification) -> str | None:
             notifier = apprise.Apprise()
             if not notifier.add(url):
                 return f"{destination_id(url)}: not a URL apprise can send to"
+            redact.guard_logs(SENDING_LOGGERS)  # again: loading the plugin may have created loggers
             ok = notifier.notify(title=notification.title, body=notification.body,
                                  notify_type=notification.severity, body_format=apprise.NotifyFormat.TEXT)  # fmt: skip
             if ok:

@@ -182,5 +182,5 @@ def run_problems(summary: Any, run_id: str, cfg: AlertSettings) -> list[Incident
         reasons.insert(0, f"data tests failed: {', '.join(summary.data_tests_failed)}")
     what = f"{summary.flow} run {run_id} ({', '.join(summary.orgs)})"
     return [Incident("run_problem", _key(run_id), what, float(len(reasons)), 0.0, "problems",
-                     f"{what} is {status}: {'; '.join(reasons)}", "index",
+                     f"{what} {'failed' if status == 'failed' else 'is partial'}: {'; '.join(reasons)}", "index",
                      summary.highlights.get("as_of_date"))]  # fmt: skip

@@ -1,13 +1,18 @@
 """Fixtures shared across test folders: an S3 object store on loopback (moto's server), a
-webhook receiver (a real HTTP server on loopback collecting POSTs)."""
+webhook receiver (a real HTTP server on loopback collecting POSTs), small hand-built marts
+for the alert rules."""
 
 from __future__ import annotations
 
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import duckdb
 
 import pytest
 
@@ -91,3 +96,44 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
+
+
+# -- hand-built marts for the alert rules -------------------------------------------------------
+ALERT_MARTS_AS_OF = "2026-06-10"  # a Wednesday: the last complete week starts on Monday 2026-06-01
+
+ALERT_MARTS_SCHEMA = """
+create table warehouse_meta (as_of_date date);
+create table fct_credit_anomalies (spend_date date, project_id varchar, project_slug varchar, credits decimal(38, 6),
+    threshold_credits double, excess_credits double, is_anomaly boolean);
+create table fct_credit_month_to_date (as_of_date date, month_start date, days_left integer, org_id varchar,
+    project_id varchar, team varchar, mtd_credits decimal(38, 6), forecast_credits decimal(38, 6));
+create table fct_flaky_tests (project_slug varchar, job_name varchar, classname varchar, test_name varchar,
+    times_flaked bigint, last_flake_at timestamptz, currently_flaky boolean, credits_wasted decimal(38, 6));
+create table fct_mttr_weekly (project_slug varchar, workflow_name varchar, branch varchar, week_start date,
+    recoveries bigint, mttr_mean_seconds double);
+"""
+
+
+def make_marts(path: Path, **rows: list[tuple[Any, ...]]) -> Path:
+    """A new warehouse file at `path` with the marts the rules read, holding `rows` per table."""
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(ALERT_MARTS_SCHEMA)
+        con.execute("insert into warehouse_meta values (?)", [ALERT_MARTS_AS_OF])
+        for table, values in rows.items():
+            for row in values:
+                con.execute(f"insert into {table} values ({', '.join('?' * len(row))})", list(row))
+    finally:
+        con.close()
+    return path
+
+
+@pytest.fixture
+def alert_marts(tmp_path: Path) -> Callable[..., Path]:
+    """`alert_marts(table=[rows])`: a new warehouse file (the same path each call) with them."""
+
+    def make(**rows: list[tuple[Any, ...]]) -> Path:
+        return make_marts(tmp_path / "warehouse.duckdb", **rows)
+
+    return make

@@ -9,10 +9,13 @@ C. eight days later: only the incidents that are new (the next cost spike, June'
 D. that day again with a malformed usage-export row (a simulator fault): the run is partial,
    the receiver answers 500: the run alert is recorded undelivered;
 E. that day again, receiver fine: exactly D's run alert is sent.
+
+Every message received is written to test-artifacts/alert-messages.json (git-ignored).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -32,6 +35,7 @@ pytestmark = pytest.mark.xdist_group("prefect")
 HOOK_SECRET = "hooks/T0ALERTS/B0SECRET/x9Yq7Zr3Kp2Wm5Vn8Lb4"
 LATER = NOW + timedelta(days=8)
 BUDGET = 100_000
+ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "alert-messages.json"
 TITLES = {"Credit anomaly": "credit_anomaly", "Month-end forecast above budget": "forecast_over_budget",
           "New flaky tests": "new_flaky_test", "MTTR regression week over week": "mttr_regression",
           "Nightly run failed or partial": "run_problem"}  # fmt: skip
@@ -92,6 +96,8 @@ def story(prefect_harness, tmp_path_factory, webhook_receiver) -> Story:
                                   prefixes=("fct_", "dim_", "warehouse_meta"))  # fmt: skip
             story.runs[name] = Run(state, webhook_receiver.take(), marts)
     story.logs = logs.text
+    ARTIFACT.parent.mkdir(exist_ok=True)
+    ARTIFACT.write_text(json.dumps({name: [body for _, body in run.posts] for name, run in story.runs.items()}, indent=2))
     return story
 
 
@@ -114,6 +120,7 @@ def test_first_run_sends_one_message_per_rule_with_an_incident(story: Story) -> 
     assert set(run.by_rule()) == {"credit_anomaly", "forecast_over_budget", "new_flaky_test", "mttr_regression"}
     report = run.summary.alerts
     assert len(report.delivered) == 4 and not report.failed
+    assert "**Alerts**" in run.summary.markdown() and "messages delivered: 4; failed" in run.summary.markdown()
 
 
 def test_anomaly_alert_is_the_simulated_cost_spike(story: Story) -> None:
