@@ -89,11 +89,15 @@ class AlertReport:
         return "\n".join(lines)
 
 
-def evaluate(settings: Settings, warehouse_path: str | Path, summary: Any = None,
-             run_id: str | None = None) -> list[rules.Incident]:  # fmt: skip
-    """Every incident the enabled rules find in the warehouse (and in `summary`, the run's)."""
+def evaluate(settings: Settings, warehouse_path: str | Path, summary: Any = None, run_id: str | None = None,
+             error: BaseException | None = None) -> list[rules.Incident]:  # fmt: skip
+    """Every incident the enabled rules find in the warehouse (and in `summary`, the run's).
+    A run stopped by `error` is judged alone: its warehouse is yesterday's, or none."""
     cfg = settings.alerts
     enabled = set(cfg.rules)
+    if error is not None:
+        ok = "run_problem" in enabled and summary is not None and run_id is not None
+        return rules.run_problems(summary, run_id, cfg, error) if ok else []
     out: list[rules.Incident] = []
     con = duckdb.connect(str(warehouse_path), read_only=True)
     try:
@@ -139,8 +143,8 @@ def render(settings: Settings, rule: str, incidents: list[rules.Incident]) -> No
 
 
 def _from_row(row: dict[str, Any]) -> rules.Incident:
-    return rules.Incident(row["rule"], row["incident_key"], row["subject"], row["figure"], row["threshold"], row["unit"],
-                          row["line"], row["page"], row["as_of_date"])  # fmt: skip
+    names = ("rule", "incident_key", "subject", "figure", "threshold", "unit", "line", "page", "as_of_date")
+    return rules.Incident(*(row[n] for n in names))
 
 
 def _by_rule(incidents: Iterable[rules.Incident]) -> dict[str, list[rules.Incident]]:
@@ -151,12 +155,13 @@ def _by_rule(incidents: Iterable[rules.Incident]) -> dict[str, list[rules.Incide
 
 
 def evaluate_and_notify(settings: Settings, warehouse_path: str | Path, lake: Lake, summary: Any = None, *,
-                        run_id: str | None = None, dry_run: bool = False) -> AlertReport:  # fmt: skip
+                        run_id: str | None = None, error: BaseException | None = None,
+                        dry_run: bool = False) -> AlertReport:  # fmt: skip
     """Evaluate the rules, send each destination what it has not had (one message per rule),
     and record every attempt in the lake's alert history (not with `dry_run`: then the
-    report's messages are what would be sent)."""
+    report's messages are what would be sent). `error`: what stopped the run early."""
     cfg = settings.alerts
-    incidents = evaluate(settings, warehouse_path, summary, run_id)
+    incidents = evaluate(settings, warehouse_path, summary, run_id, error)
     report = AlertReport(incidents=incidents, destinations=len(cfg.destinations), dry_run=dry_run)
     history = load_history(lake)
     now = datetime.now(UTC)

@@ -172,14 +172,17 @@ def mttr_regressions(con: duckdb.DuckDBPyConnection, cfg: AlertSettings) -> list
     return out
 
 
-def run_problems(summary: Any, run_id: str, cfg: AlertSettings) -> list[Incident]:
-    """The run itself, when its outcome (`summary.status`: failed or partial) is in `run_statuses`."""
-    status = summary.status
+def run_problems(summary: Any, run_id: str, cfg: AlertSettings, error: BaseException | None = None) -> list[Incident]:
+    """The run itself, when its outcome is in `run_statuses`: failed (data tests failed, or
+    `error` stopped it) or partial (`summary.status`)."""
+    status = "failed" if error is not None else summary.status
     if status not in cfg.run_statuses:
         return []
     reasons = list(summary.partial_reasons())
     if summary.data_tests_failed:
         reasons.insert(0, f"data tests failed: {', '.join(summary.data_tests_failed)}")
+    if error is not None:
+        reasons.insert(0, f"stopped by {type(error).__name__}: {error}")
     what = f"{summary.flow} run {run_id} ({', '.join(summary.orgs)})"
     return [Incident("run_problem", _key(run_id), what, float(len(reasons)), 0.0, "problems",
                      f"{what} {'failed' if status == 'failed' else 'is partial'}: {'; '.join(reasons)}", "index",

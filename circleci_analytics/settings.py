@@ -158,18 +158,18 @@ class AlertSettings(BaseModel):
     destinations: list[Annotated[SecretStr, AfterValidator(_destination)]] = Field(
         default_factory=list, exclude=True, repr=False,
         description="Where alerts go: apprise URLs (slack://, msteams://, json://, mailto://, ...).")  # fmt: skip
-    dashboard_url: str | None = Field(None, description="Base URL of the dashboard linked from alerts "
-                                                        "(default: the local dashboard_dir).")  # fmt: skip
+    dashboard_url: str | None = Field(
+        None, description="Base URL of the dashboard linked from alerts (default: the local dashboard_dir).")
     anomaly_lookback_days: int = Field(7, ge=1, description="Alert credit anomalies of the last N days of data.")
-    anomaly_min_excess_credits: float = Field(0.0, ge=0, description="Ignore anomalies exceeding their threshold by "
-                                                                     "less than this many credits.")  # fmt: skip
-    monthly_budget_credits: Decimal | None = Field(None, gt=0, description="Each org's monthly credit budget: alert "
-                                                                           "when the month-end forecast exceeds it.")  # fmt: skip
+    anomaly_min_excess_credits: float = Field(
+        0.0, ge=0, description="Ignore anomalies exceeding their threshold by less than this many credits.")
+    monthly_budget_credits: Decimal | None = Field(
+        None, gt=0, description="Each org's monthly credit budget: alert when the month-end forecast exceeds it.")
     team_monthly_budget_credits: dict[str, Annotated[Decimal, Field(gt=0)]] = Field(
         default_factory=dict, description="Monthly credit budget per team (team -> credits).")  # fmt: skip
     flaky_min_times_flaked: int = Field(1, ge=1, description="A newly flaky test alerts once it flaked this often.")
-    mttr_regression_ratio: float = Field(2.0, gt=1, description="Alert when a workflow's MTTR of the last full week "
-                                                                "is at least this times the week before's.")  # fmt: skip
+    mttr_regression_ratio: float = Field(
+        2.0, gt=1, description="Alert when a workflow's MTTR of the last full week is this times the week before's.")
     mttr_min_recoveries: int = Field(3, ge=1, description="... with at least this many recoveries in each week.")
     run_statuses: list[Literal["failed", "partial"]] = Field(["failed", "partial"],
                                                              description="Run outcomes that alert.")  # fmt: skip
@@ -229,8 +229,8 @@ class Settings(BaseSettings):
     prefect_port: int = Field(0, ge=0, le=65535, description="`serve`: loopback port of the local Prefect server "
                                                              "(0 = a free one).")  # fmt: skip
     # -- alerts --
-    alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert rules, thresholds, "
-                                                                             "destinations ([alerts] table).")  # fmt: skip
+    alerts: AlertSettings = Field(default_factory=AlertSettings,
+                                  description="Alert rules, thresholds, destinations ([alerts] table).")  # fmt: skip
 
     @field_validator("initial_lookback_days")
     @classmethod
@@ -452,7 +452,8 @@ def describe_validation_error(error: ValidationError) -> str:
             parts.append(f"{loc}: unknown setting")
             continue
         msg = err["msg"].removeprefix("Value error, ")
-        shown = "" if "token" in loc or "destinations" in loc or isinstance(err.get("input"), dict | list | SecretStr) else f" (got {err['input']!r})"
+        secret = "token" in loc or "destinations" in loc  # never echo a credential
+        shown = "" if secret or isinstance(err.get("input"), dict | list | SecretStr) else f" (got {err['input']!r})"
         parts.append(f"{loc}: {msg}{shown}")
     return "invalid configuration: " + "; ".join(parts)
 

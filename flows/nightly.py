@@ -33,7 +33,7 @@ from circleci_analytics.connectors.errors import is_transient
 from circleci_analytics.connectors.tests_metadata import DEFAULT_REPROBE_AFTER
 from circleci_analytics.settings import Org as OrgTarget
 from circleci_analytics.settings import Settings, SettingsError, check_paths
-from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
+from circleci_analytics.warehouse import BuildError, BuildResult, Lake, build_warehouse
 
 from circleci_analytics.flows import housekeeping, steps
 from circleci_analytics.flows.state import LakeStateStore, PipelineState
@@ -151,15 +151,15 @@ def build_task(lake: Lake, settings: Settings) -> BuildResult:
 
 
 @task(cache_policy=NO_CACHE)
-def alerts_task(settings: Settings, lake: Lake, summary: RunSummary) -> Any:
-    """Evaluate the alert rules on the new marts; send each new incident once (`alerts`). An
-    error is reported in the summary, not raised: what landed and built stands."""
+def alerts_task(settings: Settings, lake: Lake, summary: RunSummary, error: BaseException | None = None) -> Any:
+    """Evaluate the alert rules on the new marts (only the run's, with the `error` that stopped
+    it); send each new incident once (`alerts`). Their own error is reported, not raised."""
     from prefect.runtime import flow_run
 
     from circleci_analytics.alerts import AlertReport, evaluate_and_notify
 
     try:
-        return evaluate_and_notify(settings, settings.warehouse_path, lake, summary, run_id=flow_run.id)
+        return evaluate_and_notify(settings, settings.warehouse_path, lake, summary, run_id=flow_run.id, error=error)
     except Exception as e:
         get_run_logger().error("alerts failed: %s", _describe(e))
         return AlertReport(notes=[f"alerts failed: {_describe(e)} (the next run evaluates them again)"])
@@ -339,6 +339,9 @@ async def nightly(settings: Settings | None = None) -> RunSummary:
                 window_start = state.usage_exported_until - timedelta(days=max(1, settings.overlap_days))
             await asyncio.to_thread(build_and_render, lake, settings, summary, window_start)
             summary.alerts = await asyncio.to_thread(alerts_task, lake=lake, settings=settings, summary=summary)
+    except (CircleCIError, BuildError) as e:  # a run that stopped early alerts too (not a busy lake: its holder does)
+        await asyncio.to_thread(alerts_task, lake=lake, settings=settings, summary=summary, error=e)
+        raise
     finally:
         if heartbeat:
             heartbeat.stop()

@@ -63,7 +63,8 @@ def test_org_forecast_above_budget(alert_marts, budget, alerts) -> None:
 
 def test_team_forecast_above_budget_is_the_same_rule_over_the_team_column(alert_marts) -> None:
     budgets = {"a": Decimal(900), "b": Decimal(600)}  # a is over (1,000), b is not; c has no budget
-    with connect(alert_marts(fct_credit_month_to_date=[*MTD, ("2026-06-10", "2026-06-01", 20, ORG, "p4", "c", 1, 9999)])) as con:
+    unbudgeted = ("2026-06-10", "2026-06-01", 20, ORG, "p4", "c", 1, 9999)
+    with connect(alert_marts(fct_credit_month_to_date=[*MTD, unbudgeted])) as con:
         found = rules.forecast_over_budget(con, "team", budgets.get, "team")
     assert [(i.subject, i.figure, i.threshold, json.loads(i.key)) for i in found] == [
         ("team a", 1000.0, 900.0, ["team", "a", "2026-06"])]
@@ -140,3 +141,17 @@ def test_a_complete_run_is_no_incident_and_a_failed_one_names_its_tests() -> Non
     failed = RunSummary("nightly", ["gh/o"], data_tests_failed=["unique_x"])
     (incident,) = rules.run_problems(failed, "r", AlertSettings())
     assert incident.line == "nightly run r (gh/o) failed: data tests failed: unique_x"
+
+
+def test_a_run_stopped_by_an_error_failed_and_only_the_run_is_judged(tmp_path) -> None:
+    from circleci_analytics.alerts import evaluate
+    from circleci_analytics.settings import Settings
+
+    summary = RunSummary("nightly", ["gh/o"], unknown_projects=["gh/o/gone"])
+    error = RuntimeError("the API refused the token")
+    (incident,) = rules.run_problems(summary, "r", AlertSettings(run_statuses=["failed"]), error)
+    assert incident.line == ("nightly run r (gh/o) failed: stopped by RuntimeError: the API refused the token; "
+                             "1 unknown project(s)")  # fmt: skip
+    # no warehouse is read (there may be none yet)
+    found = evaluate(Settings(), tmp_path / "no-such.duckdb", summary, "r", error)
+    assert [i.rule for i in found] == ["run_problem"]

@@ -8,7 +8,8 @@ B. the same nightly again: nothing new, nothing sent;
 C. eight days later: only the incidents that are new (the next cost spike, June's forecast, ...);
 D. that day again with a malformed usage-export row (a simulator fault): the run is partial,
    the receiver answers 500: the run alert is recorded undelivered;
-E. that day again, receiver fine: exactly D's run alert is sent.
+E. that day again, receiver fine: exactly D's run alert is sent;
+F. that day again with a token the API refuses: the run fails early, and alerts that.
 
 Every message received is written to test-artifacts/alert-messages.json (git-ignored).
 """
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.xdist_group("prefect")
 #: The secret part of the webhook URL: never in a log, the summary, Prefect or the warehouse.
 HOOK_SECRET = "hooks/T0ALERTS/B0SECRET/x9Yq7Zr3Kp2Wm5Vn8Lb4"
 LATER = NOW + timedelta(days=8)
+WRONG_TOKEN = "CCIPAT_wrong_alerts_7c1d9e"
 BUDGET = 100_000
 ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "alert-messages.json"
 TITLES = {"Credit anomaly": "credit_anomaly", "Month-end forecast above budget": "forecast_over_budget",
@@ -80,14 +82,14 @@ def story(prefect_harness, tmp_path_factory, webhook_receiver) -> Story:
     story = Story(root)
     url = webhook_receiver.url(HOOK_SECRET)
     malformed = (FaultRule("malformed_row", route="downloadUsagePart", calls=(1,)),)
-    plan = [("A", NOW, (), 200), ("B", NOW, (), 200), ("C", LATER, (), 200), ("D", LATER, malformed, 500),
-            ("E", LATER, (), 200)]  # fmt: skip
+    plan = [("A", NOW, (), 200, TOKEN), ("B", NOW, (), 200, TOKEN), ("C", LATER, (), 200, TOKEN),
+            ("D", LATER, malformed, 500, TOKEN), ("E", LATER, (), 200, TOKEN), ("F", LATER, (), 200, WRONG_TOKEN)]
     with pytest.MonkeyPatch.context() as mp, capture_logs() as logs:
-        mp.setenv("CIRCLECI_TOKEN", TOKEN)
         for name in ("apprise", "urllib3", "requests"):  # their most talkative, URL-quoting level
             mp.setattr(logging.getLogger(name), "level", logging.DEBUG)
             logging.getLogger(name).setLevel(logging.DEBUG)
-        for name, now, faults, status in plan:
+        for name, now, faults, status, token in plan:
+            mp.setenv("CIRCLECI_TOKEN", token)
             sim = make_sim(now, faults=faults)
             webhook_receiver.status = status
             with running_server(sim) as api:
@@ -97,8 +99,13 @@ def story(prefect_harness, tmp_path_factory, webhook_receiver) -> Story:
             story.runs[name] = Run(state, webhook_receiver.take(), marts)
     story.logs = logs.text
     ARTIFACT.parent.mkdir(exist_ok=True)
-    ARTIFACT.write_text(json.dumps({name: [body for _, body in run.posts] for name, run in story.runs.items()}, indent=2))
+    received = {name: [body for _, body in run.posts] for name, run in story.runs.items()}
+    ARTIFACT.write_text(json.dumps(received, indent=2))
     return story
+
+
+def completed(story: Story) -> list[Run]:
+    return [run for name, run in story.runs.items() if name != "F"]
 
 
 def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -228,15 +235,28 @@ def test_partial_run_alert_fails_to_deliver_and_is_sent_next_night(story: Story)
     assert [m.incident_keys for m in e.summary.alerts.delivered] == [(f'["{run_id}"]',)]
 
 
+def test_a_run_that_stops_early_alerts_that_it_failed(story: Story) -> None:
+    f = story.runs["F"]
+    assert f.state.is_failed()
+    run_id = str(f.state.state_details.flow_run_id)
+    ((_, body),) = f.posts
+    assert body["type"] == "failure"
+    (line,) = lines(body)
+    assert line.startswith(f"nightly run {run_id} ({make_sim(LATER).org.slug}) failed: stopped by AuthError: ")
+    assert WRONG_TOKEN not in body["message"] and TOKEN not in body["message"]
+
+
 def test_history_is_in_the_lake_and_the_warehouse(story: Story) -> None:
     from circleci_analytics.alerts.history import load_history
     from circleci_analytics.warehouse import Lake
 
     history = load_history(Lake(story.root / "lake"))
-    sent = [k for r in story.runs.values() for m in r.summary.alerts.messages for k in m.incident_keys]
+    sent = [k for r in completed(story) for m in r.summary.alerts.messages for k in m.incident_keys]
+    sent.append(f'["{story.runs["F"].state.state_details.flow_run_id}"]')  # F's report died with the run
     assert len({(rule, key) for rule, key, _ in history}) == len(history) == len(set(sent))
     assert all(row["delivered_at"] is not None for row in history.values())
-    (run_row,) = [row for (rule, _, _), row in history.items() if rule == "run_problem"]
+    partial_id = str(story.runs["D"].state.state_details.flow_run_id)
+    (run_row,) = [row for (rule, key, _), row in history.items() if rule == "run_problem" and partial_id in key]
     assert run_row["attempts"] == 2 and run_row["error"] is None
     # fct_alert_history: a view over the lake table, so the warehouse shows tonight's history too.
     con = duckdb.connect(str(story.root / "warehouse.duckdb"), read_only=True)
@@ -252,7 +272,7 @@ def test_the_destination_url_is_never_logged_stored_or_shown(story: Story) -> No
     secret = HOOK_SECRET.rsplit("/", 1)[1]
     assert "apprise" in story.logs and "JSON" in story.logs  # apprise's own debug lines were captured
     assert secret not in story.logs
-    for run in story.runs.values():
+    for run in completed(story):
         assert secret not in run.summary.markdown()
         assert secret not in repr(run.summary.alerts)
     assert all(secret.encode() not in p.read_bytes() for p in story.root.rglob("*") if p.is_file())

@@ -10,23 +10,8 @@ history as (
 final as (
 
     select
-        rule,
-        incident_key,
-        destination,
-        subject,
-        figure,
-        threshold,
-        unit,
-        line,
-        page,
-        as_of_date,
-        run_id,
-        first_attempt_at,
-        last_attempt_at,
-        attempts,
-        delivered_at,
+        *,
         delivered_at is not null as is_delivered,
-        error,
 
     from history
 
