@@ -502,6 +502,42 @@ def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
     click.echo(result.summary())
 
 
+@cli.command("alerts")
+@_config_option
+@setting_options("warehouse_path", "lake_root", "dashboard_dir", "lease_wait_seconds")
+@click.option("--dry-run", is_flag=True, help="Print what would be sent; send and record nothing.")
+def alerts_cmd(config: str | None, dry_run: bool, **flags: Any) -> None:
+    """Evaluate the alert rules on the warehouse and send each destination what is new to it
+    (the nightly does this after its build). Rules, thresholds and destinations: the [alerts]
+    table of the TOML file (README, "Alerts"). Exits 1 when a delivery failed (retried next time).
+
+    \b
+    Example:
+      circleci-analytics alerts --dry-run
+      circleci-analytics alerts --config circleci-analytics.toml
+    """
+    from circleci_analytics.alerts import evaluate_and_notify
+    from circleci_analytics.warehouse import Lake
+
+    s = _settings(config, **flags)
+    if not Path(s.warehouse_path).expanduser().is_file():
+        raise UserError(f"warehouse not found: {s.warehouse_path} (run `circleci-analytics demo` or `build` first)")
+    local = "://" not in s.lake_root or s.lake_root.startswith("file://")
+    if local and not Path(s.lake_root.removeprefix("file://")).expanduser().is_dir():
+        raise UserError(f"lake not found: {s.lake_root} (the alert history lives there; pass --lake-root)")
+    lake = Lake(s.lake_root)
+    if dry_run:
+        report = evaluate_and_notify(s, s.warehouse_path, lake, dry_run=True)
+    else:  # the history is written under the lake's writer lease
+        with lake.lease(owner=f"alerts, pid {os.getpid()}", wait_seconds=s.lease_wait_seconds):
+            report = evaluate_and_notify(s, s.warehouse_path, lake)
+    for m in report.messages:
+        click.echo(f"--- {'would send' if dry_run else 'sent'} to {m.destination}: {m.title}\n{m.body}\n")
+    click.echo(report.markdown())
+    if report.failed:
+        sys.exit(EXIT_FAILURE)
+
+
 @cli.command("sql")
 @click.argument("query")
 @_config_option

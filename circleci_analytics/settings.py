@@ -30,7 +30,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
@@ -39,8 +39,8 @@ from pydantic_settings import SettingsError as _SourceError
 
 from circleci_analytics.warehouse.lease import DEFAULT_WAIT_SECONDS
 
-__all__ = ["DEFAULT_CONFIG_FILE", "ENV_PREFIX", "TOKEN_ENV", "Org", "Settings", "SettingsError", "assign_projects",
-           "check_paths", "describe_validation_error", "load_settings"]  # fmt: skip
+__all__ = ["ALERT_RULES", "DEFAULT_CONFIG_FILE", "ENV_PREFIX", "TOKEN_ENV", "AlertSettings", "Org", "Settings",
+           "SettingsError", "assign_projects", "check_paths", "describe_validation_error", "load_settings"]  # fmt: skip
 
 DEFAULT_CONFIG_FILE = "circleci-analytics.toml"
 CONFIG_ENV = "CIRCLECI_ANALYTICS_CONFIG"
@@ -140,13 +140,55 @@ def _default_patience() -> dict[str, float]:
     return dict(DEFAULT_PATIENCE)
 
 
+AlertRule = Literal["credit_anomaly", "forecast_over_budget", "new_flaky_test", "mttr_regression", "run_problem"]
+#: Every alert rule (`alerts.rules` enables a subset; README "Alerts" says what each means).
+ALERT_RULES: tuple[str, ...] = get_args(AlertRule)
+
+
+def _destination(value: SecretStr) -> SecretStr:
+    scheme, sep, rest = value.get_secret_value().partition("://")
+    if not sep or not rest or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+        raise ValueError("not a notification URL (scheme://..., e.g. slack://..., msteams://..., json://host/path, "
+                         "mailto://...; see https://github.com/caronc/apprise/wiki)")  # fmt: skip
+    return value
+
+
+class AlertSettings(BaseModel):
+    """`[alerts]`: which rules run after each nightly build, their thresholds, where alerts go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[AlertRule] = Field(list(ALERT_RULES), description="Alert rules evaluated after each nightly build.")
+    #: Apprise URLs. Secret-ish (a webhook URL is its own credential): SecretStr, excluded from
+    #: every dump (so never a serialized flow parameter), never logged.
+    destinations: list[Annotated[SecretStr, AfterValidator(_destination)]] = Field(
+        default_factory=list, exclude=True, repr=False,
+        description="Where alerts go: apprise URLs (slack://, msteams://, json://, mailto://, ...).")  # fmt: skip
+    dashboard_url: str | None = Field(
+        None, description="Base URL of the dashboard linked from alerts (default: the local dashboard_dir).")
+    anomaly_lookback_days: int = Field(7, ge=1, description="Alert credit anomalies of the last N days of data.")
+    anomaly_min_excess_credits: float = Field(
+        0.0, ge=0, description="Ignore anomalies exceeding their threshold by less than this many credits.")
+    monthly_budget_credits: Decimal | None = Field(
+        None, gt=0, description="Each org's monthly credit budget: alert when the month-end forecast exceeds it.")
+    team_monthly_budget_credits: dict[str, Annotated[Decimal, Field(gt=0)]] = Field(
+        default_factory=dict, description="Monthly credit budget per team (team -> credits).")  # fmt: skip
+    flaky_min_times_flaked: int = Field(1, ge=1, description="A newly flaky test alerts once it flaked this often.")
+    mttr_regression_ratio: float = Field(
+        2.0, gt=1, description="Alert when a workflow's MTTR of the last full week is this times the week before's.")
+    mttr_min_recoveries: int = Field(3, ge=1, description="... with at least this many recoveries in each week.")
+    run_statuses: list[Literal["failed", "partial"]] = Field(["failed", "partial"],
+                                                             description="Run outcomes that alert.")  # fmt: skip
+    max_delivery_attempts: int = Field(7, ge=1, description="Nights an undelivered alert is retried.")
+
+
 class Settings(BaseSettings):
     """Where to read from, where to write to, how to price and judge the results, when to run."""
 
     # Defaults are valid by construction; validating only what was given keeps `sql` from
     # importing the connectors for the look-back bound.
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", populate_by_name=True,
-                                      validate_default=False)  # fmt: skip
+                                      validate_default=False, env_nested_delimiter="__")  # fmt: skip
 
     # -- source --
     api_base_url: Annotated[str, AfterValidator(_http_url)] = Field(
@@ -197,6 +239,9 @@ class Settings(BaseSettings):
     prefect_dir: NonEmptyPath = Field("data/prefect", description="`serve`: home and database of the local Prefect server.")
     prefect_port: int = Field(0, ge=0, le=65535, description="`serve`: loopback port of the local Prefect server "
                                                              "(0 = a free one).")  # fmt: skip
+    # -- alerts --
+    alerts: AlertSettings = Field(default_factory=AlertSettings,
+                                  description="Alert rules, thresholds, destinations ([alerts] table).")  # fmt: skip
 
     @field_validator("initial_lookback_days")
     @classmethod
@@ -316,13 +361,21 @@ class _LayeredSource(PydanticBaseSettingsSource):
         orgs = _resolve_orgs(layers)
         merged: dict[str, Any] = {}
         for _, layer in reversed(layers):
-            merged.update(layer)
+            for key, value in layer.items():  # a nested table ([alerts]) merges key by key
+                below = merged.get(key)
+                nested = key in _NESTED and isinstance(value, dict) and isinstance(below, dict)
+                merged[key] = {**below, **value} if nested else value
         if orgs is not None:
             merged["orgs"] = orgs
         for key in ("token", TOKEN_ENV):  # masked from here on, so no error can echo it
             if isinstance(merged.get(key), str):
                 merged[key] = SecretStr(merged[key])
         return merged
+
+
+#: Settings that are tables of their own, merged key by key across sources.
+_NESTED = frozenset(n for n, f in Settings.model_fields.items()
+                    if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel))  # fmt: skip
 
 
 def _resolve_orgs(layers: list[tuple[str, dict[str, Any]]]) -> list[Any] | None:
@@ -415,7 +468,8 @@ def describe_validation_error(error: ValidationError) -> str:
             parts.append(f"{loc}: unknown setting")
             continue
         msg = err["msg"].removeprefix("Value error, ")
-        shown = "" if "token" in loc or isinstance(err.get("input"), dict | list | SecretStr) else f" (got {err['input']!r})"
+        secret = "token" in loc or "destinations" in loc  # never echo a credential
+        shown = "" if secret or isinstance(err.get("input"), dict | list | SecretStr) else f" (got {err['input']!r})"
         parts.append(f"{loc}: {msg}{shown}")
     return "invalid configuration: " + "; ".join(parts)
 

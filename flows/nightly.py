@@ -28,7 +28,7 @@ from prefect.states import Completed, Failed
 from circleci_analytics.connectors import CircleCIClient, CircleCIError, Extract
 from circleci_analytics.connectors.tests_metadata import DEFAULT_REPROBE_AFTER, JobRef, JobTestsResult
 from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
-from circleci_analytics.warehouse import Lake
+from circleci_analytics.warehouse import BuildError, Lake
 from circleci_analytics.warehouse.state import Documents
 
 from circleci_analytics.flows import housekeeping, steps
@@ -81,6 +81,21 @@ async def job_tests_task(client: CircleCIClient, refs: list[JobRef], state: Pipe
                          settings: Settings) -> JobTestsResult:  # fmt: skip
     """Test metadata of the jobs whose tests have not landed."""
     return await steps.fetch_job_tests(client, refs, state, settings)
+
+
+@task(cache_policy=NO_CACHE)
+def alerts_task(settings: Settings, lake: Lake, summary: RunSummary, error: BaseException | None = None) -> Any:
+    """Evaluate the alert rules on the new marts (only the run's, with the `error` that stopped
+    it); send each new incident once (`alerts`). Their own error is reported, not raised."""
+    from prefect.runtime import flow_run
+
+    from circleci_analytics.alerts import AlertReport, evaluate_and_notify
+
+    try:
+        return evaluate_and_notify(settings, settings.warehouse_path, lake, summary, run_id=flow_run.id, error=error)
+    except Exception as e:
+        get_run_logger().error("alerts failed: %s", _describe(e))
+        return AlertReport(notes=[f"alerts failed: {_describe(e)} (the next run evaluates them again)"])
 
 
 # -- orchestration ----------------------------------------------------------------------------
@@ -227,6 +242,10 @@ async def nightly(settings: Settings | None = None) -> RunSummary:
             if state.usage_exported_until:
                 window_start = state.usage_exported_until - timedelta(days=max(1, settings.overlap_days))
             await asyncio.to_thread(build_and_render, lake, settings, summary, window_start)
+            summary.alerts = await asyncio.to_thread(alerts_task, lake=lake, settings=settings, summary=summary)
+    except (CircleCIError, BuildError) as e:  # a run that stopped early alerts too (not a busy lake: its holder does)
+        await asyncio.to_thread(alerts_task, lake=lake, settings=settings, summary=summary, error=e)
+        raise
     finally:
         if heartbeat:
             heartbeat.stop()

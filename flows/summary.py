@@ -47,6 +47,7 @@ class RunSummary:
     dashboard_path: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
+    alerts: Any = None  # alerts.AlertReport of the rules evaluated after the build
 
     @property
     def status(self) -> str:
@@ -117,6 +118,8 @@ class RunSummary:
             lines += ["", f"Unknown usage-export columns kept in `extra_columns`: {', '.join(self.unknown_columns)}"]
         if self.data_tests_failed:
             lines += ["", "**Failed data tests:** " + ", ".join(self.data_tests_failed)]
+        if self.alerts is not None:
+            lines += ["", self.alerts.markdown()]
         lines += ["", f"- lake: `{self.lake_root}`", f"- warehouse: `{self.warehouse_path}`"]
         if self.dashboard_path:
             lines.append(f"- dashboard: `{self.dashboard_path}`")

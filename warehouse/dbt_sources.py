@@ -46,7 +46,7 @@ def render_sources_yml() -> str:
         if spec.description:
             table["description"] = spec.description
         table["meta"] = {"natural_key": list(spec.natural_key), "write_mode": spec.mode}
-        if CATALOGUE[spec.name].refresh == "slow snapshot":
+        if spec.name in CATALOGUE and CATALOGUE[spec.name].refresh == "slow snapshot":
             table["freshness"] = None
         table["columns"] = [{"name": c, "data_type": t} for c, t in types.items()]
         tables.append(table)

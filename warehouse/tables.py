@@ -62,8 +62,40 @@ def from_stream(stream: Stream) -> TableSpec:
     return TableSpec(stream.name, schema, key, stream.lake.partition_by, stream.lake.mode, stream.description)
 
 
+#: What the alerts (``alerts/``) sent: one row per rule x incident x destination. Not from the
+#: API: written after each nightly build, so it outlives the warehouse that is rebuilt each night.
+ALERT_HISTORY_SCHEMA = pa.schema([
+    pa.field("rule", pa.string(), nullable=False),
+    pa.field("incident_key", pa.string(), nullable=False),
+    pa.field("destination", pa.string(), nullable=False),
+    pa.field("subject", pa.string()),
+    pa.field("figure", pa.float64()),
+    pa.field("threshold", pa.float64()),
+    pa.field("unit", pa.string()),
+    pa.field("line", pa.string()),
+    pa.field("page", pa.string()),
+    pa.field("as_of_date", pa.date32()),
+    pa.field("run_id", pa.string()),
+    pa.field("first_attempt_at", pa.timestamp("us", tz="UTC")),
+    pa.field("attempts", pa.int32()),
+    pa.field("delivered_at", pa.timestamp("us", tz="UTC")),
+    pa.field("error", pa.string()),
+    pa.field("extracted_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])  # fmt: skip
+
+#: Tables the pipeline writes itself (not API streams, so not in the catalogue).
+ALERT_HISTORY = TableSpec(
+    "alert_history",
+    ALERT_HISTORY_SCHEMA,
+    ("rule", "incident_key", "destination"),
+    description="Alerts per rule x incident x destination: delivered or not, attempts (written by alerts/).",
+)
+
 #: The registry: lake table name -> its spec.
-TABLES: dict[str, TableSpec] = {name: from_stream(stream) for name, stream in CATALOGUE.items()}
+TABLES: dict[str, TableSpec] = {
+    **{name: from_stream(stream) for name, stream in CATALOGUE.items()},
+    ALERT_HISTORY.name: ALERT_HISTORY,
+}
 
 
 def table_spec(name: str) -> TableSpec:

@@ -15,6 +15,7 @@ from pydantic import SecretStr, ValidationError, field_validator
 from circleci_analytics.connectors.ratelimit import DEFAULT_PATIENCE
 from circleci_analytics.settings import (
     DEFAULT_CONFIG_FILE,
+    AlertSettings,
     Settings,
     SettingsError,
     describe_validation_error,
@@ -131,9 +132,10 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "prefect_port": ("4300", "4300", 4300),
     "warehouse_storage_version": ('"v1.5.0"', "v1.5.0", "v1.5.0"),
     "lease_wait_seconds": ("30", "30", 30.0),
+    "alerts": ("{ mttr_min_recoveries = 5 }", '{"mttr_min_recoveries": 5}', AlertSettings(mttr_min_recoveries=5)),
 }
 #: Settings without a flag: the token (never on a command line), and those no command takes.
-NO_FLAG = {"token", "orgs", "rate_limits", "rate_limit_patience_seconds", "now"}
+NO_FLAG = {"token", "orgs", "rate_limits", "rate_limit_patience_seconds", "now", "alerts"}
 
 
 def test_every_setting_has_a_sample() -> None:
