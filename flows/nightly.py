@@ -57,7 +57,8 @@ def resolve_token(settings: Settings) -> str:
     if settings.token_secret_block:
         from prefect.blocks.system import Secret
 
-        return Secret.load(settings.token_secret_block).get()
+        # _sync: called from the async flows, where `load` would otherwise return a coroutine.
+        return Secret.load(settings.token_secret_block, _sync=True).get()
     raise MissingToken(
         "no CircleCI token: set CIRCLECI_TOKEN to a personal API token "
         "(https://app.circleci.com/settings/user/tokens) or name a Prefect Secret block in token_secret_block"
