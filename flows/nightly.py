@@ -36,6 +36,7 @@ from circleci_analytics.settings import Settings, SettingsError, check_paths
 from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
 
 from circleci_analytics.flows import housekeeping, steps
+from circleci_analytics.flows.publishing import publish_outputs
 from circleci_analytics.flows.state import LakeStateStore, PipelineState
 from circleci_analytics.flows.summary import RunSummary, warehouse_highlights
 
@@ -279,6 +280,7 @@ def build_and_render(lake: Lake, settings: Settings, summary: RunSummary, window
     if settings.render_dashboard:
         with summary.timed("dashboard"):
             summary.dashboard_path = render_task(settings)
+    publish_outputs(settings, summary)
 
 
 def _describe(exc: BaseException) -> str:

@@ -128,6 +128,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "prefect_port": ("4300", "4300", 4300),
     "warehouse_storage_version": ('"v1.5.0"', "v1.5.0", "v1.5.0"),
     "lease_wait_seconds": ("30", "30", 30.0),
+    "publish_uri": ('"s3://b/published"', "s3://b/published", "s3://b/published"),
 }
 #: Settings without a flag: the token (never on a command line), and those no command takes.
 NO_FLAG = {"token", "orgs", "rate_limits", "now"}
