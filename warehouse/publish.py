@@ -98,7 +98,7 @@ def _put(fs: pafs.FileSystem, path: str, data: bytes | Path) -> None:
 
 def _redirect_page(target: str) -> bytes:
     return (f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0; url={target}">'
-            f'<title>CircleCI analytics</title><a href="{target}">CircleCI analytics dashboard</a>\n').encode()  # fmt: skip
+            f'<title>CircleCI analytics</title><a href="{target}">the dashboard</a>\n').encode()  # fmt: skip
 
 
 def publish_build(uri: str, warehouse: str | Path, dashboard_dir: str | Path | None = None, *,

@@ -1,9 +1,10 @@
 """The project's prefect.yaml on a real Prefect server with a process work pool and a worker:
 `prefect deploy --all`, then the `nightly-fanout` deployment runs one `nightly-org` run per org
-(two orgs of the simulator) on the worker, against an s3:// lake on moto's server, builds once
-and publishes the warehouse and dashboard beside the lake. The published warehouse holds the
-same rows as a single-process `nightly` of the same simulator into a local lake. Timings of
-each stage are printed (server start, deploy, runs, total)."""
+(two orgs of the simulator, and one the token cannot see, whose run fails) on the worker,
+against an s3:// lake on moto's server, builds once and publishes the warehouse and dashboard
+beside the lake. The published warehouse holds the same rows as a single-process `nightly` of
+the same simulator into a local lake. Timings of each stage are printed (server start, deploy,
+runs, total)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "workpool-e2e"
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+#: An org the token cannot see (a typo in the config): its run fails, the others are built.
+MISSING_ORG = ("1c3f0000-0000-4000-8000-00000000dead", "gh/nobody", ["gh/nobody/nothing"])
 
 
 def _toml_value(value: Any) -> str:
@@ -50,9 +53,9 @@ def write_config(path: Path, url: str, lake_root: str, data: Path, sim: Simulato
               "export_poll_seconds": 0.2, "rate_limits": NO_LIMITS, "lease_wait_seconds": 120}  # fmt: skip
     lines = [f"{k} = {_toml_value(v)}" for k, v in values.items()]
     lines.append(f"now = {sim.history.now.isoformat()}")
-    for org in sim.orgs:
-        projects = [p.slug for p in sim.projects_of(org)]
-        lines += ["[[orgs]]", f'id = "{org.id}"', f'slug = "{org.slug}"', f"projects = {_toml_value(projects)}"]
+    orgs = [(org.id, org.slug, [p.slug for p in sim.projects_of(org)]) for org in sim.orgs]
+    for org_id, slug, projects in [*orgs, MISSING_ORG]:
+        lines += ["[[orgs]]", f'id = "{org_id}"', f'slug = "{slug}"', f"projects = {_toml_value(projects)}"]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -138,12 +141,13 @@ def test_fanout_over_a_process_work_pool_publishes_what_a_single_nightly_builds(
             # deploy --all`, a worker. The worker starts while the deployments are being made.
             t0 = time.perf_counter()
             prefect = str(bin_dir / "prefect")
-            pool = subprocess.Popen([prefect, "work-pool", "create", "circleci-analytics", "--type", "process"], env=env,
-                                    cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            pool = subprocess.Popen([prefect, "work-pool", "create", "circleci-analytics", "--type", "process"],
+                                    env=env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)  # fmt: skip
             save_secret(api, TOKEN)
             assert pool.wait(timeout=180) == 0, pool.stdout.read()
             with open(log, "wb") as out:
-                worker = subprocess.Popen([prefect, "worker", "start", "--pool", "circleci-analytics", "--limit", "4"],
+                worker = subprocess.Popen([prefect, "worker", "start", "--pool", "circleci-analytics", "--limit", "5"],
                                           env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT,
                                           start_new_session=True)  # fmt: skip
             run([prefect, "--no-prompt", "deploy", "--all", "--prefect-file", str(ROOT / "prefect.yaml")], env, home)
@@ -163,8 +167,10 @@ def test_fanout_over_a_process_work_pool_publishes_what_a_single_nightly_builds(
             timings["fan-out run"] = time.perf_counter() - t0
             single = wait_done(api, single_id, 300, worker, log)
             timings["both runs"] = time.perf_counter() - t0
-            assert fanout["state"]["type"] == "COMPLETED" and fanout["state"]["name"] == "Completed", fanout["state"]
-            assert single["state"]["type"] == "COMPLETED", single["state"]
+            # Both runs end Partially Completed: the missing org failed, the others were built.
+            for done in (fanout, single):
+                assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Partially Completed"), done
+            assert "gh/nobody" in fanout["state"]["message"], fanout["state"]
             org_runs = runs_of(api, "circleci-nightly-org")
             summary = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": [
                 "circleci-nightly-fanout-summary"]}}}, timeout=10).json()[0]["data"]  # fmt: skip
@@ -183,10 +189,12 @@ def test_fanout_over_a_process_work_pool_publishes_what_a_single_nightly_builds(
                                                         for r in [fanout, single, *org_runs]))  # fmt: skip
     print("fan-out " + next(line for line in summary.splitlines() if line.startswith("- step times")).lstrip("- "))
 
-    # One nightly-org run per org, each with only its org, both on the worker.
-    assert sorted(r["parameters"]["settings"]["orgs"][0]["id"] for r in org_runs) == sorted(o.id for o in sim.orgs)
-    assert all(len(r["parameters"]["settings"]["orgs"]) == 1 for r in org_runs)
-    assert all(r["state"]["type"] == "COMPLETED" and r["parent_task_run_id"] for r in org_runs)
+    # One nightly-org run per org, each with only its org, all on the worker, linked to the fan-out.
+    by_org = {r["parameters"]["settings"]["orgs"][0]["id"]: r for r in org_runs}
+    assert sorted(by_org) == sorted([o.id for o in sim.orgs] + [MISSING_ORG[0]])
+    assert all(len(r["parameters"]["settings"]["orgs"]) == 1 and r["parent_task_run_id"] for r in org_runs)
+    assert {org_id: r["state"]["type"] for org_id, r in by_org.items()} == {
+        **{o.id: "COMPLETED" for o in sim.orgs}, MISSING_ORG[0]: "FAILED"}  # fmt: skip
 
     # What the worker built is published beside the lake: the pointer names a complete build.
     pointer = read_pointer(publish_uri)
