@@ -246,7 +246,7 @@ def _org_options(f):
 PIPELINE = ("api_base_url", "lake_root", "warehouse_path", "dashboard_dir", "render_dashboard", "price_per_credit",
             "rightsizing_headroom", "initial_lookback_days", "overlap_days", "tests_lookback_days", "max_concurrency",
             "export_poll_seconds", "job_include", "job_exclude", "token_secret_block", "warehouse_storage_version",
-            "lease_wait_seconds", "snapshot_refresh_days")  # fmt: skip
+            "lease_wait_seconds", "snapshot_refresh_days", "publish_uri")  # fmt: skip
 
 
 def _settings(config: str | None, **flags: Any) -> Settings:

@@ -108,6 +108,12 @@ def _block_name(value: str) -> str:
     return value
 
 
+def _s3_uri(value: str) -> str:
+    if not value.startswith("s3://") or not value[5:].split("/", 1)[0].split("?", 1)[0]:
+        raise ValueError("not an s3:// URI (e.g. s3://bucket/circleci-analytics/published)")
+    return value
+
+
 def _path(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
@@ -205,6 +211,9 @@ class Settings(BaseSettings):
     warehouse_path: NonEmptyPath = Field("data/warehouse.duckdb", description="DuckDB warehouse file.")
     dashboard_dir: NonEmptyPath = Field("data/dashboard", description="Where the dashboard HTML goes.")
     render_dashboard: bool = Field(True, description="Render the dashboard after each run.")
+    publish_uri: Annotated[str, AfterValidator(_s3_uri)] | None = Field(
+        None, description="s3:// prefix the warehouse and dashboard are published to after each build "
+                          "(default with an s3:// lake: a 'published' prefix beside the lake's).")  # fmt: skip
     # -- marts --
     price_per_credit: Decimal = Field(Decimal("0.0006"), gt=0, decimal_places=10,
                                       description="USD per credit (25,000 credits for 15 USD).")  # fmt: skip

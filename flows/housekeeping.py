@@ -48,7 +48,7 @@ __all__ = [
 logger = logging.getLogger("circleci_analytics.flows")
 
 #: The flows whose dead runs are marked Crashed.
-FLOW_NAMES = ("circleci-nightly", "circleci-backfill")
+FLOW_NAMES = ("circleci-nightly", "circleci-backfill", "circleci-nightly-org", "circleci-nightly-fanout")
 SCRATCH_PREFIX = "circleci-analytics-"
 OWNER_FILE = ".owner.json"
 #: How often a live run refreshes its heartbeat label.

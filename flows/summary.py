@@ -45,6 +45,7 @@ class RunSummary:
     lake_root: str = ""
     warehouse_path: str = ""
     dashboard_path: str | None = None
+    published: str | None = None  # where the warehouse and dashboard were published (object storage)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
     alerts: Any = None  # alerts.AlertReport of the rules evaluated after the build
@@ -123,6 +124,8 @@ class RunSummary:
         lines += ["", f"- lake: `{self.lake_root}`", f"- warehouse: `{self.warehouse_path}`"]
         if self.dashboard_path:
             lines.append(f"- dashboard: `{self.dashboard_path}`")
+        if self.published:
+            lines.append(f"- published: `{self.published}`")
         lines.append(f"- API calls: {self.api_calls.get('total_calls', 0):,}; wall time {self.seconds:,.1f} s")
         if self.timings:
             lines.append("- step times: " + ", ".join(f"{k} {v:,.1f} s" for k, v in self.timings.items()))

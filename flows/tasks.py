@@ -24,6 +24,7 @@ from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
 from circleci_analytics.warehouse.state import Documents
 
 from circleci_analytics.flows import steps
+from circleci_analytics.flows.publishing import publish_outputs
 from circleci_analytics.flows.summary import RunSummary, warehouse_highlights
 
 __all__ = ["MissingToken", "build_and_render", "land_task", "land_usage_task", "resolve_projects_task",
@@ -42,7 +43,8 @@ def resolve_token(settings: Settings) -> str:
     if settings.token_secret_block:
         from prefect.blocks.system import Secret
 
-        return Secret.load(settings.token_secret_block).get()
+        # _sync: called from the async flows, where `load` would otherwise return a coroutine.
+        return Secret.load(settings.token_secret_block, _sync=True).get()
     raise MissingToken(
         "no CircleCI token: set CIRCLECI_TOKEN to a personal API token "
         "(https://app.circleci.com/settings/user/tokens) or name a Prefect Secret block in token_secret_block"
@@ -109,3 +111,4 @@ def build_and_render(lake: Lake, settings: Settings, summary: RunSummary, window
     if settings.render_dashboard:
         with summary.timed("dashboard"):
             summary.dashboard_path = render_task(settings)
+    publish_outputs(settings, summary)

@@ -19,10 +19,30 @@ import pytest
 from circleci_analytics.warehouse import Lake
 
 
+def _atomic_conditional_puts() -> None:
+    """Make moto's conditional PUTs atomic, as S3's are: moto checks If-Match / If-None-Match and
+    then writes, unlocked, so two racing writers of the lease record could both win on its
+    threaded server (a row of a racing-writers test was lost that way under load)."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.put_object
+    if getattr(original, "_atomic", False):
+        return
+    lock = threading.Lock()
+
+    def put_object(self: S3Response) -> object:
+        with lock:
+            return original(self)
+
+    put_object._atomic = True  # type: ignore[attr-defined]
+    S3Response.put_object = put_object  # type: ignore[method-assign]
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """host:port of a moto S3 server on loopback, for the whole session."""
     moto_server = pytest.importorskip("moto.server")
+    _atomic_conditional_puts()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -180,10 +180,10 @@ class LeaseStore(Protocol):
 
 
 class LocalLeaseStore:
-    """``<lake>/.lease.json`` on a local (or NFS) disk."""
+    """``<lake>/.lease.json`` (or another record `name`) on a local (or NFS) disk."""
 
-    def __init__(self, root: str | Path):
-        self.path = Path(root) / LEASE_NAME
+    def __init__(self, root: str | Path, name: str = LEASE_NAME):
+        self.path = Path(root) / name
         self.key = f"file:{self.path}"
 
     def read(self) -> tuple[bytes, str] | None:
@@ -194,7 +194,7 @@ class LocalLeaseStore:
         return data, hashlib.sha256(data).hexdigest()
 
     def _temp(self, data: bytes) -> Path:
-        tmp = self.path.with_name(f"{LEASE_NAME}.{uuid.uuid4().hex}.tmp")
+        tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(data)  # no fsync: a record torn by a power cut is unreadable, hence replaced
         return tmp
 
@@ -211,7 +211,7 @@ class LocalLeaseStore:
     def swap(self, data: bytes, version: str) -> str | None:
         # The record is never deleted, so a create cannot interleave with a swap; swaps are
         # serialised by flock, held only for the read-compare-rename.
-        with open(self.path.with_name(LEASE_NAME + ".lock"), "a+b") as mutex:
+        with open(self.path.with_name(self.path.name + ".lock"), "a+b") as mutex:
             fcntl.flock(mutex, fcntl.LOCK_EX)
             current = self.read()
             if current is None or current[1] != version:
@@ -255,16 +255,16 @@ def s3_client_from_uri(uri: str) -> tuple[Any, str, str]:
 
 
 class S3LeaseStore:
-    """``s3://bucket/prefix/.lease.json``, changed only by conditional PUTs."""
+    """``s3://bucket/prefix/.lease.json`` (or another record `name`), changed only by conditional PUTs."""
 
     #: Answers meaning "the condition did not hold" (412) or "a concurrent conditional write won" (409).
     _LOST = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, name: str = LEASE_NAME):
         self.client, self.bucket, prefix = s3_client_from_uri(uri)
         #: The lake's key prefix (``""`` or ending in ``/``).
         self.prefix = f"{prefix}/" if prefix else ""
-        self.object_key = self.prefix + LEASE_NAME
+        self.object_key = self.prefix + name
         self.key = f"s3:{self.client.meta.endpoint_url}/{self.bucket}/{self.object_key}"
 
     def read(self) -> tuple[bytes, str] | None:

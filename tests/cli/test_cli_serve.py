@@ -148,14 +148,18 @@ def test_serve_runs_the_nightly_every_tick_once_and_survives_its_server(tmp_path
     # One run per schedule tick (a second serve never doubled them) ...
     assert [d["name"] for d in deployments] == ["circleci-nightly"]
     assert deployments[0]["global_concurrency_limit"]["limit"] == 1
-    # prefect.yaml: both deployments limited to one run at a time, the token only as a Secret block name.
-    assert set(yaml_deployments) == {"nightly", "backfill"}
-    for name, entrypoint in (("nightly", "circleci_analytics.flows.nightly:nightly"),
-                             ("backfill", "circleci_analytics.flows.backfill:backfill")):  # fmt: skip
+    # prefect.yaml: the deployments' run limits, the token only as a Secret block name.
+    assert set(yaml_deployments) == {"nightly", "backfill", "nightly-fanout", "nightly-org"}
+    for name, entrypoint, limit in (("nightly", "circleci_analytics.flows.nightly:nightly", 1),
+                                    ("backfill", "circleci_analytics.flows.backfill:backfill", 1),
+                                    ("nightly-fanout", "circleci_analytics.flows.fanout:nightly_fanout", 1),
+                                    ("nightly-org", "circleci_analytics.flows.fanout:nightly_org", 4)):  # fmt: skip
         d = yaml_deployments[name]
-        assert d["entrypoint"] == entrypoint and d["global_concurrency_limit"]["limit"] == 1
+        assert d["entrypoint"] == entrypoint and d["global_concurrency_limit"]["limit"] == limit
         assert d["parameters"] == {"settings": {"token_secret_block": "circleci-token"}}
-    assert [s["schedule"]["cron"] for s in yaml_deployments["nightly"]["schedules"]] == ["0 3 * * *"]
+    # One nightly schedule is active: the single-process one (the fan-out's is there, off).
+    assert [(s["schedule"]["cron"], s["active"]) for s in yaml_deployments["nightly"]["schedules"]] == [("0 3 * * *", True)]
+    assert [s["active"] for s in yaml_deployments["nightly-fanout"]["schedules"]] == [False]
     ticks = Counter(r["expected_start_time"] for r in runs)
     assert ticks and max(ticks.values()) == 1, ticks
     # ... with the settings as parameters, and the token nowhere in Prefect's database.

@@ -133,6 +133,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "warehouse_storage_version": ('"v1.5.0"', "v1.5.0", "v1.5.0"),
     "lease_wait_seconds": ("30", "30", 30.0),
     "alerts": ("{ mttr_min_recoveries = 5 }", '{"mttr_min_recoveries": 5}', AlertSettings(mttr_min_recoveries=5)),
+    "publish_uri": ('"s3://b/published"', "s3://b/published", "s3://b/published"),
 }
 #: Settings without a flag: the token (never on a command line), and those no command takes.
 NO_FLAG = {"token", "orgs", "rate_limits", "rate_limit_patience_seconds", "now", "alerts"}

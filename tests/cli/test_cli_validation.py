@@ -66,6 +66,8 @@ def refused(clean_env, monkeypatch, capsys):
         (["--export-poll-seconds", "0"], "export_poll_seconds: Input should be greater than 0"),
         (["--api-base-url", "circleci.com/api/v2"], "api_base_url:"),
         (["--token-secret-block", "My Token"], "token_secret_block: not a Prefect block name"),
+        (["--publish-uri", "data/published"], "publish_uri: not an s3:// URI"),
+        (["--publish-uri", "s3://"], "publish_uri: not an s3:// URI"),
     ],
     ids=lambda v: v[0] if isinstance(v, list) else None,
 )

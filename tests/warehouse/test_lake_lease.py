@@ -1,5 +1,6 @@
-"""One writer at a time per lake: racing processes, waiting, crashed and frozen holders,
-the heartbeat, re-entrancy and a crashed writer's litter - on a local lake and on S3 (moto)."""
+"""One writer at a time per lake, one run at a time per org: racing processes, waiting, crashed
+and frozen holders, the heartbeat, re-entrancy and a crashed writer's litter - on a local lake
+and on S3 (moto)."""
 
 from __future__ import annotations
 
@@ -30,22 +31,26 @@ from circleci_analytics.warehouse.lease import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+ORG_A = "83d65638-c295-4ef6-af1c-f71242ad0348"
+ORG_B = "1c3f0000-0000-4000-8000-00000000000b"
 
 #: Child processes: each script gets the lake URI as argv[1].
 RACER = """
-import sys, time
+import contextlib, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
 import pyarrow as pa
 from circleci_analytics.connectors.schemas import PROJECTS
 from circleci_analytics.warehouse import Lake
 lake, tag, go = Lake(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-while not go.exists():
-    time.sleep(0.01)
-at = datetime(2026, 5, 4, tzinfo=UTC)
-for i in range(100):
-    row = {"project_id": f"{tag}-{i}", "project_slug": f"gh/acme/{tag}-{i}", "extracted_at": at}
-    lake.land("projects", pa.Table.from_pylist([row], schema=PROJECTS))
+# With an org id (argv[4]): a run of that org, holding its lease (landing takes the lake's).
+with lake.org_leases(sys.argv[4:], owner=tag) if sys.argv[4:] else contextlib.nullcontext():
+    while not go.exists():
+        time.sleep(0.01)
+    at = datetime(2026, 5, 4, tzinfo=UTC)
+    for i in range(100):
+        row = {"project_id": f"{tag}-{i}", "project_slug": f"gh/acme/{tag}-{i}", "extracted_at": at}
+        lake.land("projects", pa.Table.from_pylist([row], schema=PROJECTS))
 """
 
 HOLDER = """
@@ -63,6 +68,15 @@ with lake.lease(owner=sys.argv[2], ttl_seconds=float(sys.argv[3])) as lease:
         except Exception as e:
             print(type(e).__name__, e, flush=True)
             sys.exit(3)
+"""
+
+#: Holds org argv[2]'s lease for argv[3] seconds.
+ORG_HOLDER = """
+import sys, time
+from circleci_analytics.warehouse import Lake
+with Lake(sys.argv[1]).org_leases([sys.argv[2]], owner="nightly-org of " + sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[3]))
 """
 
 KILLED_WRITER = """
@@ -106,9 +120,10 @@ def _table_bytes(lake: Lake) -> dict[str, bytes]:
     return {f: lake.fs.open_input_stream(f).read() for f in lake.files("usage_job_runs")}
 
 
-def test_racing_writers_keep_every_row(lake, tmp_path):
+@pytest.mark.parametrize("orgs", [(), (ORG_A, ORG_B)], ids=["lake-lease", "org-leases"])
+def test_racing_writers_keep_every_row(lake, tmp_path, orgs):
     go = tmp_path / "go"
-    racers = [_spawn(RACER, lake.root, tag, str(go)) for tag in ("a", "b")]
+    racers = [_spawn(RACER, lake.root, tag, str(go), *orgs[i:i + 1]) for i, tag in enumerate(("a", "b"))]
     go.touch()
     for p in racers:
         _out, err = p.communicate(timeout=300)
@@ -280,3 +295,36 @@ def test_housekeeping_failures_never_block_the_lease(lake_root, monkeypatch, cap
     with lake.lease(owner="nightly") as lease:
         assert lease.removed_temp_files == 0 and not lease.lost
     assert "listing denied" in caplog.text
+
+
+# -- org leases --------------------------------------------------------------------------------
+def test_an_org_lease_keeps_out_that_org_only(lake):
+    holder = _spawn(ORG_HOLDER, lake.root, ORG_A, "60")
+    try:
+        _wait_held(holder)
+        t0 = time.monotonic()
+        with pytest.raises(LakeBusy) as busy:
+            with lake.org_leases([ORG_B, ORG_A], owner="second run", wait_seconds=1):
+                pass
+        assert time.monotonic() - t0 >= 1
+        assert f"nightly-org of {ORG_A}" in str(busy.value) and f"org {ORG_A}" in str(busy.value)
+        assert busy.value.holder.pid == holder.pid
+        # Another org's lease, and the lake's (landing), are free meanwhile.
+        t0 = time.monotonic()
+        with lake.org_leases([ORG_B], owner="org b run", wait_seconds=0):
+            assert lake.land("usage_job_runs", usage_table(3, org=ORG_B)).rows_written == 3
+        assert time.monotonic() - t0 < 30
+    finally:
+        holder.kill()
+        holder.wait()
+    # Its process is gone: the lease is free.
+    with lake.org_leases([ORG_A], owner="next run", wait_seconds=5) as held:
+        assert [lease.holder.owner for lease in held] == ["next run"]
+
+
+def test_org_lease_records_sit_beside_the_lake_lease(lake_root):
+    lake = Lake(lake_root)
+    with lake.org_leases([ORG_A], owner="x"), lake.lease(owner="x"):
+        pass
+    names = sorted(p.name for p in Path(lake_root).iterdir() if p.is_file() and p.suffix == ".json")
+    assert names == [".lease.json", f".lease.org_id={ORG_A}.json"]
