@@ -108,10 +108,23 @@ def _block_name(value: str) -> str:
     return value
 
 
+#: Query options of an object-store URI that are credentials: a URI is a setting, and settings
+#: are logged, shown in run summaries and stored by Prefect as flow parameters.
+_URI_CREDENTIALS = ("access_key", "secret_key", "session_token")
+
+
+def _no_credentials(value: str) -> str:
+    query = value.partition("?")[2].lower()
+    if any(f"{key}=" in query for key in _URI_CREDENTIALS):
+        raise ValueError("holds credentials in its query string: give them to the machine instead "
+                         "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, an AWS profile or an instance role)")  # fmt: skip
+    return value
+
+
 def _s3_uri(value: str) -> str:
     if not value.startswith("s3://") or not value[5:].split("/", 1)[0].split("?", 1)[0]:
         raise ValueError("not an s3:// URI (e.g. s3://bucket/circleci-analytics/published)")
-    return value
+    return _no_credentials(value)
 
 
 def _path(value: str) -> str:
@@ -207,7 +220,8 @@ class Settings(BaseSettings):
         None, description="Prefect Secret block holding the token, when $CIRCLECI_TOKEN is not set.")  # fmt: skip
     orgs: list[Org] = Field(default_factory=list, description="Organisations to pull ([[orgs]] tables).")
     # -- outputs --
-    lake_root: NonEmptyPath = Field("data/lake", description="Lake root: a folder or s3://bucket/prefix.")
+    lake_root: Annotated[NonEmptyPath, AfterValidator(_no_credentials)] = Field(
+        "data/lake", description="Lake root: a folder or s3://bucket/prefix.")
     warehouse_path: NonEmptyPath = Field("data/warehouse.duckdb", description="DuckDB warehouse file.")
     dashboard_dir: NonEmptyPath = Field("data/dashboard", description="Where the dashboard HTML goes.")
     render_dashboard: bool = Field(True, description="Render the dashboard after each run.")
@@ -477,7 +491,8 @@ def describe_validation_error(error: ValidationError) -> str:
             parts.append(f"{loc}: unknown setting")
             continue
         msg = err["msg"].removeprefix("Value error, ")
-        secret = "token" in loc or "destinations" in loc  # never echo a credential
+        # never echo a credential (nor a URI refused for holding one)
+        secret = "token" in loc or "destinations" in loc or "credentials" in msg
         shown = "" if secret or isinstance(err.get("input"), dict | list | SecretStr) else f" (got {err['input']!r})"
         parts.append(f"{loc}: {msg}{shown}")
     return "invalid configuration: " + "; ".join(parts)

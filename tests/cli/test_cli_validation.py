@@ -76,6 +76,15 @@ def test_run_refuses_out_of_bounds_settings(refused, clean_env, flags, message) 
     assert message in err
 
 
+@pytest.mark.parametrize("flag", ["--lake-root", "--publish-uri"])
+def test_credentials_in_an_object_store_uri_are_refused_without_showing_them(refused, clean_env, flag) -> None:
+    # Settings are logged, shown in run summaries and stored by Prefect: no secret may sit in one.
+    uri = "s3://bucket/ci?region=eu-west-1&secret_key=CANARY-SECRET-KEY"
+    err = refused("run", *ORG, *output_flags(clean_env), flag, uri)
+    assert "holds credentials in its query string" in err
+    assert "CANARY" not in err
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -185,7 +194,9 @@ def test_refused_within_seconds_before_prefect_starts(tmp_path, args, message) -
     elapsed = time.perf_counter() - started
     assert proc.returncode == 2 and message in proc.stderr, proc.stdout + proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout
-    assert elapsed < 15, f"{elapsed:.1f} s"  # a cold interpreter; the old code ran 72 s before failing
+    # A cold interpreter takes 3-9 s here (20 s on a machine at load 15); the old code ran 72 s
+    # (extracting) before failing. That no work started is the empty folder below.
+    assert elapsed < 45, f"{elapsed:.1f} s"
     assert list(tmp_path.iterdir()) == []  # no lake, no warehouse, no Prefect home
 
 
