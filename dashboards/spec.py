@@ -169,7 +169,8 @@ PAGES: list[Page] = [
         "title": "Reliability",
         "intro": "MTTR: mean time from the first failure of a streak to the next success, by the week the "
         "recovery happened (project x workflow x branch streaks). Success rate ignores canceled runs. "
-        "Durations are of successful runs.",
+        "Durations are of successful runs. Runs older than Insights' 90 days come from the usage export, "
+        "which cannot tell canceled from failed runs.",
         "elements": [
             {"id": "mttr_weekly", "type": "series", "query": "mttr_weekly",
              "title": "Weekly MTTR per workflow", "x": "week_start", "date": "week_start",

@@ -51,6 +51,9 @@ def usage_rows(sim: Simulator, truth_jobs: pa.Table) -> pa.Table:
         "pipeline_number": col("pipeline_number"),
         "workflow_id": col("workflow_id"),
         "workflow_name": col("workflow_name"),
+        "pipeline_created_at": col("pipeline_created_at"),
+        "workflow_first_job_queued_at": col("workflow_first_job_queued_at"),
+        "workflow_stopped_at": col("workflow_stopped_at"),
         "is_workflow_successful": wf_success,
         "job_name": col("job_name"),
         "job_id": col("job_id"),
@@ -148,14 +151,19 @@ async def _insights(sim: Simulator) -> tuple[list, list]:
     return summaries, flaky
 
 
-def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True) -> dict[str, int]:
-    """Land truth-derived tables (and, with `insights`, connector snapshots); return row counts."""
+def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True, insights_from: datetime | None = None) -> dict[str, int]:
+    """Land truth-derived tables (and, with `insights`, connector snapshots); return row counts.
+    With `insights_from`, Insights workflow runs cover only the runs created from then on
+    (the usage export still covers every day)."""
     truth = sim.truth()
     usage = usage_rows(sim, truth.job_runs())
     h = sim.history
     lake.land("usage_job_runs", usage, window=(h.start, h.end + timedelta(days=1)))
     lake.land("job_tests", test_rows(truth.test_runs()))
-    lake.land("workflow_runs", workflow_run_rows(truth.workflow_runs()))
+    runs = truth.workflow_runs()
+    if insights_from is not None:
+        runs = runs.filter(pc.greater_equal(runs.column("created_at"), pa.scalar(insights_from, runs.schema.field("created_at").type)))
+    lake.land("workflow_runs", workflow_run_rows(runs))
     lake.land("projects", project_rows(sim))
     counts = {"usage_job_runs": usage.num_rows}
     if insights:
