@@ -16,7 +16,14 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from circleci_analytics.connectors import CircleCIClient, extract_flaky_tests, extract_workflow_summary
+from circleci_analytics.connectors import (
+    CircleCIClient,
+    extract_flaky_tests,
+    extract_job_timeseries,
+    extract_test_metrics,
+    extract_workflow_job_metrics,
+    extract_workflow_summary,
+)
 from circleci_analytics.connectors.schemas import JOB_TESTS, PROJECTS, WORKFLOW_RUNS
 from circleci_analytics.connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
 from circleci_analytics.simulator import Simulator, create_app
@@ -140,15 +147,25 @@ def sim_client(sim: Simulator) -> CircleCIClient:
     return CircleCIClient(sim.token, "http://sim/api/v2", transport=transport, rate_limits=NO_LIMITS)
 
 
-async def _insights(sim: Simulator) -> tuple[list, list]:
-    summaries, flaky = [], []
+#: The job time series are pulled for these days before the simulator's now (its whole tiny history).
+TIMESERIES_DAYS = 60
+
+
+async def _insights(sim: Simulator) -> dict[str, list]:
+    out: dict[str, list] = {t: [] for t in ("workflow_summary", "flaky_tests", "workflow_job_metrics", "job_timeseries",
+                                            "test_metrics")}  # fmt: skip
+    now = sim.history.now
     async with sim_client(sim) as client:
         for p in sim.projects:
-            flaky.append(await extract_flaky_tests(client, p.slug))
+            out["flaky_tests"].append(await extract_flaky_tests(client, p.slug))
             for wf in p.workflows:
                 for scope in ("default-branch", "all-branches"):
-                    summaries.append(await extract_workflow_summary(client, p.slug, wf, scope=scope))
-    return summaries, flaky
+                    out["workflow_summary"].append(await extract_workflow_summary(client, p.slug, wf, scope=scope))
+                out["workflow_job_metrics"].append(await extract_workflow_job_metrics(client, p.slug, wf))
+                out["job_timeseries"].append(await extract_job_timeseries(
+                    client, p.slug, wf, start=now - timedelta(days=TIMESERIES_DAYS), end=now))  # fmt: skip
+                out["test_metrics"].append((await extract_test_metrics(client, p.slug, wf)).tests)
+    return out
 
 
 def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True, insights_from: datetime | None = None) -> dict[str, int]:
@@ -167,11 +184,9 @@ def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True, insights_fr
     lake.land("projects", project_rows(sim))
     counts = {"usage_job_runs": usage.num_rows}
     if insights:
-        summaries, flaky = asyncio.run(_insights(sim))
-        lake.land("workflow_summary", pa.concat_tables([e.table for e in summaries]))
-        lake.land("flaky_tests", pa.concat_tables([e.table for e in flaky]))
-        counts["workflow_summary"] = sum(e.num_rows for e in summaries)
-        counts["flaky_tests"] = sum(e.num_rows for e in flaky)
+        for table, extracts in asyncio.run(_insights(sim)).items():
+            lake.land(table, pa.concat_tables([e.table for e in extracts]))
+            counts[table] = sum(e.num_rows for e in extracts)
     return counts
 
 
