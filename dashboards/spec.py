@@ -206,14 +206,12 @@ PAGES: list[Page] = [
         "workflow's most recent runs (Insights' test metrics); the most active branches of each project (usage "
         "export, trailing 30 days). Durations are of successful runs.",
         "elements": [
-            {"id": "job_p95_daily", "type": "series", "query": "job_performance_daily", "branch_rollup": True,
-             "title": "Daily p95 job duration, busiest jobs (default branch)", "x": "day", "date": "day",
-             "series": ["project_slug", "workflow_name", "job_name"], "y": {"sum": "duration_p95_seconds"},
-             "rank": "runs", "y_scale": 1 / 60, "mode": "lines", "y_title": "minutes", "empty": NO_JOB_METRICS},
-            {"id": "job_p50_daily", "type": "series", "query": "job_performance_daily", "branch_rollup": True,
-             "title": "Daily p50 job duration, busiest jobs (default branch)", "x": "day", "date": "day",
-             "series": ["project_slug", "workflow_name", "job_name"], "y": {"sum": "duration_p50_seconds"},
-             "rank": "runs", "y_scale": 1 / 60, "mode": "lines", "y_title": "minutes", "empty": NO_JOB_METRICS},
+            # one row per day and job: percentiles drawn as they are (branch_rollup: never added up)
+            *({"id": f"job_{stat}_daily", "type": "series", "query": "job_performance_daily", "branch_rollup": True,
+               "title": f"Daily {stat} job duration, busiest jobs (default branch)", "x": "day", "date": "day",
+               "series": ["project_slug", "workflow_name", "job_name"], "y": {"sum": f"duration_{stat}_seconds"},
+               "rank": "runs", "y_scale": 1 / 60, "mode": "lines", "y_title": "minutes", "empty": NO_JOB_METRICS}
+              for stat in ("p95", "p50")),
             {"id": "job_success_daily", "type": "series", "query": "job_performance_daily",
              "title": "Daily job success rate by project (default branch)", "x": "day", "date": "day",
              "series": ["project_slug"], "y": {"ratio": ["successful_runs", "outcomes"]}, "mode": "lines",

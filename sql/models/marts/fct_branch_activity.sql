@@ -72,10 +72,7 @@ final as (
         coalesce(run_stats.workflow_runs, 0) as workflow_runs,
         coalesce(run_stats.successful_runs, 0) as successful_runs,
         coalesce(run_stats.failed_runs, 0) as failed_runs,
-        case
-            when run_stats.successful_runs + run_stats.failed_runs > 0
-                then run_stats.successful_runs / (run_stats.successful_runs + run_stats.failed_runs)
-        end as success_rate,
+        {{ success_rate('run_stats.successful_runs', 'run_stats.failed_runs') }} as success_rate,
         coalesce(run_stats.workflow_runs_30d, 0) as workflow_runs_30d,
         coalesce(run_stats.successful_runs_30d, 0) as successful_runs_30d,
         coalesce(run_stats.failed_runs_30d, 0) as failed_runs_30d,

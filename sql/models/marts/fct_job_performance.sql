@@ -70,10 +70,7 @@ final as (
         metrics.total_runs as runs,
         metrics.successful_runs,
         metrics.failed_runs,
-        case
-            when metrics.successful_runs + metrics.failed_runs > 0
-                then metrics.successful_runs / (metrics.successful_runs + metrics.failed_runs)
-        end as success_rate,
+        {{ success_rate('metrics.successful_runs', 'metrics.failed_runs') }} as success_rate,
         metrics.throughput_runs_per_day,
         metrics.duration_median_seconds as duration_p50_seconds,
         metrics.duration_p95_seconds,

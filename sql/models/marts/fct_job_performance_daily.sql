@@ -28,10 +28,7 @@ final as (
         buckets.total_runs as runs,
         buckets.successful_runs,
         buckets.failed_runs,
-        case
-            when buckets.successful_runs + buckets.failed_runs > 0
-                then buckets.successful_runs / (buckets.successful_runs + buckets.failed_runs)
-        end as success_rate,
+        {{ success_rate('buckets.successful_runs', 'buckets.failed_runs') }} as success_rate,
         buckets.duration_median_seconds as duration_p50_seconds,
         buckets.duration_p95_seconds,
         buckets.duration_total_seconds,

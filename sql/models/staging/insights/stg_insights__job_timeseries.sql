@@ -2,22 +2,8 @@
 -- granularity x job x bucket start (latest extraction wins; branch null = the default branch).
 with
 
-source as (
-
-    select * from {{ source('lake', 'job_timeseries') }}
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    qualify row_number() over (
-        partition by project_slug, workflow_name, branch, granularity, job_name, bucket_start
-        order by extracted_at desc
-    ) = 1
-
-),
+-- Latest extraction wins (macros/latest_rows.sql: only duplicated keys are ranked).
+{{ latest_rows('deduplicated', source('lake', 'job_timeseries'), ['project_slug', 'workflow_name', 'branch', 'granularity', 'job_name', 'bucket_start'], 'extracted_at desc', 'bucket_start') }},
 
 renamed as (
 

@@ -3,22 +3,8 @@
 -- category x test (latest extraction of the day wins).
 with
 
-source as (
-
-    select * from {{ source('lake', 'test_metrics') }}
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    qualify row_number() over (
-        partition by snapshot_date, project_slug, workflow_name, scope, category, test_name, classname
-        order by extracted_at desc
-    ) = 1
-
-),
+-- Latest extraction wins (macros/latest_rows.sql: only duplicated keys are ranked).
+{{ latest_rows('deduplicated', source('lake', 'test_metrics'), ['snapshot_date', 'project_slug', 'workflow_name', 'scope', 'category', 'test_name', 'classname'], 'extracted_at desc', 'snapshot_date') }},
 
 renamed as (
 

@@ -2,22 +2,8 @@
 -- workflow x job x scope x reporting window (latest extraction of the day wins).
 with
 
-source as (
-
-    select * from {{ source('lake', 'workflow_job_metrics') }}
-
-),
-
-deduplicated as (
-
-    select *
-    from source
-    qualify row_number() over (
-        partition by snapshot_date, project_slug, scope, reporting_window, workflow_name, job_name
-        order by extracted_at desc
-    ) = 1
-
-),
+-- Latest extraction wins (macros/latest_rows.sql: only duplicated keys are ranked).
+{{ latest_rows('deduplicated', source('lake', 'workflow_job_metrics'), ['snapshot_date', 'project_slug', 'scope', 'reporting_window', 'workflow_name', 'job_name'], 'extracted_at desc', 'snapshot_date') }},
 
 renamed as (
 
