@@ -48,6 +48,7 @@ export_runs as (
         any_value(pipeline_id) as pipeline_id,
         min(pipeline_created_at) as pipeline_created_at,
         min(workflow_first_job_queued_at) as first_job_queued_at,
+        min(started_at) as first_job_started_at,
         arg_max(workflow_stopped_at, extracted_at) as stopped_at,
         arg_max(is_workflow_successful, extracted_at) as is_successful,
         bool_or(is_rerun) as is_rerun,
@@ -88,7 +89,13 @@ joined as (
             when export_runs.is_successful then 'success'
             when not export_runs.is_successful then 'failure'
         end as export_outcome,
-        coalesce(insights_runs.created_at, export_runs.pipeline_created_at, export_runs.first_job_queued_at) as created_at,
+        -- an export without the workflow columns: the first start of its job runs
+        coalesce(
+            insights_runs.created_at,
+            export_runs.pipeline_created_at,
+            export_runs.first_job_queued_at,
+            export_runs.first_job_started_at
+        ) as created_at,
         coalesce(insights_runs.stopped_at, export_runs.stopped_at) as stopped_at,
         export_runs.stopped_at as export_stopped_at,
         coalesce(
