@@ -196,6 +196,14 @@ def synth_month(
         pl.when(pl.col("run_seconds") >= 15).then(pl.col("ram_raw")).alias("ram"),
         (pl.lit(int(start.timestamp() * 1_000_000)) + pl.col("offset") * 1_000_000).alias("started_us"),
     ).with_columns(pl.sum_horizontal([f"{t}_cents" for t in CREDIT_TYPES]).alias("total_cents"))
+    # The export's workflow columns, the same on each of a workflow's rows.
+    queued_us = pl.col("started_us") - pl.col("queue_seconds") * 1_000_000
+    df = df.with_columns(
+        queued_us.min().over("wf").alias("wf_queued_us"),
+        (pl.col("started_us") + pl.col("run_seconds") * 1_000_000).max().over("wf").alias("wf_stopped_us"),
+        (pl.col("status") == "success").all().over("wf").alias("wf_successful"),
+        (queued_us.min().over("pipe") - 5_000_000).alias("pipe_created_us"),
+    )
     ts = pl.Datetime("us", "UTC")
     out = df.select(
         pl.lit(ORG_ID).alias("organization_id"),
@@ -209,6 +217,10 @@ def synth_month(
         pl.col("pipe").alias("pipeline_number"),
         pl.format("wf-{}", pl.col("wf")).alias("workflow_id"),
         pl.col("workflow_name"),
+        pl.col("pipe_created_us").cast(ts).alias("pipeline_created_at"),
+        pl.col("wf_queued_us").cast(ts).alias("workflow_first_job_queued_at"),
+        pl.col("wf_stopped_us").cast(ts).alias("workflow_stopped_at"),
+        pl.col("wf_successful").alias("is_workflow_successful"),
         pl.col("job_name"),
         pl.format("job-{}", pl.col("seq")).alias("job_id"),
         pl.col("seq").alias("job_run_number"),
@@ -311,6 +323,108 @@ def workflow_runs_from(usage: pa.Table) -> pa.Table:
         pl.col("stopped_at").alias("extracted_at"),
     )  # fmt: skip
     return wf.to_arrow().select(WORKFLOW_RUNS.names).cast(WORKFLOW_RUNS)
+
+
+#: Insights keeps 90 days of workflow runs: the benchmark lands those, the export the rest.
+INSIGHTS_DAYS = 90
+
+
+def _default_branch_jobs(usage: pa.Table) -> pl.DataFrame:
+    df = pl.from_arrow(usage.select(["project_name", "workflow_name", "job_name", "vcs_branch", "job_build_status",
+                                     "job_run_started_at", "job_run_seconds", "compute_credits"]))  # fmt: skip
+    assert isinstance(df, pl.DataFrame)
+    return df.filter(pl.col("vcs_branch") == DEFAULT_BRANCH).select(
+        pl.format("gh/bench-org/{}", pl.col("project_name")).alias("project_slug"),
+        "workflow_name", "job_name", pl.col("job_build_status").alias("status"),
+        pl.col("job_run_started_at").alias("started_at"), pl.col("job_run_seconds").alias("seconds"),
+        pl.col("compute_credits").cast(pl.Float64).floor().cast(pl.Int64).alias("credits"),
+    )  # fmt: skip
+
+
+def _job_stats(df: pl.DataFrame) -> list[pl.Expr]:
+    ok = pl.col("seconds").filter(pl.col("status") == "success")
+    return [
+        pl.len().cast(pl.Int64).alias("total_runs"),
+        (pl.col("status") == "success").sum().cast(pl.Int64).alias("successful_runs"),
+        (pl.col("status") == "failed").sum().cast(pl.Int64).alias("failed_runs"),
+        pl.col("credits").sum().alias("total_credits_used"),
+        ok.min().cast(pl.Int64).alias("duration_min_seconds"),
+        ok.median().cast(pl.Int64).alias("duration_median_seconds"),
+        ok.quantile(0.95, "linear").round().cast(pl.Int64).alias("duration_p95_seconds"),
+        ok.max().cast(pl.Int64).alias("duration_max_seconds"),
+    ]
+
+
+def job_timeseries_from(usage: pa.Table, extracted_at: datetime) -> pa.Table:
+    """Insights' daily job time series (default branch) of these job runs."""
+    from circleci_analytics.warehouse.tables import table_spec
+
+    jobs = _default_branch_jobs(usage)
+    out = jobs.group_by("project_slug", "workflow_name", "job_name", pl.col("started_at").dt.truncate("1d").alias("bucket_start")).agg(
+        *_job_stats(jobs), pl.col("started_at").min().alias("min_started_at"),
+        (pl.col("started_at") + pl.duration(seconds=pl.col("seconds"))).max().alias("max_ended_at"),
+        pl.col("credits").median().cast(pl.Int64).alias("median_credits_used"),
+        pl.col("seconds").filter(pl.col("status") == "success").sum().cast(pl.Int64).alias("duration_total_seconds"),
+    ).with_columns(
+        pl.lit(None, pl.String).alias("branch"), pl.lit("daily").alias("granularity"),
+        pl.col("total_runs").cast(pl.Float64).alias("throughput_runs_per_day"), pl.lit(extracted_at).alias("extracted_at"),
+    )  # fmt: skip
+    schema = table_spec("job_timeseries").schema
+    return out.to_arrow().select(schema.names).cast(schema)
+
+
+def job_metrics_from(usage: pa.Table, end: datetime) -> pa.Table:
+    """Insights' last-90-days job metrics (default branch) of these job runs, one snapshot."""
+    from circleci_analytics.warehouse.tables import table_spec
+
+    start = end - timedelta(days=INSIGHTS_DAYS)
+    jobs = _default_branch_jobs(usage).filter(pl.col("started_at") >= start)
+    out = jobs.group_by("project_slug", "workflow_name", "job_name").agg(*_job_stats(jobs)).with_columns(
+        pl.lit("default-branch").alias("scope"), pl.lit("last-90-days").alias("reporting_window"),
+        pl.lit(start).alias("window_start"), pl.lit(end).alias("window_end"),
+        (pl.col("successful_runs") / (pl.col("successful_runs") + pl.col("failed_runs"))).alias("success_rate"),
+        (pl.col("total_runs") / INSIGHTS_DAYS).alias("throughput_runs_per_day"),
+        pl.lit(None, pl.Int64).alias("duration_mean_seconds"), pl.lit(None, pl.Float64).alias("duration_stddev_seconds"),
+        pl.lit(end).alias("extracted_at"), pl.lit(end.date()).alias("snapshot_date"),
+    )  # fmt: skip
+    schema = table_spec("workflow_job_metrics").schema
+    return out.to_arrow().select(schema.names).cast(schema)
+
+
+def test_metrics_from(usage: pa.Table, end: datetime) -> pa.Table:
+    """Insights' test metrics: 10 most failed and 10 slowest tests per project x workflow."""
+    from circleci_analytics.warehouse.tables import table_spec
+
+    pairs = _default_branch_jobs(usage).select("project_slug", "workflow_name", "job_name").unique()
+    k = pl.int_range(0, 20, dtype=pl.Int64)
+    out = pairs.group_by("project_slug", "workflow_name").agg(pl.col("job_name").first()).join(
+        pl.select(k.alias("k")), how="cross"
+    ).with_columns(
+        pl.when(pl.col("k") < 10).then(pl.lit("most_failed")).otherwise(pl.lit("slowest")).alias("category"),
+        pl.format("test_case_{}", pl.col("k")).alias("test_name"),
+        pl.format("tests.{}.Suite", pl.col("job_name")).alias("classname"),
+        pl.format("tests/{}.py", pl.col("job_name")).alias("file"), pl.lit("junit").alias("source"),
+        (10 - pl.col("k") % 10).alias("failed_runs"), pl.lit(10, pl.Int64).alias("total_runs"),
+        (pl.col("k") * 1.5 + 0.25).alias("p95_duration_seconds"), (pl.col("k") % 7 == 0).alias("flaky"),
+        pl.lit("default-branch").alias("scope"), pl.lit(end).alias("extracted_at"), pl.lit(end.date()).alias("snapshot_date"),
+    )  # fmt: skip
+    schema = table_spec("test_metrics").schema
+    return out.to_arrow().select(schema.names).cast(schema)
+
+
+def projects_from(usage: pa.Table, end: datetime) -> pa.Table:
+    from circleci_analytics.connectors.schemas import PROJECTS
+
+    df = pl.from_arrow(usage.select(["project_id", "project_name"])).unique()
+    assert isinstance(df, pl.DataFrame)
+    out = df.with_columns(
+        pl.format("gh/bench-org/{}", pl.col("project_name")).alias("project_slug"), pl.lit(ORG_ID).alias("org_id"),
+        pl.lit("bench-org").alias("org_name"), pl.lit("gh/bench-org").alias("org_slug"),
+        pl.lit("GitHub").alias("vcs_provider"),
+        pl.format("https://github.com/bench-org/{}", pl.col("project_name")).alias("vcs_url"),
+        pl.lit(DEFAULT_BRANCH).alias("default_branch"), pl.lit(end).alias("extracted_at"),
+    )  # fmt: skip
+    return out.to_arrow().select(PROJECTS.names).cast(PROJECTS)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -500,6 +614,7 @@ def _land_night(lake: Lake, day: datetime, args: argparse.Namespace) -> int:
                                test_job_fraction=args.test_job_fraction)  # fmt: skip
     lake.land("usage_job_runs", usage, window=(day, day + timedelta(days=1) - timedelta(microseconds=1)))
     lake.land("workflow_runs", workflow_runs_from(usage))
+    lake.land("job_timeseries", job_timeseries_from(usage, day + timedelta(days=1)))
     if tests.num_rows:
         lake.land("job_tests", tests)
     return usage.num_rows
@@ -600,7 +715,8 @@ def main() -> None:
     if not args.reuse_lake:
         land_s = bare_s = gen_s = 0.0
         total_rows = 0
-        wf_tables, test_tables = [], []
+        wf_tables, test_tables, recent = [], [], []
+        insights_tables: dict[str, list[pa.Table]] = {"job_timeseries": []}
         for i, start in enumerate(_month_starts(end, args.months)):
             month_end = (start + timedelta(days=32)).replace(day=1)
             t0 = time.perf_counter()
@@ -616,11 +732,21 @@ def main() -> None:
             land_s += time.perf_counter() - t0
             total_rows += table.num_rows
             wf_tables.append(workflow_runs_from(table))
+            insights_tables["job_timeseries"].append(job_timeseries_from(table, month_end))
+            if month_end > end - timedelta(days=INSIGHTS_DAYS):
+                recent.append(table)
             test_tables.append(tests)
             print(f"month {start:%Y-%m}: {table.num_rows:,} rows landed, {tests.num_rows:,} test results", flush=True)
         t0 = time.perf_counter()
         wf = pa.concat_tables(wf_tables)
+        # Insights' 90 days of workflow runs; the usage export carries the older ones.
+        wf = wf.filter(pc.greater_equal(wf.column("created_at"), pa.scalar(end - timedelta(days=INSIGHTS_DAYS), wf.schema.field("created_at").type)))
         wf_res = lake.land("workflow_runs", wf)
+        recent_usage = pa.concat_tables(recent)
+        insights_tables.update(workflow_job_metrics=[job_metrics_from(recent_usage, end)],
+                               test_metrics=[test_metrics_from(recent_usage, end)], projects=[projects_from(recent_usage, end)])
+        for name, tables in insights_tables.items():
+            lake.land(name, pa.concat_tables(tables))
         wf_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         tests_all = pa.concat_tables(test_tables)

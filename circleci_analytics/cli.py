@@ -322,12 +322,19 @@ def _api_error(e: Exception) -> click.ClickException:
 
 
 # -- pipeline --------------------------------------------------------------------------------
+#: The demo fetches test metadata back to the start of the "currently flaky" window (14 days
+#: before the end of the last complete day: Settings' tests_lookback_days default) from a
+#: clock part-way through today: one day more, so it shows every currently flaky test.
+DEMO_TESTS_LOOKBACK_DAYS = Settings.model_fields["tests_lookback_days"].default + 1
+
+
 @cli.command("demo")
 @click.option("--seed", type=int, default=42, show_default=True, help="Simulator seed.")
 @click.option("--scale", "preset", type=click.Choice(["tiny", "demo"]), default="demo", show_default=True)
 @click.option("--out", "out_dir", default="data/demo", show_default=True, help="Where lake, warehouse and dashboard go.")
-@click.option("--tests-lookback-days", type=int, default=7, show_default=True,
-              help="Fetch test metadata for jobs of the last N days.")  # fmt: skip
+@click.option("--tests-lookback-days", type=int, default=DEMO_TESTS_LOOKBACK_DAYS, show_default=True,
+              help="Fetch test metadata for jobs of the last N days (default: the currently-flaky "
+                   "window, Settings' tests_lookback_days, and the simulated day under way).")  # fmt: skip
 def demo(seed: int, preset: str, out_dir: str, tests_lookback_days: int) -> None:
     """Run the nightly pipeline end to end on the built-in simulator.
 

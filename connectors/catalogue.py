@@ -38,8 +38,6 @@ S, I, F, B, T = pa.string(), pa.int64(), pa.float64(), pa.bool_(), TIMESTAMP
 #: The Insights metrics of the last 90 days (the longest reporting window).
 LAST_90_DAYS = {"reporting-window": "last-90-days"}
 SNAPSHOT = Layout("snapshot", (("snapshot_date", "date", "snapshot_date"),))
-#: Streams kept for the marts announced in issue #12 (the layer-tie test accepts these unread).
-JOB_PERFORMANCE_MART = "read by the job-performance mart coming in issue #12"
 
 
 def by_date(column: str) -> Layout:
@@ -109,7 +107,8 @@ _STREAMS = [
         endpoint=Endpoint(_INS + "/workflows", LAST_90_DAYS, paginated=True),
         scopes=(ALL_BRANCHES, DEFAULT_BRANCH),
         primary_key=("project_slug", "scope", "reporting_window", "workflow_name"),
-        landed_only="read by the Insights workflow mart coming in issue #12",
+        landed_only="fetched as the parent of the per-workflow streams (their workflow names); landed so "
+                    "CircleCI's own 90-day workflow figures can be queried beside ours (no mart needs them)",
         fields=(
             *context("project_slug"),
             Field("project_id", "project_id", S),
@@ -135,7 +134,6 @@ _STREAMS = [
         scopes=(DEFAULT_BRANCH,),
         refresh="slow snapshot",
         primary_key=("project_slug", "scope", "reporting_window", "workflow_name", "job_name"),
-        landed_only=JOB_PERFORMANCE_MART,
         fields=(
             *context("project_slug", "scope", "reporting_window", "workflow_name"),
             Field("job_name", "name", S, required=True),
@@ -210,7 +208,6 @@ _STREAMS = [
         cursor=Cursor("bucket_start"),
         refresh="slow snapshot",
         primary_key=("project_slug", "workflow_name", "branch", "granularity", "job_name", "bucket_start"),
-        landed_only=JOB_PERFORMANCE_MART,
         fields=(
             *context("project_slug", "workflow_name"),
             Field("branch", "@branch", S),  # null = the default branch (the endpoint has no all-branches)
@@ -256,7 +253,6 @@ _STREAMS = [
         scopes=(DEFAULT_BRANCH,),
         refresh="slow snapshot",
         primary_key=("project_slug", "workflow_name", "scope", "category", "job_name", "test_name", "classname", "file"),
-        landed_only="read by the test-performance mart coming in issue #12",
         fields=(
             *context("project_slug", "workflow_name", "scope"),
             Field("category", "@record_set", S, required=True),  # "most_failed" | "slowest"

@@ -33,6 +33,8 @@ NO_CREDITS = "No credit data yet: the usage-export step has not landed any job r
 NO_WORKFLOWS = "No workflow runs yet: the Insights step has not landed any workflow runs."
 NO_TESTS = "No test metadata yet: the tests step has not landed any job test results."
 NO_JOBS = "No job runs yet: the usage-export step has not landed any job runs."
+NO_JOB_METRICS = "No job metrics yet: the Insights step has not landed any job time series or job metrics."
+NO_TEST_METRICS = "No test metrics yet: the Insights step has not landed any test metrics."
 #: How long histories are drawn (dim_reporting_periods).
 PERIODS = "daily for the last 90 days, weekly averages before"
 NO_RECOMMENDATIONS = (
@@ -169,7 +171,8 @@ PAGES: list[Page] = [
         "title": "Reliability",
         "intro": "MTTR: mean time from the first failure of a streak to the next success, by the week the "
         "recovery happened (project x workflow x branch streaks). Success rate ignores canceled runs. "
-        "Durations are of successful runs.",
+        "Durations are of successful runs. Runs older than Insights' 90 days come from the usage export, "
+        "which cannot tell canceled from failed runs.",
         "elements": [
             {"id": "mttr_weekly", "type": "series", "query": "mttr_weekly",
              "title": "Weekly MTTR per workflow", "x": "week_start", "date": "week_start",
@@ -193,6 +196,65 @@ PAGES: list[Page] = [
              "title": "Weekly job queue time (p50 and p95)", "x": "week_start", "date": "week_start",
              "series": ["project_slug", "stat"], "y": {"sum": "queue_seconds"}, "rank": "job_runs", "mode": "lines",
              "y_title": "seconds", "empty": NO_JOBS},
+        ],
+    },
+    {
+        "slug": "performance",
+        "title": "Jobs, tests and branches",
+        "intro": "Job performance on the default branch from Insights (daily time series; the table: its longest "
+        "reporting window, with queue time from the usage export); the slowest and most failed tests of each "
+        "workflow's most recent runs (Insights' test metrics); the most active branches of each project (usage "
+        "export, trailing 30 days). Durations are of successful runs.",
+        "elements": [
+            # one row per day and job: percentiles drawn as they are (branch_rollup: never added up)
+            *({"id": f"job_{stat}_daily", "type": "series", "query": "job_performance_daily", "branch_rollup": True,
+               "title": f"Daily {stat} job duration, busiest jobs (default branch)", "x": "day", "date": "day",
+               "series": ["project_slug", "workflow_name", "job_name"], "y": {"sum": f"duration_{stat}_seconds"},
+               "rank": "runs", "y_scale": 1 / 60, "mode": "lines", "y_title": "minutes", "empty": NO_JOB_METRICS}
+              for stat in ("p95", "p50")),
+            {"id": "job_success_daily", "type": "series", "query": "job_performance_daily",
+             "title": "Daily job success rate by project (default branch)", "x": "day", "date": "day",
+             "series": ["project_slug"], "y": {"ratio": ["successful_runs", "outcomes"]}, "mode": "lines",
+             "y_title": "success rate", "y_format": "pct", "empty": NO_JOB_METRICS},
+            {"id": "job_table", "type": "table", "query": "job_performance", "wide": True,
+             "title": "Jobs (Insights' longest reporting window, default branch)",
+             "columns": [["project_slug", "Project", "text"], ["workflow_name", "Workflow", "text"],
+                         ["job_name", "Job", "text"], ["runs", "Runs", "int"], ["success_rate", "Success", "pct"],
+                         ["duration_p50_seconds", "p50 duration", "duration"],
+                         ["duration_p95_seconds", "p95 duration", "duration"],
+                         ["queue_p50_seconds", "p50 queue", "duration"], ["queue_p95_seconds", "p95 queue", "duration"]],
+             "sort": "runs", "limit": 100, "empty": NO_JOB_METRICS},
+            {"id": "slowest_tests", "type": "barh", "query": "test_performance",
+             "title": "Slowest tests (p95 run time of passing results)",
+             "category": ["test_label", "job_name", "project_name"], "category_format": "{0} ({1}, {2})",
+             "value": {"sum": "slow_p95_seconds"}, "limit": 15, "positive_only": True,
+             "x_title": "seconds", "empty": NO_TEST_METRICS},
+            {"id": "most_failed_tests", "type": "barh", "query": "test_performance",
+             "title": "Most failed tests (failed results in the recent runs)",
+             "category": ["test_label", "job_name", "project_name"], "category_format": "{0} ({1}, {2})",
+             "value": {"sum": "failed_count"}, "limit": 15, "positive_only": True,
+             "x_title": "failed results", "empty": NO_TEST_METRICS},
+            {"id": "test_table", "type": "table", "query": "test_performance",
+             "title": "Slowest and most failed tests",
+             "columns": [["project_slug", "Project", "text"], ["workflow_name", "Workflow", "text"],
+                         ["job_name", "Job", "text"], ["classname", "Class", "text"], ["test_name", "Test", "text"],
+                         ["total_runs", "Results", "int"], ["failed_runs", "Failed", "int"],
+                         ["failure_rate", "Failure rate", "pct"], ["p95_duration_seconds", "p95 run time (s)", "num1"],
+                         ["is_flaky", "Flaky", "bool"]],
+             "sort": "failed_runs", "limit": 100, "empty": NO_TEST_METRICS},
+            {"id": "branch_credits", "type": "barh", "query": "branch_activity",
+             "title": "Most active branches: credits in the last 30 days",
+             "category": ["branch", "project_slug"], "category_format": "{0} ({1})",
+             "value": {"sum": "credits_30d"}, "limit": 15, "positive_only": True,
+             "x_title": "credits", "empty": NO_CREDITS},
+            {"id": "branch_table", "type": "table", "query": "branch_activity", "wide": True,
+             "title": "Most active branches (20 per project, and its default branch)",
+             "columns": [["project_slug", "Project", "text"], ["branch", "Branch", "text"],
+                         ["workflow_runs_30d", "Runs (30 days)", "int"], ["success_rate_30d", "Success (30 days)", "pct"],
+                         ["credits_30d", "Credits (30 days)", "credits"], ["workflow_runs", "Runs (all)", "int"],
+                         ["success_rate", "Success (all)", "pct"], ["total_credits", "Credits (all)", "credits"],
+                         ["last_activity_at", "Last activity", "datetime"]],
+             "sort": "credits_30d", "limit": 100, "empty": NO_CREDITS},
         ],
     },
     {

@@ -186,6 +186,16 @@ class WorkflowRun:
         """Jobs this workflow run executed (not the ones shared from an earlier run)."""
         return [j for j in self.jobs if not j.shared and j.number is not None]
 
+    @property
+    def first_job_queued_at(self) -> datetime | None:
+        """When its first executed job was queued (the usage export's WORKFLOW_FIRST_JOB_QUEUED_AT):
+        a re-run's jobs kept from the run before are not its own."""
+        return min((j.queued_at for j in self.executed_jobs), default=None)
+
+    @property
+    def first_job_started_at(self) -> datetime | None:
+        return min((j.started_at for j in self.executed_jobs), default=None)
+
 
 @dataclass(slots=True, eq=False)
 class Pipeline:

@@ -36,6 +36,7 @@ from .history import CREDIT_TYPES, FAILED_STATUSES, History, JobRun, WorkflowRun
 __all__ = [
     "GroundTruth",
     "Recovery",
+    "SourcedRun",
     "compute_recoveries",
     "percentile_cont",
     "write_truth",
@@ -77,14 +78,43 @@ class Recovery:
         return int((self.recovered_at - self.first_failed_stopped_at).total_seconds())
 
 
-def compute_recoveries(runs: Iterable[WorkflowRun], project_slug: str) -> list[Recovery]:
+@dataclass(frozen=True, slots=True)
+class SourcedRun:
+    """A workflow run as the warehouse knows it from Insights and/or the usage export
+    (metrics.md, "Workflow runs from the usage export"): Insights' status and creation time
+    where Insights has the run; otherwise `success`/`failed` from IS_WORKFLOW_SUCCESSFUL,
+    ordered by its pipeline's creation time, then its first job's queue time."""
+
+    id: str
+    name: str
+    branch: str
+    status: str
+    created_at: datetime
+    first_job_queued_at: datetime | None  # set for export-only runs (the order's tie-break)
+    stopped_at: datetime
+    source: str  # insights | usage_export | both
+
+    @property
+    def order(self) -> tuple:
+        return (self.created_at, self.first_job_queued_at or datetime.max.replace(tzinfo=self.created_at.tzinfo), self.id)
+
+
+def _branch(run: WorkflowRun | SourcedRun) -> str:
+    return run.branch if isinstance(run, SourcedRun) else run.pipeline.branch
+
+
+def _order(run: WorkflowRun | SourcedRun) -> tuple:
+    return run.order if isinstance(run, SourcedRun) else (run.created_at, run.id)
+
+
+def compute_recoveries(runs: Iterable[WorkflowRun | SourcedRun], project_slug: str) -> list[Recovery]:
     """Failure streaks per workflow x branch, per metrics.md ("Recovery and MTTR")."""
-    by_scope: dict[tuple[str, str], list[WorkflowRun]] = defaultdict(list)
+    by_scope: dict[tuple[str, str], list] = defaultdict(list)
     for r in runs:
-        by_scope[(r.name, r.pipeline.branch)].append(r)
+        by_scope[(r.name, _branch(r))].append(r)
     out: list[Recovery] = []
     for (wf, branch), scoped in by_scope.items():
-        scoped.sort(key=lambda r: (r.created_at, r.id))
+        scoped.sort(key=_order)
         first: WorkflowRun | None = None
         failed = 0
         for r in scoped:
@@ -146,6 +176,9 @@ class GroundTruth:
             cols["workflow_id"].append(w.id)
             cols["workflow_name"].append(w.name)
             cols["workflow_status"].append(w.status)
+            cols["pipeline_created_at"].append(pl.created_at)
+            cols["workflow_first_job_queued_at"].append(w.first_job_queued_at)
+            cols["workflow_stopped_at"].append(w.stopped_at)
             cols["is_rerun"].append(w.rerun_of is not None)
             cols["job_id"].append(j.id)
             cols["job_name"].append(j.name)
@@ -339,10 +372,30 @@ class GroundTruth:
             out += compute_recoveries(self.history.iter_workflows(p, self.first_day, self.last_day), p.slug)
         return out
 
-    def mttr_weekly(self) -> dict[tuple[str, str, str, date], dict]:
-        """(project, workflow, branch, ISO week start) -> mean/median seconds and count."""
+    def sourced_workflow_runs(self, insights_from: datetime) -> dict[str, list[SourcedRun]]:
+        """Project slug -> its workflow runs as a warehouse sees them when Insights covers the
+        runs created from `insights_from` on and the usage export every run with an executed
+        (billable) job."""
+        out: dict[str, list[SourcedRun]] = defaultdict(list)
+        for p, w in self.workflows():
+            in_insights, in_export = w.created_at >= insights_from, bool(w.executed_jobs)
+            if in_insights:
+                source = "both" if in_export else "insights"
+                run = SourcedRun(w.id, w.name, w.pipeline.branch, w.status, w.created_at, None, w.stopped_at, source)
+            elif in_export:
+                status = "success" if w.status == "success" else "failed"
+                run = SourcedRun(w.id, w.name, w.pipeline.branch, status, w.pipeline.created_at,
+                                 w.first_job_queued_at, w.stopped_at, "usage_export")  # fmt: skip
+            else:
+                continue
+            out[p.slug].append(run)
+        return out
+
+    def mttr_weekly(self, recoveries: list[Recovery] | None = None) -> dict[tuple[str, str, str, date], dict]:
+        """(project, workflow, branch, ISO week start) -> mean/median seconds and count (of
+        `recoveries`, by default those of every run)."""
         acc: dict[tuple, list[int]] = defaultdict(list)
-        for r in self.recoveries():
+        for r in self.recoveries() if recoveries is None else recoveries:
             if r.recovered_at is None:
                 continue
             week = r.recovered_at.date() - timedelta(days=r.recovered_at.weekday())

@@ -116,8 +116,7 @@ def iter_rows(history: History, project: Project, start: datetime, end: datetime
             executed = wf.executed_jobs
             if not executed:
                 continue
-            first_queued = min(j.queued_at for j in wf.jobs if j.type == "build") if executed else None
-            first_started = min(j.started_at for j in wf.jobs if j.type == "build") if executed else None
+            first_queued, first_started = wf.first_job_queued_at, wf.first_job_started_at
             for j in executed:
                 if not start <= j.started_at <= end:
                     continue
@@ -244,10 +243,9 @@ def _iter_lines(history: History, project: Project, start: datetime, end: dateti
             executed = wf.executed_jobs
             if not executed:
                 continue
-            builds = [j for j in wf.jobs if j.type == "build"]
             wf_vals = pl_vals + [
-                _quote(wf.id), _quote(wf.name), _ts(min(j.queued_at for j in builds)),
-                _ts(min(j.started_at for j in builds)), _ts(wf.stopped_at), yes if wf.status == "success" else no,
+                _quote(wf.id), _quote(wf.name), _ts(wf.first_job_queued_at),
+                _ts(wf.first_job_started_at), _ts(wf.stopped_at), yes if wf.status == "success" else no,
             ]  # fmt: skip
             for j in executed:
                 started = j.started_at

@@ -9,8 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from datetime import UTC, datetime, timedelta
+
 import duckdb
 import pytest
+
+from circleci_analytics.simulator import SimConfig, Simulator
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +46,14 @@ def test_demo_tiny_end_to_end(tmp_path: Path) -> None:
     try:
         assert con.execute("select count(*) from fct_job_runs").fetchone()[0] > 500
         assert con.execute("select count(*) from fct_flaky_tests").fetchone()[0] > 0
+        (as_of,) = con.execute("select as_of_date from warehouse_meta").fetchone()
+        current = set(con.execute(
+            "select project_slug, job_name, classname, test_name from fct_flaky_tests where currently_flaky"
+        ).fetchall())  # fmt: skip
     finally:
         con.close()
+    # Every currently flaky test of the simulated history is shown (the same days: now is in the day after as_of).
+    truth = Simulator(SimConfig(seed=42, preset="tiny", now=datetime(as_of.year, as_of.month, as_of.day, 12, tzinfo=UTC) + timedelta(days=1)))
+    expected = {k for k, v in truth.truth().flaky_tests().items() if v["currently_flaky"]}
+    assert current == expected and expected
     assert "simulator_personal_token" not in proc.stdout + proc.stderr  # the simulator's token is not echoed

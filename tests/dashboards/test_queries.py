@@ -103,3 +103,30 @@ def test_week_over_week_is_covered_only_where_data_reaches_back(con, week_of_tes
         # a week of test results: "flaky a week ago" (the 14 days to as_of-7) has no data
         assert covered(short, "kpi_flaky_tests") == {False}
         assert covered(short, "kpi_credits") == covered(short, "kpi_success_rate") == {True}
+
+
+def test_branch_activity_lists_the_most_active_branches_of_each_project(con):
+    """Each project's 20 most active branches (credits of the last 30 days, then runs, then
+    latest activity) and its default branch: never every branch of a large organisation."""
+    cols = run_query(con, QUERIES["branch_activity"]).columns
+    got = set(zip(cols["project_slug"], cols["branch"]))
+    marts = con.execute("select project_slug, branch, credits_30d, workflow_runs_30d, last_activity_at, "
+                        "is_default_branch from fct_branch_activity").fetchall()  # fmt: skip
+    by_project: dict[str, list] = {}
+    for row in marts:
+        by_project.setdefault(row[0], []).append(row)
+    expected = set()
+    for slug, rows in by_project.items():
+        rows.sort(key=lambda r: (-r[2], -r[3], -(r[4].timestamp() if r[4] else float("-inf")), r[1] or ""))
+        expected |= {(slug, r[1]) for r in rows[:20]} | {(slug, r[1]) for r in rows if r[5]}
+    assert got == expected and expected
+
+
+def test_test_performance_ranks_each_list_within_each_project(con):
+    cols = run_query(con, QUERIES["test_performance"]).columns
+    got = pl.DataFrame({k: cols[k] for k in ("project_slug", "slow_p95_seconds", "failed_count")})
+    for _, part in got.group_by("project_slug"):
+        assert part["slow_p95_seconds"].drop_nulls().len() <= 10
+        assert part["failed_count"].drop_nulls().len() <= 10
+    (slowest,) = con.execute("select max(p95_duration_seconds) from fct_test_performance where is_slowest").fetchone()
+    assert max(v for v in got["slow_p95_seconds"].to_list() if v is not None) == pytest.approx(slowest)

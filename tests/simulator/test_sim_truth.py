@@ -15,6 +15,7 @@ from sim_helpers import NOW, all_pages, quote_segment, read_csv_part
 
 from circleci_analytics.simulator.history import CREDIT_TYPES
 from circleci_analytics.simulator.truth import GroundTruth
+from circleci_analytics.simulator.usage_export import _ts
 
 CREDIT_COLUMNS = [f"{c.upper()}_CREDITS" for c in CREDIT_TYPES] + ["TOTAL_CREDITS"]
 
@@ -78,6 +79,30 @@ def test_usage_export_rows_equal_truth_job_runs(export):
         assert r["VCS_BRANCH"] == t["vcs_branch"] and r["RESOURCE_CLASS"] == t["resource_class"]
         assert int(r["JOB_RUN_SECONDS"]) == t["run_seconds"]
         assert Decimal(r["TOTAL_CREDITS"]) == t["total_credits"]
+
+
+def test_usage_export_workflow_columns_are_the_workflow_runs_own(export):
+    """A workflow's export rows carry its outcome, stop time, pipeline creation and the queue
+    time of its first job; a re-run's first job is one it executed, not one kept from the run
+    before (whose queue time precedes the re-run's creation)."""
+    sim, start, end, _, rows = export
+    truth = sim.truth().job_runs().to_pylist()
+    by_id = {t["job_id"]: t for t in truth}
+    partial = {t["workflow_id"] for t in truth if not start <= t["started_at"] <= end}
+    queued: dict[str, list[str]] = defaultdict(list)
+    first: dict[str, str] = {}
+    for r in rows:
+        t = by_id[r["JOB_ID"]]
+        assert r["WORKFLOW_STOPPED_AT"] == _ts(t["workflow_stopped_at"])
+        assert r["PIPELINE_CREATED_AT"] == _ts(t["pipeline_created_at"])
+        assert (r["IS_WORKFLOW_SUCCESSFUL"] in ("true", "Y")) == (t["workflow_status"] == "success")
+        queued[r["WORKFLOW_ID"]].append(r["JOB_RUN_QUEUED_AT"])
+        first[r["WORKFLOW_ID"]] = r["WORKFLOW_FIRST_JOB_QUEUED_AT"]
+    reruns = {t["workflow_id"] for t in truth if t["is_rerun"]} & set(first)
+    assert reruns
+    for wid, ts in queued.items():
+        if wid not in partial:
+            assert first[wid] == min(ts), wid
 
 
 def test_usage_export_credit_sums_per_type_are_exact(export):

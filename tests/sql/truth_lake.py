@@ -51,6 +51,9 @@ def usage_rows(sim: Simulator, truth_jobs: pa.Table) -> pa.Table:
         "pipeline_number": col("pipeline_number"),
         "workflow_id": col("workflow_id"),
         "workflow_name": col("workflow_name"),
+        "pipeline_created_at": col("pipeline_created_at"),
+        "workflow_first_job_queued_at": col("workflow_first_job_queued_at"),
+        "workflow_stopped_at": col("workflow_stopped_at"),
         "is_workflow_successful": wf_success,
         "job_name": col("job_name"),
         "job_id": col("job_id"),
@@ -137,33 +140,45 @@ def sim_client(sim: Simulator) -> CircleCIClient:
     return CircleCIClient(sim.token, "http://sim/api/v2", transport=transport, rate_limits=NO_LIMITS)
 
 
-async def _insights(sim: Simulator) -> tuple[list, list]:
-    summaries, flaky = [], []
+#: The job time series are pulled for these days before the simulator's now (its whole tiny history).
+TIMESERIES_DAYS = 60
+
+
+async def _insights(sim: Simulator) -> dict[str, list]:
+    out: dict[str, list] = {t: [] for t in ("workflow_summary", "flaky_tests", "workflow_job_metrics", "job_timeseries",
+                                            "test_metrics")}  # fmt: skip
+    now = sim.history.now
     async with sim_client(sim) as client:
         for p in sim.projects:
-            flaky.append(await extract_stream(client, CATALOGUE["flaky_tests"], {"project_slug": p.slug}))
-            for wf in p.workflows:  # both scopes
+            out["flaky_tests"].append(await extract_stream(client, CATALOGUE["flaky_tests"], {"project_slug": p.slug}))
+            for wf in p.workflows:
                 context = {"project_slug": p.slug, "workflow_name": wf}
-                summaries.append(await extract_stream(client, CATALOGUE["workflow_summary"], context))
-    return summaries, flaky
+                for table in ("workflow_summary", "workflow_job_metrics", "test_metrics"):  # every scope
+                    out[table].append(await extract_stream(client, CATALOGUE[table], context))
+                out["job_timeseries"].append(await extract_stream(
+                    client, CATALOGUE["job_timeseries"], context, since=now - timedelta(days=TIMESERIES_DAYS), now=now))  # fmt: skip
+    return out
 
 
-def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True) -> dict[str, int]:
-    """Land truth-derived tables (and, with `insights`, connector snapshots); return row counts."""
+def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True, insights_from: datetime | None = None) -> dict[str, int]:
+    """Land truth-derived tables (and, with `insights`, connector snapshots); return row counts.
+    With `insights_from`, Insights workflow runs cover only the runs created from then on
+    (the usage export still covers every day)."""
     truth = sim.truth()
     usage = usage_rows(sim, truth.job_runs())
     h = sim.history
     lake.land("usage_job_runs", usage, window=(h.start, h.end + timedelta(days=1)))
     lake.land("job_tests", test_rows(truth.test_runs()))
-    lake.land("workflow_runs", workflow_run_rows(truth.workflow_runs()))
+    runs = truth.workflow_runs()
+    if insights_from is not None:
+        runs = runs.filter(pc.greater_equal(runs.column("created_at"), pa.scalar(insights_from, runs.schema.field("created_at").type)))
+    lake.land("workflow_runs", workflow_run_rows(runs))
     lake.land("projects", project_rows(sim))
     counts = {"usage_job_runs": usage.num_rows}
     if insights:
-        summaries, flaky = asyncio.run(_insights(sim))
-        lake.land("workflow_summary", pa.concat_tables([e.table for e in summaries]))
-        lake.land("flaky_tests", pa.concat_tables([e.table for e in flaky]))
-        counts["workflow_summary"] = sum(e.num_rows for e in summaries)
-        counts["flaky_tests"] = sum(e.num_rows for e in flaky)
+        for table, extracts in asyncio.run(_insights(sim)).items():
+            lake.land(table, pa.concat_tables([e.table for e in extracts]))
+            counts[table] = sum(e.num_rows for e in extracts)
     return counts
 
 

@@ -10,8 +10,9 @@ with
 runs as (
 
     select * from {{ ref('fct_workflow_runs') }}
+    where source in ('insights', 'both')
     {% if is_incremental() %}
-    where run_date >= {{ context_from('run_date') }}
+        and run_date >= {{ context_from('run_date') }}
     {% endif %}
 
 ),

@@ -1,5 +1,6 @@
--- Failure streaks per project x workflow x branch (runs ordered by created_at, then id;
--- outcomes other than success/failure ignored). A streak's failures share the count of
+-- Failure streaks per project x workflow x branch over the whole history of fct_workflow_runs
+-- (Insights and usage-export runs; runs ordered by created_at, then, for runs only in the
+-- export, the first job's queue time, then id; outcomes other than success/failure ignored). A streak's failures share the count of
 -- successes before them; the recovering success is the next one.
 -- Incremental (macros/incremental_window.sql): runs created before rebuild_from do not change,
 -- so neither does a streak recovered by one of them. Rebuilt (replacing the rows of the same
@@ -45,7 +46,7 @@ scope_starts as (
 
 runs as (
 
-    select runs.*
+    select runs.*, {{ export_run_tiebreak('runs') }} as tiebreak_at
     from {{ ref('fct_workflow_runs') }} as runs
     inner join scope_starts
         on runs.project_slug = scope_starts.project_slug
@@ -58,7 +59,8 @@ runs as (
 {% else %}
 runs as (
 
-    select * from {{ ref('fct_workflow_runs') }}
+    select *, {{ export_run_tiebreak() }} as tiebreak_at
+    from {{ ref('fct_workflow_runs') }}
     where outcome in ('success', 'failure')
 
 ),
@@ -76,7 +78,7 @@ numbered as (
         *,
         sum(case when outcome = 'success' then 1 else 0 end) over (
             partition by project_slug, workflow_name, branch
-            order by created_at, workflow_id
+            order by created_at, tiebreak_at, workflow_id
             rows between unbounded preceding and current row
         ) as successes_so_far,
 
@@ -91,9 +93,9 @@ streaks as (
         workflow_name,
         branch,
         successes_so_far as streak_number,
-        first(workflow_id order by created_at, workflow_id) as first_failed_run_id,
-        first(created_at order by created_at, workflow_id) as first_failed_created_at,
-        first(stopped_at order by created_at, workflow_id) as first_failed_stopped_at,
+        first(workflow_id order by created_at, tiebreak_at, workflow_id) as first_failed_run_id,
+        first(created_at order by created_at, tiebreak_at, workflow_id) as first_failed_created_at,
+        first(stopped_at order by created_at, tiebreak_at, workflow_id) as first_failed_stopped_at,
         count(*) as failed_runs,
 
     from numbered
