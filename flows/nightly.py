@@ -33,6 +33,7 @@ from circleci_analytics.connectors.errors import is_transient
 from circleci_analytics.connectors.tests_metadata import DEFAULT_REPROBE_AFTER
 from circleci_analytics.settings import Org as OrgTarget
 from circleci_analytics.settings import Settings, SettingsError, check_paths
+from circleci_analytics.teams import team_rules
 from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
 
 from circleci_analytics.flows import housekeeping, steps
@@ -147,7 +148,7 @@ def build_task(lake: Lake, settings: Settings) -> BuildResult:
     """Build the DuckDB warehouse and run the data tests (atomic swap)."""
     return build_warehouse(lake, settings.warehouse_path, price_per_credit=settings.price_per_credit,
                            headroom=settings.rightsizing_headroom, storage_version=settings.warehouse_storage_version,
-                           fail_on_test_error=False)  # fmt: skip
+                           fail_on_test_error=False, teams=team_rules(settings.teams))  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)

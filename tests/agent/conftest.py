@@ -22,12 +22,14 @@ TOKEN_CANARY = "CCIPAT_agentcanary_0123456789abcdef0123456789abcdef01234567"
 TRUTH_LAKE = Path(__file__).resolve().parents[1] / "sql" / "truth_lake.py"
 
 
-def _land_truth(lake: Lake, sim: Simulator) -> None:
-    """The SQL tests' helper (tests/sql/truth_lake.py): the simulator's truth in the connectors' schemas."""
+def _land_truth(lake: Lake, sim: Simulator) -> list[dict]:
+    """The SQL tests' helper (tests/sql/truth_lake.py): the simulator's truth in the connectors'
+    schemas; returns the test team rules (truth_lake.TEAMS)."""
     spec = importlib.util.spec_from_file_location("agent_truth_lake", TRUTH_LAKE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.land_truth(lake, sim)
+    return module.TEAMS
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +47,8 @@ def warehouse(tiny_sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> 
     """data/warehouse.duckdb with its lake in data/lake, as `demo` lays them out."""
     root = tmp_path_factory.mktemp("agent") / "data"
     lake = Lake(root / "lake")
-    _land_truth(lake, tiny_sim)
-    return build_warehouse(lake, root / "warehouse.duckdb").db_path
+    teams = _land_truth(lake, tiny_sim)
+    return build_warehouse(lake, root / "warehouse.duckdb", teams=teams).db_path
 
 
 @pytest.fixture(scope="session")

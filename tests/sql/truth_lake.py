@@ -169,3 +169,13 @@ def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True) -> dict[str
 
 def dec(value) -> Decimal:
     return Decimal(value) if not isinstance(value, Decimal) else value
+
+
+#: Team ownership rules for test builds (first match wins): deploy jobs everywhere, the web
+#: app's other jobs, and the test jobs of acme-robotics' other projects (so api-gateway's
+#: build, lint and notify jobs, its workflows and the GitHub-App org stay unassigned).
+TEAMS = [
+    {"name": "release", "projects": [], "jobs": ["deploy*"]},
+    {"name": "web", "projects": ["gh/acme-robotics/web-*"], "jobs": []},
+    {"name": "quality", "projects": ["gh/acme-robotics/*"], "jobs": ["*test*", "e2e"]},
+]

@@ -84,4 +84,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

@@ -147,4 +147,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

@@ -79,4 +79,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final
