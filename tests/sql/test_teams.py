@@ -6,27 +6,16 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal
-from fnmatch import fnmatchcase
 
 import pytest
 from conftest import SQL_DIR
 from truth_lake import TEAMS
+from truth_lake import team_of as owner
 
 from circleci_analytics.simulator.truth import centi
 from circleci_analytics.teams import UNASSIGNED
 
 MONTH = (date(2026, 5, 1), date(2026, 5, 31))  # the month of the tiny build's as-of date
-
-
-def owner(project: str, job: str | None = None) -> str:
-    """The team of a project's job (or of the project as a whole, job None)."""
-    for rule in TEAMS:
-        if rule["projects"] and not any(fnmatchcase(project, g) for g in rule["projects"]):
-            continue
-        if rule["jobs"] and (job is None or not any(fnmatchcase(job, g) for g in rule["jobs"])):
-            continue
-        return rule["name"]
-    return UNASSIGNED
 
 
 def org_of(project: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fnmatch import fnmatchcase
 
 import httpx
 import pyarrow as pa
@@ -179,3 +180,16 @@ TEAMS = [
     {"name": "web", "projects": ["gh/acme-robotics/web-*"], "jobs": []},
     {"name": "quality", "projects": ["gh/acme-robotics/*"], "jobs": ["*test*", "e2e"]},
 ]
+
+
+def team_of(project: str, job: str | None = None) -> str:
+    """The team `TEAMS` give a project's job (or the project as a whole, job None), computed
+    here with `fnmatch` as the independent check of the SQL rules: first match wins, an empty
+    list matches anything, a rule naming jobs never matches a whole project."""
+    for rule in TEAMS:
+        if rule["projects"] and not any(fnmatchcase(project, g) for g in rule["projects"]):
+            continue
+        if rule["jobs"] and (job is None or not any(fnmatchcase(job, g) for g in rule["jobs"])):
+            continue
+        return rule["name"]
+    return "unassigned"
