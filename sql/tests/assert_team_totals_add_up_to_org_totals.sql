@@ -1,5 +1,5 @@
 -- Every org's teams add up to the org: in the forecast mart (team rows vs the org row), and
--- the org row against month-to-date credits summed straight from the job runs.
+-- the org row against month-to-date credits summed straight from the daily spend mart.
 with
 
 forecast as (
@@ -14,9 +14,9 @@ dates as (
 
 ),
 
-job_runs as (
+spend as (
 
-    select * from {{ ref('int_job_runs_keyed') }}
+    select * from {{ ref('fct_credit_spend_daily') }}
 
 ),
 
@@ -33,12 +33,12 @@ teams as (
 
 ),
 
-from_job_runs as (
+from_spend as (
 
-    select job_runs.org_id, {{ org_slug_of('job_runs.project_slug') }} as org_slug, sum(job_runs.total_credits) as mtd_credits
-    from job_runs
+    select spend.org_id, spend.org_slug, sum(spend.total_credits) as mtd_credits
+    from spend
     cross join dates
-    where job_runs.job_run_date between date_trunc('month', dates.as_of_date) and dates.as_of_date
+    where spend.spend_date between date_trunc('month', dates.as_of_date) and dates.as_of_date
     group by all
 
 )
@@ -48,16 +48,16 @@ select
     orgs.org_slug,
     orgs.mtd_credits,
     teams.mtd_credits as team_mtd_credits,
-    from_job_runs.mtd_credits as job_run_mtd_credits,
+    from_spend.mtd_credits as spend_mtd_credits,
     orgs.forecast_credits,
     teams.forecast_credits as team_forecast_credits,
 from forecast as orgs
 left join teams on orgs.org_id = teams.org_id and orgs.org_slug = teams.org_slug
-left join from_job_runs on orgs.org_id = from_job_runs.org_id and orgs.org_slug = from_job_runs.org_slug
+left join from_spend on orgs.org_id = from_spend.org_id and orgs.org_slug = from_spend.org_slug
 where orgs.is_org_total
     and (
         teams.org_id is null
         or orgs.mtd_credits <> teams.mtd_credits
         or orgs.forecast_credits <> teams.forecast_credits
-        or orgs.mtd_credits <> coalesce(from_job_runs.mtd_credits, 0)
+        or orgs.mtd_credits <> coalesce(from_spend.mtd_credits, 0)
     )
