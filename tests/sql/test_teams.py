@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from conftest import SQL_DIR
 from truth_lake import TEAMS
 from truth_lake import team_of as owner
 
@@ -16,6 +16,7 @@ from circleci_analytics.simulator.truth import centi
 from circleci_analytics.teams import UNASSIGNED
 
 MONTH = (date(2026, 5, 1), date(2026, 5, 31))  # the month of the tiny build's as-of date
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 
 def org_of(project: str) -> str:
