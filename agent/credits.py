@@ -29,7 +29,7 @@ from circleci_analytics.agent.arguments import (
 __all__ = ["DIMENSIONS", "register"]
 
 #: The dimensions credits can be grouped and filtered by: argument value -> column of
-#: `fct_credit_spend_daily`. A team column on that mart is one more line here.
+#: `fct_credit_spend_daily` (team: the owning team, from the ownership rules).
 DIMENSIONS: dict[str, str] = {
     "project": "project_slug",
     "org": "org_id",
@@ -38,6 +38,7 @@ DIMENSIONS: dict[str, str] = {
     "branch": "branch",
     "resource_class": "resource_class",
     "executor": "executor",
+    "team": "team",
 }
 #: Not a column: the per-type credit columns (`<type>_credits`) unpivoted.
 CREDIT_TYPE = "credit_type"
@@ -124,11 +125,12 @@ def register(server: MCPServer, warehouse: Warehouse) -> None:
         top_n: TopN = 10,
     ) -> dict[str, Any]:
         """Credits and dollars spent over a period, grouped by project, org, workflow, job, branch,
-        resource class, executor and/or credit type, largest first (top N, the rest summed as `other`).
+        resource class, executor, team and/or credit type, largest first (top N, the rest summed as `other`).
 
         Answers "where did our credits go?". Credits are CircleCI's billing-grade credits from the
         usage export (one row per job run, attributed to the UTC day the job started); usd =
-        credits x the warehouse's price_per_credit (default 0.0006 USD). Default period: the last
+        credits x the warehouse's price_per_credit (default 0.0006 USD). A job's team is the first
+        ownership rule (the owners file) matching its project and job name, else 'unassigned'. Default period: the last
         30 days up to as_of_date (the last complete day of data). `share` is the group's fraction
         of the period total. Numbers are floats.
         """
@@ -178,7 +180,8 @@ def register(server: MCPServer, warehouse: Warehouse) -> None:
         with warehouse.read() as db:
             m = meta(db)
             slug = resolve_project(db, project)
-            base = "select * from fct_credit_month_to_date where $p is null or project_slug = $p"
+            base = (f"select org_id, project_slug, as_of_date, month_start, month_end, days_elapsed, days_left, {sums} "
+                    "from fct_credit_month_to_date where $p is null or project_slug = $p group by all")  # per project
             month = db.one("select distinct as_of_date, month_start, month_end, days_elapsed, days_left "
                            f"from ({base})", p=slug)  # fmt: skip
             total = db.one(f"select count(*) as projects, {sums} from ({base})", p=slug)

@@ -107,7 +107,7 @@ def evaluate(settings: Settings, warehouse_path: str | Path, summary: Any = None
             if cfg.monthly_budget_credits is not None:
                 slugs = {o.id: o.slug for o in settings.orgs}
                 out += rules.forecast_over_budget(con, "org_id", lambda _: cfg.monthly_budget_credits, "org", slugs)
-            if cfg.team_monthly_budget_credits and _has_column(con, "fct_credit_month_to_date", "team"):
+            if cfg.team_monthly_budget_credits:
                 out += rules.forecast_over_budget(con, "team", cfg.team_monthly_budget_credits.get, "team")
         if "new_flaky_test" in enabled:
             out += rules.new_flaky_tests(con, cfg)

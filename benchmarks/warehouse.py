@@ -31,7 +31,10 @@ measured in the same run (a bare DuckDB group-by over the same rows as plain Par
 - with ``--demo-vs TREE`` instead: ``circleci-analytics demo`` (what ``make demo`` runs) of
   this tree and of TREE alternately, and the ratio of their medians (target <= 1.3x).
 
-DuckDB's memory limit is `--memory-limit` (default 3GB). Run it at 13-month scale under
+The current tree builds with `--teams` ownership rules (`bench_teams`: a job-level team and
+teams by project-name prefix), so every mart carries several teams and each dashboard page
+writes a scope file per org, team and pair; a `--baseline` tree builds without (older trees
+have no rules). DuckDB's memory limit is `--memory-limit` (default 3GB). Run it at 13-month scale under
 ``flock /tmp/heavy.lock`` on a shared machine.
 """
 
@@ -93,6 +96,15 @@ def _month_starts(end: datetime, months: int) -> list[datetime]:
             y, m = y - 1, 12
         starts.append(datetime(y, m, 1, tzinfo=UTC))
     return sorted(starts)
+
+
+def bench_teams(count: int) -> list[dict]:
+    """`count` ownership rules over the synthetic projects: deploy and publish jobs to one team,
+    then teams by the first digit of the project number (`project-<n>`); what is left of
+    project-0 stays unassigned."""
+    rules = [{"name": "release", "projects": [], "jobs": ["deploy-*", "publish*"]}] if count else []
+    rules += [{"name": f"team-{d}", "projects": [f"gh/bench-org/project-{d}*"], "jobs": []} for d in range(1, min(count, 10))]
+    return rules
 
 
 def synth_month(
@@ -695,6 +707,7 @@ def main() -> None:
     ap.add_argument("--demo-vs", type=Path, metavar="TREE",
                     help="only compare `circleci-analytics demo` (make demo) of this tree with TREE's, same session")  # fmt: skip
     ap.add_argument("--demo-runs", type=int, default=3, help="runs of each demo for --demo-vs")
+    ap.add_argument("--teams", type=int, default=10, help="team ownership rules of the current tree's builds (0: none)")
     args = ap.parse_args()
     if args.demo_vs:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -781,7 +794,8 @@ def main() -> None:
     base: dict[str, dict] = {}
     if args.baseline:
         base["full"] = _timed_build(args.baseline, lake_dir, base_db, kwargs)
-    full = _timed_build(ROOT, lake_dir, db, kwargs)
+    current = {**kwargs, "teams": bench_teams(args.teams)}
+    full = _timed_build(ROOT, lake_dir, db, current)
     reference_s = min(reference_s, _reference_seconds(bare))
     figures.update(reference_s=reference_s, full_build=full, warehouse_gib=db.stat().st_size / 2**30, baseline=base)
     print(f"\nreference (DuckDB group-by over the bare files, best of 6, same run): {reference_s:.2f}s; "
@@ -793,7 +807,7 @@ def main() -> None:
     rows = _land_night(lake, end + timedelta(days=args.nights_landed), args)
     if args.baseline:
         base["nightly"] = _timed_build(args.baseline, lake_dir, base_db, kwargs)
-    nightly = _timed_build(ROOT, lake_dir, db, kwargs)
+    nightly = _timed_build(ROOT, lake_dir, db, current)
     figures["nightly_build"] = nightly
     print(f"\nnightly incremental build (one new day, {rows:,} job rows): {nightly['seconds'] / full['seconds']:.1%} "
           f"of the full rebuild (target <= 10 %)"

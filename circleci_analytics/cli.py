@@ -246,7 +246,7 @@ def _org_options(f):
 PIPELINE = ("api_base_url", "lake_root", "warehouse_path", "dashboard_dir", "render_dashboard", "price_per_credit",
             "rightsizing_headroom", "initial_lookback_days", "overlap_days", "tests_lookback_days", "max_concurrency",
             "export_poll_seconds", "job_include", "job_exclude", "token_secret_block", "warehouse_storage_version",
-            "lease_wait_seconds", "snapshot_refresh_days", "publish_uri")  # fmt: skip
+            "lease_wait_seconds", "snapshot_refresh_days", "publish_uri", "owners_file")  # fmt: skip
 
 
 def _settings(config: str | None, **flags: Any) -> Settings:
@@ -478,7 +478,7 @@ def serve_cmd(config: str | None, **flags: Any) -> None:
 @cli.command("build")
 @_config_option
 @setting_options("lake_root", "warehouse_path", "price_per_credit", "rightsizing_headroom", "warehouse_storage_version",
-                 "lease_wait_seconds")
+                 "lease_wait_seconds", "owners_file")
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models whole (after a model definition changed).")
 def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
     """Build the DuckDB warehouse from the lake (dbt: models, data and unit tests), without extracting.
@@ -488,6 +488,7 @@ def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
       circleci-analytics build --lake-root data/lake --warehouse-path data/warehouse.duckdb
       circleci-analytics build --full-refresh
     """
+    from circleci_analytics.teams import team_rules
     from circleci_analytics.warehouse import BuildError, Lake, build_warehouse
 
     s = _settings(config, **flags)
@@ -502,7 +503,7 @@ def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
         with lake.lease(owner=f"build, pid {os.getpid()}", wait_seconds=s.lease_wait_seconds):
             result = build_warehouse(lake, s.warehouse_path, price_per_credit=s.price_per_credit,
                                      headroom=s.rightsizing_headroom, full_refresh=full_refresh,
-                                     storage_version=s.warehouse_storage_version)  # fmt: skip
+                                     storage_version=s.warehouse_storage_version, teams=team_rules(s.teams))  # fmt: skip
     except BuildError as e:
         click.echo(str(e), err=True)
         sys.exit(EXIT_FAILURE)

@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator,
+                      model_validator)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
+from circleci_analytics.teams import Team, distinct_names, read_owners_file
 from circleci_analytics.warehouse.lease import DEFAULT_WAIT_SECONDS
 
 __all__ = ["ALERT_RULES", "DEFAULT_CONFIG_FILE", "ENV_PREFIX", "TOKEN_ENV", "AlertSettings", "Org", "Settings",
@@ -233,6 +235,10 @@ class Settings(BaseSettings):
                                       description="USD per credit (25,000 credits for 15 USD).")  # fmt: skip
     rightsizing_headroom: float = Field(0.8, gt=0, le=1,
                                         description="Right-sizing: largest p95 share of a smaller class.")  # fmt: skip
+    teams: list[Team] = Field(default_factory=list, description="Team ownership rules, first match wins ([[teams]] "
+                                                                 "tables: name, projects and jobs globs).")  # fmt: skip
+    owners_file: NonEmptyPath | None = Field(None, description="A TOML ([[teams]]) or YAML (teams:) file of the team "
+                                                               "ownership rules, instead of [[teams]] here.")  # fmt: skip
     #: v1.4.0 opens in DuckDB 1.4, 1.5 and 2.x (BI tools bundle 1.4-1.5); a test checks it equals
     #: warehouse.DEFAULT_STORAGE_VERSION.
     warehouse_storage_version: str = Field("v1.4.0", pattern=r"^v\d+\.\d+\.\d+$",
@@ -297,6 +303,18 @@ class Settings(BaseSettings):
         if len(set(ids)) != len(ids):
             raise ValueError("the same org id is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _owners(self) -> Settings:
+        """The team rules: [[teams]], or read from `owners_file` (not both; a dump of these
+        settings, which carries both, loads again)."""
+        if self.owners_file is not None:
+            from_file = read_owners_file(self.owners_file)
+            if self.teams and self.teams != from_file:
+                raise ValueError("set the team rules either as [[teams]] or in owners_file, not both")
+            self.teams = from_file
+        distinct_names(self.teams)
+        return self
 
     @field_validator("token")
     @classmethod
@@ -494,7 +512,7 @@ def describe_validation_error(error: ValidationError) -> str:
         # never echo a credential (nor a URI refused for holding one)
         secret = "token" in loc or "destinations" in loc or "credentials" in msg
         shown = "" if secret or isinstance(err.get("input"), dict | list | SecretStr) else f" (got {err['input']!r})"
-        parts.append(f"{loc}: {msg}{shown}")
+        parts.append(f"{loc}: {msg}{shown}" if loc else msg)
     return "invalid configuration: " + "; ".join(parts)
 
 

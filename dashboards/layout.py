@@ -11,12 +11,16 @@ workflow and branch); a page carries only what it draws unfiltered. For each pag
   dataset's rows of that project, branches rolled up;
 - ``data/<page>/branches-<k>.js`` (when a branch is chosen): each chart dataset's per-branch
   rows of every branch whose name falls in shard `k` (`branch_shard`);
+- ``data/<page>/scope-<s>.js`` (when an org or a team is chosen, no project or branch): what
+  each series chart draws for scope `s` of `scopes` (an org, a team, or both), as the page's
+  own file has it for everything (top series and "other");
 - ``data/branches.js`` and ``data/branches/project-<i>.js``: branch names for the branch
   filter's search, loaded when the reader types in it.
 
 Every file is a script that hands its payload to ``dashboardData(key, payload)``: pages
 opened from disk (file://) may load scripts but not fetch() files, and served pages load
-the same files. Rows are rolled up the way the browser aggregates them (sums of the
+the same files. The project and branch files keep each row's org and team (`SCOPE_COLUMNS`),
+which the browser filters on like the project. Rows are rolled up the way the browser aggregates them (sums of the
 measures a chart uses; all-branch rows where a query provides them for measures that do not
 add up), so a chart draws the same figures from any file.
 """
@@ -32,7 +36,7 @@ import polars as pl
 from .queries import QueryResult, dumps, frame_json
 from .spec import Page
 
-__all__ = ["DEFAULT_TOP", "OTHER", "Filters", "PageData", "branch_shard", "page_data", "shard_count"]
+__all__ = ["DEFAULT_TOP", "OTHER", "SCOPE_COLUMNS", "Filters", "PageData", "branch_shard", "page_data", "shard_count"]
 
 #: Series a chart draws before adding the rest up as "other" (spec key `top` overrides it).
 DEFAULT_TOP = 10
@@ -40,6 +44,8 @@ OTHER = "other"
 #: Branches per shard file, about: the shard count grows with the number of branches.
 BRANCHES_PER_SHARD = 1000
 MAX_SHARDS = 256
+#: The columns of the org and team filters (a query without one is not filtered by it).
+SCOPE_COLUMNS = ("org_slug", "team")
 #: Decimals kept in chart rows.
 _FLOAT_DIGITS = 4
 
@@ -72,16 +78,36 @@ def shard_table(branches: pl.Series, shards: int) -> pl.DataFrame:
 @dataclass(frozen=True)
 class Filters:
     """What the filters choose from: the projects (a project's file is its index here), the
-    branch shard count and each branch's shard."""
+    branch shard count and each branch's shard, and the org/team scopes (a scope's file is
+    its index in `scopes`: `[org, team]`, "" where that filter is not set)."""
 
     projects: list[str]
     shards: int
     branch_shards: pl.DataFrame  # shard_table of every branch
+    scopes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, projects: list[str], branches: pl.Series) -> Filters:
+    def of(cls, projects: list[str], branches: pl.Series, pairs: pl.DataFrame | None = None) -> Filters:
+        """`pairs`: every (org_slug, team) pair the datasets hold."""
         shards = shard_count(branches.drop_nulls().n_unique())
-        return cls(projects, shards, shard_table(branches, shards))
+        return cls(projects, shards, shard_table(branches, shards), scopes(pairs))
+
+
+def scopes(pairs: pl.DataFrame | None) -> tuple[tuple[str, str], ...]:
+    """The org/team filter combinations a page may be asked for: each org, each team, and each
+    (org, team) pair that has rows."""
+    if pairs is None or pairs.is_empty():
+        return ()
+    pairs = pairs.drop_nulls().unique().sort(["org_slug", "team"])
+    orgs = pairs.get_column("org_slug").unique().sort().to_list()
+    teams = pairs.get_column("team").unique().sort().to_list()
+    return tuple([(o, "") for o in orgs] + [("", t) for t in teams] + [(o, t) for o, t in pairs.iter_rows()])
+
+
+def in_scope(frame: pl.DataFrame, scope: tuple[str, str]) -> pl.DataFrame:
+    """The rows of `frame` in `scope` (a filter whose column the frame lacks keeps every row)."""
+    kept = [pl.col(c) == v for c, v in zip(SCOPE_COLUMNS, scope, strict=True) if v and c in frame.columns]
+    return frame.filter(*kept) if kept else frame
 
 
 def measure_columns(measure: dict[str, Any]) -> list[str]:
@@ -252,11 +278,19 @@ def page_data(page: Page, results: dict[str, QueryResult], filters: Filters) -> 
         keep = [c for c in _chart_columns(charts) if c in frame.columns]
         has_project = "project_slug" in frame.columns
         project = ["project_slug"] if has_project and "project_slug" not in keep else []
+        keep += [c for c in SCOPE_COLUMNS if c in frame.columns and c not in keep]
         rollup = branch_rollup(frame, charts)
         branch_rows = per_branch(frame)
-        base["split"][name] = {"project": has_project, "branch": branch_rows is not None, "n": res.row_count}
+        scoped = any(c in frame.columns for c in SCOPE_COLUMNS)
+        base["split"][name] = {"project": has_project, "branch": branch_rows is not None, "scope": scoped,
+                               "n": res.row_count}  # fmt: skip
         for el in charts:
             base["views"][el["id"]] = frame_json(chart_view(rollup, el))
+            for i, scope in enumerate(filters.scopes if scoped else ()):
+                rows = in_scope(rollup, scope)
+                if not rows.is_empty():
+                    views = on_demand.setdefault(f"{page['slug']}/scope-{i}", {"datasets": {}, "views": {}})
+                    views.setdefault("views", {})[el["id"]] = frame_json(chart_view(rows, el))
         if has_project:
             add("project", rollup.select(keep + project).join(project_index, on="project_slug"), "__project", name)
         if branch_rows is not None:
@@ -265,7 +299,8 @@ def page_data(page: Page, results: dict[str, QueryResult], filters: Filters) -> 
     # Every project's and shard's file exists (a page asks for it whatever its rows).
     splits = base["split"].values()
     for kind, count in (("project", len(filters.projects) if any(v["project"] for v in splits) else 0),
-                        ("branches", filters.shards if any(v["branch"] for v in splits) else 0)):  # fmt: skip
+                        ("branches", filters.shards if any(v["branch"] for v in splits) else 0),
+                        ("scope", len(filters.scopes) if any(v["scope"] for v in splits) else 0)):  # fmt: skip
         for key in range(count):
             on_demand.setdefault(f"{page['slug']}/{kind}-{key}", {"datasets": {}})
     return PageData(base, on_demand)

@@ -22,7 +22,7 @@ import polars as pl
 
 from circleci_analytics.warehouse.build import docs_path
 
-from .layout import DEFAULT_TOP, Filters, page_data, script
+from .layout import DEFAULT_TOP, SCOPE_COLUMNS, Filters, page_data, script
 from .queries import QUERY_DIR, QueryFile, QueryResult, dumps, load_queries, run_query
 from .spec import PAGES, Page, queries_used
 
@@ -72,9 +72,9 @@ def _write_plotly(out_dir: Path) -> Path:
     return target
 
 
-def _options(results: dict[str, QueryResult], pages: list[Page]) -> tuple[dict[str, Any], pl.DataFrame]:
-    """Filter choices (projects, the date span of all datasets, the branch shard count) and
-    every (project, branch) pair the datasets hold."""
+def _options(results: dict[str, QueryResult], pages: list[Page]) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFrame]:
+    """Filter choices (projects, orgs, teams, the date span of all datasets), every (project,
+    branch) pair and every (org, team) pair the datasets hold."""
     date_cols: dict[str, set[str]] = {}
     for page in pages:
         for el in page.get("elements", []):
@@ -82,9 +82,12 @@ def _options(results: dict[str, QueryResult], pages: list[Page]) -> tuple[dict[s
                 date_cols.setdefault(el["query"], set()).add(el["date"])
     projects: list[pl.Series] = []
     pairs: list[pl.DataFrame] = []
+    owners: list[pl.DataFrame] = []
     dates: list[pl.Series] = []
     for name, res in results.items():
         frame = res.frame
+        if set(SCOPE_COLUMNS) <= set(frame.columns):
+            owners.append(frame.select(pl.col(c).cast(pl.String) for c in SCOPE_COLUMNS).unique())
         if "project_slug" in frame.columns:
             projects.append(frame.get_column("project_slug").cast(pl.String))
             if "branch" in frame.columns:
@@ -97,13 +100,17 @@ def _options(results: dict[str, QueryResult], pages: list[Page]) -> tuple[dict[s
         pl.concat(pairs).unique().drop_nulls("branch") if pairs else pl.DataFrame(schema={"project_slug": pl.String, "branch": pl.String})
     )
     days = pl.concat(dates).drop_nulls() if dates else pl.Series([], dtype=pl.String)
+    scope_pairs = (pl.concat(owners).unique().drop_nulls() if owners
+                   else pl.DataFrame(schema={c: pl.String for c in SCOPE_COLUMNS}))  # fmt: skip
     options = {
         "projects": slugs,
+        "orgs": scope_pairs.get_column("org_slug").unique().sort().to_list(),
+        "teams": scope_pairs.get_column("team").unique().sort().to_list(),
         "min_date": days.min() if len(days) else None,
         "max_date": days.max() if len(days) else None,
         "has_branches": branches.height > 0,
     }
-    return options, branches
+    return options, branches, scope_pairs
 
 
 def _branch_index(branches: pl.DataFrame, projects: list[str]) -> dict[str, dict[str, Any]]:
@@ -194,6 +201,8 @@ def _page_html(page: Page, pages: list[Page], results: dict[str, QueryResult], q
 <header><h1>CircleCI analytics</h1><nav>{nav}</nav>
 <p class="extracted">Data extracted: <time id="extracted-at">{html.escape(extracted)}</time></p></header>
 <section class="filters" aria-label="Filters">
+<label>Org<select id="f-org"></select></label>
+<label>Team<select id="f-team"></select></label>
 <label>Project<select id="f-project"></select></label>
 <label>Branch<input type="search" id="f-branch" list="f-branch-list" autocomplete="off" spellcheck="false"
  placeholder="All branches (type to search)"><datalist id="f-branch-list"></datalist></label>
@@ -201,6 +210,7 @@ def _page_html(page: Page, pages: list[Page], results: dict[str, QueryResult], q
 <label>To<input type="date" id="f-to"></label>
 <button type="button" id="f-reset">Reset</button>
 <span class="note">Filters apply where a chart has that dimension (e.g. anomalies, flaky tests and right-sizing have no branch).
+A job's team is its first matching ownership rule; workflows, recoveries, queue times and anomalies take their project's team.
 Series charts show their top {DEFAULT_TOP} series; the rest are added up as "other".</span>
 </section>
 <main><h2>{html.escape(page["title"])}</h2><p class="intro">{html.escape(page.get("intro", ""))}</p>
@@ -248,9 +258,10 @@ def render_dashboard(warehouse_path: str | Path, out_dir: str | Path, *, query_d
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         results = {name: run_query(con, q) for name, q in queries.items()}
-    options, branches = _options(results, pages)
-    filters = Filters.of(options["projects"], branches.get_column("branch"))
+    options, branches, scope_pairs = _options(results, pages)
+    filters = Filters.of(options["projects"], branches.get_column("branch"), scope_pairs)
     options["branch_shards"] = filters.shards
+    options["scopes"] = [list(scope) for scope in filters.scopes]
     extracted = _extracted_at(results.get(FRESHNESS_QUERY))
     plotly_js = _write_plotly(out)
     docs_site = docs_path(warehouse)

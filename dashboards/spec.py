@@ -4,8 +4,10 @@ Every element names the query file (`queries/<query>.sql`) whose rows it draws. 
 browser (assets/dashboard.js) filters those rows by project, branch and date and
 aggregates them as declared here, so filters never need a server:
 
-- project filter applies to rows with a `project_slug` column, branch filter to rows
-  with a `branch` column, the date range to the element's `date` column;
+- project filter applies to rows with a `project_slug` column, org and team filters to
+  rows with `org_slug` and `team` columns (every query carries them: a job's team, or its
+  project's where a row has no job), branch filter to rows with a `branch` column, the
+  date range to the element's `date` column;
 - `branch_rollup`: the query returns per-branch rows *and* all-branch rows
   (`all_branches` true, grouping sets), for measures that do not add up (percentiles);
 - measures: `{"sum": col}` or `{"ratio": [numerator, denominator]}` over the kept rows;

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from circleci_analytics.connectors import CircleCIClient, Extract, discover_project_slugs, is_transient
 from circleci_analytics.connectors.usage_export import UsageExportResult
+from circleci_analytics.teams import team_rules
 from circleci_analytics.settings import Org, Settings, SettingsError
 from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
 from circleci_analytics.warehouse.state import Documents
@@ -89,7 +90,7 @@ def build_task(lake: Lake, settings: Settings) -> BuildResult:
     """Build the DuckDB warehouse and run the data tests (atomic swap)."""
     return build_warehouse(lake, settings.warehouse_path, price_per_credit=settings.price_per_credit,
                            headroom=settings.rightsizing_headroom, storage_version=settings.warehouse_storage_version,
-                           fail_on_test_error=False)  # fmt: skip
+                           fail_on_test_error=False, teams=team_rules(settings.teams))  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -200,7 +200,7 @@ def _previous_build(db: Path) -> dict[str, Any] | None:
     except duckdb.Error:
         return None
     try:
-        cur = con.execute("select price_per_credit, headroom, build_started_at from warehouse_meta")
+        cur = con.execute("select price_per_credit, headroom, build_started_at, team_rules from warehouse_meta")
         row = cur.fetchone()
         return dict(zip([d[0] for d in cur.description], row)) if row else None
     except duckdb.Error:
@@ -430,6 +430,7 @@ def build_warehouse(
     threads: int | None = None,
     docs: bool = True,
     sql_dir: str | Path = DEFAULT_SQL_DIR,
+    teams: Sequence[Mapping[str, Any]] = (),
 ) -> BuildResult:
     """Build the DuckDB warehouse at `db_path` from the lake at `lake_root` with dbt.
 
@@ -442,7 +443,8 @@ def build_warehouse(
     which case the warehouse is swapped in and the failures are in the result); in both
     cases the previous warehouse file is left as it was. `memory_limit` is DuckDB's (the
     profile's default otherwise); `threads` the models dbt builds at once (default: one in a
-    full build, the profile's in an incremental one).
+    full build, the profile's in an incremental one). `teams`: the team ownership rules
+    (`circleci_analytics.teams.team_rules`; none: every team is 'unassigned').
     """
     t_start = time.perf_counter()
     price = Decimal(str(price_per_credit))
@@ -460,13 +462,15 @@ def build_warehouse(
     started = datetime.now(UTC)
     sql_dir = Path(sql_dir)
     previous = None if full_refresh else _previous_build(db)
-    # Incremental only on a previous build of the same parameters (dollars are stored in
-    # incremental marts); otherwise everything is rebuilt.
+    rules = [dict(rule) for rule in teams]
+    # Incremental only on a previous build of the same parameters (dollars and teams are
+    # stored in incremental marts); otherwise everything is rebuilt.
     incremental = bool(
         previous
         and previous.get("build_started_at") is not None
         and Decimal(str(previous["price_per_credit"])) == price
         and float(previous["headroom"]) == float(headroom)
+        and json.loads(previous.get("team_rules") or "[]") == rules
     )
     variables: dict[str, Any] = {
         "warehouse_path": str(tmp),
@@ -476,6 +480,7 @@ def build_warehouse(
         "as_of_date": as_of_date.isoformat() if as_of_date else None,
         "storage_version": storage_version,
         "build_started_at": started.isoformat(),
+        "teams": rules,
     }
     if incremental:
         assert previous is not None

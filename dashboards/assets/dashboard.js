@@ -4,12 +4,15 @@
  * rows each holds): the page's own file at once, a project's or a branch shard's file when
  * that filter is chosen, the branch names when the reader searches them. Scripts, not
  * fetch(): pages opened from disk may load scripts but not fetch files.
- * Filter state lives in the URL hash (#project=..&branch=..&from=..&to=..) so it
- * follows the reader across pages. Vanilla JS, no network beyond data/. */
+ * Filter state lives in the URL hash (#org=..&team=..&project=..&branch=..&from=..&to=..)
+ * so it follows the reader across pages. Org and team filter rows by their org_slug and
+ * team columns; unfiltered by project or branch, a chart draws its scope's file (what it
+ * draws for that org and/or team). Vanilla JS, no network beyond data/. */
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("dash-data").textContent);
-  var state = { project: "", branch: "", from: "", to: "" };
+  var FILTERS = ["org", "team", "project", "branch", "from", "to"];
+  var state = { org: "", team: "", project: "", branch: "", from: "", to: "" };
   var base = { datasets: {}, views: {}, split: {} };
   var OTHER = "other", DAY_MS = 86400000;
 
@@ -60,6 +63,14 @@
     return h % D.options.branch_shards;
   }
   function projectFile(project) { return D.options.projects.indexOf(project); }
+  // The scope file of the chosen org and team (-1: no rows in that scope).
+  function scopeFile() {
+    var scopes = D.options.scopes || [];
+    for (var i = 0; i < scopes.length; i++) {
+      if (scopes[i][0] === state.org && scopes[i][1] === state.team) return i;
+    }
+    return -1;
+  }
   // The rows an element draws under the current filters (a Promise of a dataset).
   function source(el) {
     var split = base.split[el.query];
@@ -71,6 +82,11 @@
       var i = projectFile(state.project);
       if (i < 0) return Promise.resolve(NOTHING);
       return load(D.slug + "/project-" + i).then(function (p) { return pick(p, "datasets", el.query); });
+    }
+    if ((state.org || state.team) && split.scope) {
+      var s = scopeFile();
+      if (s < 0) return Promise.resolve(NOTHING);
+      return load(D.slug + "/scope-" + s).then(function (p) { return pick(p, "views", el.id); });
     }
     return Promise.resolve(pick(base, "views", el.id));
   }
@@ -114,8 +130,11 @@
   function keep(ds, el) {
     var c = ds.columns, idx = [];
     var pcol = c.project_slug, bcol = c.branch, dcol = el.date ? c[el.date] : null, other = c.is_other;
+    var ocol = c.org_slug, tcol = c.team;
     for (var i = 0; i < ds.n; i++) {
       if (state.project && pcol && pcol[i] !== state.project && !(other && other[i])) continue;
+      if (state.org && ocol && ocol[i] !== state.org) continue;
+      if (state.team && tcol && tcol[i] !== state.team) continue;
       if (bcol) {
         if (el.branch_rollup && c.all_branches) {
           if (state.branch ? (c.all_branches[i] || bcol[i] !== state.branch) : !c.all_branches[i]) continue;
@@ -175,6 +194,8 @@
 
   function filterText() {
     var parts = [];
+    if (state.org) parts.push("org " + state.org);
+    if (state.team) parts.push("team " + state.team);
     if (state.project) parts.push("project " + state.project);
     if (state.branch) parts.push("branch " + state.branch);
     if (state.from || state.to) parts.push("dates " + (state.from || "…") + " to " + (state.to || "…"));
@@ -385,14 +406,11 @@
   // ---------- filter UI ----------
   function readHash() {
     var h = new URLSearchParams(location.hash.slice(1));
-    state.project = h.get("project") || "";
-    state.branch = h.get("branch") || "";
-    state.from = h.get("from") || "";
-    state.to = h.get("to") || "";
+    FILTERS.forEach(function (k) { state[k] = h.get(k) || ""; });
   }
   function writeHash() {
     var h = new URLSearchParams();
-    ["project", "branch", "from", "to"].forEach(function (k) { if (state[k]) h.set(k, state[k]); });
+    FILTERS.forEach(function (k) { if (state[k]) h.set(k, state[k]); });
     var s = h.toString();
     history.replaceState(null, "", s ? "#" + s : location.pathname + location.search);
     document.querySelectorAll("nav a[data-page]").forEach(function (a) {
@@ -425,23 +443,35 @@
       return names.length;
     });
   }
+  // The projects of the chosen org (a project slug starts with its org's slug).
+  function orgProjects() {
+    return D.options.projects.filter(function (p) { return !state.org || p.indexOf(state.org + "/") === 0; });
+  }
   function initFilters() {
+    var o = document.getElementById("f-org"), t = document.getElementById("f-team");
     var p = document.getElementById("f-project"), b = document.getElementById("f-branch");
     var list = document.getElementById("f-branch-list");
     var from = document.getElementById("f-from"), to = document.getElementById("f-to");
-    fillSelect(p, D.options.projects, state.project);
+    fillSelect(o, D.options.orgs || [], state.org);
+    fillSelect(t, D.options.teams || [], state.team);
+    fillSelect(p, orgProjects(), state.project);
     b.value = state.branch;
     if (!D.options.has_branches) b.disabled = true;
     [from, to].forEach(function (i) { i.min = D.options.min_date || ""; i.max = D.options.max_date || ""; });
     from.value = state.from; to.value = state.to;
     function changed() {
-      var next = { project: p.value, branch: b.value.trim(), from: from.value, to: to.value };
-      if (["project", "branch", "from", "to"].every(function (k) { return state[k] === next[k]; })) return;
+      var next = { org: o.value, team: t.value, project: p.value, branch: b.value.trim(), from: from.value, to: to.value };
+      if (FILTERS.every(function (k) { return state[k] === next[k]; })) return;
+      if (next.org !== state.org) {  // the project list follows the org
+        state.org = next.org;
+        if (next.project && next.project.indexOf(next.org + "/") !== 0 && next.org) next.project = "";
+        fillSelect(p, orgProjects(), next.project);
+      }
       Object.assign(state, next);
       writeHash();
       drawAll();
     }
-    [p, from, to, b].forEach(function (i) { i.addEventListener("change", changed); });
+    [o, t, p, from, to, b].forEach(function (i) { i.addEventListener("change", changed); });
     b.addEventListener("keydown", function (e) { if (e.key === "Enter") changed(); });
     var pending = null;
     b.addEventListener("input", function () {
@@ -450,7 +480,7 @@
     });
     b.addEventListener("focus", function () { suggest(b, list); });
     document.getElementById("f-reset").addEventListener("click", function () {
-      p.value = ""; b.value = ""; from.value = ""; to.value = ""; changed();
+      o.value = ""; t.value = ""; p.value = ""; b.value = ""; from.value = ""; to.value = ""; changed();
     });
   }
 

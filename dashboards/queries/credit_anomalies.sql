@@ -4,6 +4,8 @@
 select
     spend_date as credit_date,
     project_slug,
+    org_slug,
+    team,
     credits,
     trailing_28d_mean_credits,
     trailing_28d_stddev_credits,

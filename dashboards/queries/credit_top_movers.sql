@@ -11,6 +11,8 @@ final as (
     select
         m.week_start,
         m.project_slug,
+        m.org_slug,
+        m.team,
         m.workflow_name,
         m.credits,
         m.previous_week_credits,

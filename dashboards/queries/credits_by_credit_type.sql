@@ -9,6 +9,8 @@ with spend as (
         coalesce(periods.period_start, spend.spend_date) as period_start,
         coalesce(periods.period_days, 1) as period_days,
         spend.project_slug,
+        spend.org_slug,
+        spend.team,
         sum(spend.compute_credits) as compute,
         sum(spend.dlc_credits) as dlc,
         sum(spend.user_credits) as "user",
@@ -29,6 +31,6 @@ final as (
     into name credit_type value credits
 )
 
-select period_start, period_days, project_slug, credit_type, credits,
+select period_start, period_days, project_slug, org_slug, team, credit_type, credits,
 from final
 where credits <> 0

@@ -8,6 +8,8 @@ select
     coalesce(periods.period_start, spend.spend_date) as period_start,
     coalesce(periods.period_days, 1) as period_days,
     spend.project_slug,
+    spend.org_slug,
+    spend.team,
     spend.branch,
     sum(spend.total_credits) as credits,
     sum(spend.total_usd) as usd,

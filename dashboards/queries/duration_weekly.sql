@@ -6,6 +6,8 @@
 select
     week_start,
     project_slug,
+    org_slug,
+    team,
     workflow_name,
     branch,
     all_branches,

@@ -17,6 +17,8 @@ projects as (
 final as (
     select
         flaky.project_slug,
+        flaky.org_slug,
+        flaky.team,
         coalesce(projects.project_name, flaky.project_slug) as project_name,
         flaky.job_name,
         flaky.classname,

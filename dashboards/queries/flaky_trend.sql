@@ -5,9 +5,11 @@
 select
     week_start,
     project_slug,
+    org_slug,
+    team,
     sum(times_flaked) as flaked_failures,
     count(*) filter (where times_flaked > 0) as flaky_tests,
     sum(runs) as test_runs,
 from fct_flaky_tests_weekly
-group by week_start, project_slug
+group by week_start, project_slug, org_slug, team
 order by week_start, project_slug

@@ -4,10 +4,12 @@
 select
     spend_date as waste_date,
     project_slug,
+    org_slug,
+    team,
     sum(flaky_failure_job_runs) as flaky_job_failures,
     sum(flaky_failure_credits) as flaky_failure_credits,
     sum(flaky_failure_seconds) as flaky_failure_seconds,
 from fct_waste_daily
-group by spend_date, project_slug
+group by spend_date, project_slug, org_slug, team
 having sum(flaky_failure_job_runs) > 0
 order by waste_date, project_slug

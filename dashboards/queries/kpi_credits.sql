@@ -12,28 +12,34 @@ with meta as (
 mtd as (
     select
         project_slug,
+        org_slug,
+        team,
         sum(mtd_credits) as credits_mtd,
         sum(mtd_usd) as usd_mtd,
         sum(forecast_credits) as credits_forecast,
         sum(forecast_usd) as usd_forecast,
     from fct_credit_month_to_date
-    group by project_slug
+    group by project_slug, org_slug, team
 ),
 
 weekly as (
     select
         s.project_slug,
+        s.org_slug,
+        s.team,
         sum(s.total_credits) filter (where s.spend_date > m.as_of_date - 7) as credits_last_7d,
         sum(s.total_credits) filter (where s.spend_date <= m.as_of_date - 7) as credits_prev_7d,
     from fct_credit_spend_project_daily as s
     cross join meta as m
     where s.spend_date > m.as_of_date - 14 and s.spend_date <= m.as_of_date
-    group by s.project_slug
+    group by s.project_slug, s.org_slug, s.team
 ),
 
 final as (
     select
         project_slug,
+        org_slug,
+        team,
         coalesce(mtd.credits_mtd, 0) as credits_mtd,
         coalesce(mtd.usd_mtd, 0) as usd_mtd,
         coalesce(mtd.credits_forecast, 0) as credits_forecast,
@@ -42,7 +48,7 @@ final as (
         coalesce(weekly.credits_prev_7d, 0) as credits_prev_7d,
         meta.previous_covered,
     from mtd
-    full outer join weekly using (project_slug)
+    full outer join weekly using (project_slug, org_slug, team)
     cross join meta
 )
 

@@ -10,10 +10,12 @@ with meta as (
 
 select
     flaky.project_slug,
+    flaky.org_slug,
+    flaky.team,
     count(*) filter (where flaky.currently_flaky) as flaky_tests_now,
     count(*) filter (where flaky.flaky_week_ago) as flaky_tests_week_ago,
     any_value(meta.previous_covered) as previous_covered,
 from fct_flaky_tests as flaky
 cross join meta
-group by flaky.project_slug
+group by flaky.project_slug, flaky.org_slug, flaky.team
 order by flaky.project_slug

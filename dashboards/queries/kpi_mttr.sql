@@ -12,6 +12,8 @@ with meta as (
 recoveries as (
     select
         r.project_slug,
+        r.org_slug,
+        r.team,
         r.branch,
         r.recovery_seconds,
         cast(r.recovered_at at time zone 'UTC' as date) > m.as_of_date - 7 as is_last_7d,
@@ -26,6 +28,8 @@ recoveries as (
 final as (
     select
         project_slug,
+        org_slug,
+        team,
         branch,
         coalesce(sum(recovery_seconds) filter (where is_last_7d), 0) as recovery_seconds_last_7d,
         count(*) filter (where is_last_7d) as recoveries_last_7d,
@@ -33,7 +37,7 @@ final as (
         count(*) filter (where not is_last_7d) as recoveries_prev_7d,
         any_value(previous_covered) as previous_covered,
     from recoveries
-    group by project_slug, branch
+    group by project_slug, org_slug, team, branch
 )
 
 select * from final order by project_slug, branch

@@ -11,6 +11,8 @@ with meta as (
 runs as (
     select
         r.project_slug,
+        r.org_slug,
+        r.team,
         r.branch,
         r.outcome,
         r.run_date > m.as_of_date - 7 as is_last_7d,
@@ -24,6 +26,8 @@ runs as (
 final as (
     select
         project_slug,
+        org_slug,
+        team,
         branch,
         count(*) filter (where is_last_7d and outcome = 'success') as successes_last_7d,
         count(*) filter (where is_last_7d) as outcomes_last_7d,
@@ -31,7 +35,7 @@ final as (
         count(*) filter (where not is_last_7d) as outcomes_prev_7d,
         any_value(previous_covered) as previous_covered,
     from runs
-    group by project_slug, branch
+    group by project_slug, org_slug, team, branch
 )
 
 select * from final order by project_slug, branch

@@ -7,6 +7,8 @@ with quantiles as (
     select
         week_start,
         project_slug,
+        org_slug,
+        team,
         branch,
         all_branches,
         job_runs,

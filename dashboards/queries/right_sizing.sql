@@ -17,6 +17,8 @@ projects as (
 final as (
     select
         sizing.project_slug,
+        sizing.org_slug,
+        sizing.team,
         coalesce(projects.project_name, sizing.project_slug) as project_name,
         sizing.job_name,
         sizing.executor,

@@ -22,12 +22,13 @@ TOKEN_CANARY = "CCIPAT_agentcanary_0123456789abcdef0123456789abcdef01234567"
 TRUTH_LAKE = Path(__file__).resolve().parents[1] / "sql" / "truth_lake.py"
 
 
-def _land_truth(lake: Lake, sim: Simulator) -> None:
-    """The SQL tests' helper (tests/sql/truth_lake.py): the simulator's truth in the connectors' schemas."""
+def _truth_lake():
+    """The SQL tests' helper (tests/sql/truth_lake.py): the simulator's truth in the connectors'
+    schemas, the test team rules (`TEAMS`) and their independent reading (`team_of`)."""
     spec = importlib.util.spec_from_file_location("agent_truth_lake", TRUTH_LAKE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.land_truth(lake, sim)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +46,15 @@ def warehouse(tiny_sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> 
     """data/warehouse.duckdb with its lake in data/lake, as `demo` lays them out."""
     root = tmp_path_factory.mktemp("agent") / "data"
     lake = Lake(root / "lake")
-    _land_truth(lake, tiny_sim)
-    return build_warehouse(lake, root / "warehouse.duckdb").db_path
+    truth_lake = _truth_lake()
+    truth_lake.land_truth(lake, tiny_sim)
+    return build_warehouse(lake, root / "warehouse.duckdb", teams=truth_lake.TEAMS).db_path
+
+
+@pytest.fixture(scope="session")
+def team_of():
+    """`team_of(project, job=None)`: the test team rules applied in Python (tests/sql/truth_lake.py)."""
+    return _truth_lake().team_of
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ def test_every_tool_is_listed_read_only_with_described_arguments(mcp) -> None:
             assert prop.get("description"), f"{tool.name}.{name} has no description"
     credits = tools["credits_breakdown"].input_schema["properties"]
     assert credits["group_by"]["items"]["enum"] == ["project", "org", "workflow", "job", "branch", "resource_class",
-                                                    "executor", "credit_type"]  # fmt: skip
+                                                    "executor", "team", "credit_type"]  # fmt: skip
     assert credits["group_by"]["default"] == ["project"] and credits["period"]["default"] == "last_30_days"
     assert {"format": "date", "type": "string"} in credits["start_date"]["anyOf"]
     limit = tools["run_sql"].input_schema["properties"]["limit"]

@@ -95,7 +95,7 @@ def test_previous_month_and_month_to_date(mcp, q) -> None:
     ({"filters": {"branch": "nope"}}, "filters.branch: no credits recorded for branch 'nope'; known: 'main'"),
     ({"filters": {"credit_type": "gpu"}}, "filters.credit_type: unknown credit type 'gpu'; known: 'compute'"),
     ({"filters": {"team": "platform"}}, "filters.team"),
-    ({"group_by": ["team"]}, "group_by.0"),
+    ({"group_by": ["squad"]}, "group_by.0"),
     ({"start_date": "last tuesday"}, "start_date\n  Input should be a valid date"),
     ({"end_date": "2026-02-30"}, "end_date\n  Input should be a valid date"),
     ({"start_date": "2026-05-20", "end_date": "2026-05-01"}, "start_date: 2026-05-20 is after end_date 2026-05-01"),
@@ -110,9 +110,14 @@ def test_bad_arguments_are_tool_errors_naming_the_argument(mcp, arguments, expec
     assert expected in message
 
 
+#: fct_credit_month_to_date is per project x team: a project's figures are its teams' sums.
+PER_PROJECT = ("sum(mtd_credits) as mtd_credits, sum(forecast_credits) as forecast_credits, sum(forecast_usd) "
+               "as forecast_usd, sum(previous_month_credits) as previous_month_credits from fct_credit_month_to_date")
+
+
 def test_month_end_forecast_is_the_mart_per_project_and_in_total(mcp, q, truth) -> None:
     got = mcp.answer("month_end_forecast", top_n=2)
-    direct = q("select * from fct_credit_month_to_date order by forecast_credits desc, project_slug")
+    direct = q(f"select org_id, project_slug, {PER_PROJECT} group by all order by forecast_credits desc, project_slug")
     assert got["month"] == {"as_of_date": "2026-05-31", "month_start": "2026-05-01", "month_end": "2026-05-31",
                             "days_elapsed": 31, "days_left": 0}  # fmt: skip
     assert [(r["project"], r["mtd_credits"], r["forecast_credits"], r["forecast_usd"]) for r in got["projects"]] == [
@@ -127,8 +132,26 @@ def test_month_end_forecast_is_the_mart_per_project_and_in_total(mcp, q, truth) 
 
 def test_month_end_forecast_of_one_project(mcp, q) -> None:
     got = mcp.answer("month_end_forecast", project="api-gateway")
-    (row,) = q("select * from fct_credit_month_to_date where project_slug = 'gh/acme-robotics/api-gateway'")
+    (row,) = q(f"select {PER_PROJECT} where project_slug = 'gh/acme-robotics/api-gateway'")
     assert got["project"] == "gh/acme-robotics/api-gateway" and not got["truncated"]
     assert got["total"]["forecast_credits"] == float(row["forecast_credits"])
     assert got["total"]["previous_month_credits"] == float(row["previous_month_credits"])
     assert "project: unknown project 'nope'" in mcp.error("month_end_forecast", project="nope")
+
+
+def test_credits_by_team_follow_the_ownership_rules(mcp, q, truth, team_of) -> None:
+    """The team dimension: the test rules applied in Python to the truth's job runs."""
+    got = mcp.answer("credits_breakdown", group_by=["team"], period="all", top_n=100)
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    for j in truth.job_runs().to_pylist():
+        expected[team_of(j["project_slug"], j["job_name"])] += j["total_credits"]
+    assert {r["team"]: r["credits"] for r in got["rows"]} == {t: float(v) for t, v in expected.items()}
+    assert set(expected) == {"quality", "release", "web", "unassigned"}
+    one = mcp.answer("credits_breakdown", group_by=["project"], period="all", filters={"team": "quality"})
+    by_project: dict[str, Decimal] = defaultdict(Decimal)
+    for j in truth.job_runs().to_pylist():
+        if team_of(j["project_slug"], j["job_name"]) == "quality":
+            by_project[j["project_slug"]] += j["total_credits"]
+    assert {r["project"]: r["credits"] for r in one["rows"]} == {p: float(v) for p, v in by_project.items()}
+    assert "no credits recorded for team 'nobody'" in mcp.error("credits_breakdown", filters={"team": "nobody"})
+

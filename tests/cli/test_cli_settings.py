@@ -21,6 +21,7 @@ from circleci_analytics.settings import (
     describe_validation_error,
     load_settings,
 )
+from circleci_analytics.teams import Team
 
 TOKEN = "CCIPAT_settings_test_token_5e1f"
 ORG_A = {"id": "1c3f0000-0000-4000-8000-000000000001", "slug": "gh/acme"}
@@ -134,13 +135,37 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "lease_wait_seconds": ("30", "30", 30.0),
     "alerts": ("{ mttr_min_recoveries = 5 }", '{"mttr_min_recoveries": 5}', AlertSettings(mttr_min_recoveries=5)),
     "publish_uri": ('"s3://b/published"', "s3://b/published", "s3://b/published"),
+    "teams": ('[{ name = "web", projects = ["gh/acme/web*"] }]', '[{"name": "web", "projects": ["gh/acme/web*"]}]',
+              [Team(name="web", projects=["gh/acme/web*"])]),
 }
 #: Settings without a flag: the token (never on a command line), and those no command takes.
-NO_FLAG = {"token", "orgs", "rate_limits", "rate_limit_patience_seconds", "now", "alerts"}
+NO_FLAG = {"token", "orgs", "rate_limits", "rate_limit_patience_seconds", "now", "alerts", "teams"}
 
 
 def test_every_setting_has_a_sample() -> None:
-    assert set(Settings.model_fields) - {"token", "orgs"} == set(SAMPLES)
+    # owners_file names a file: test_owners_file_by_toml_env_and_flag
+    assert set(Settings.model_fields) - {"token", "orgs", "owners_file"} == set(SAMPLES)
+
+
+def test_owners_file_by_toml_env_and_flag(clean_env, monkeypatch) -> None:
+    """The team rules from an owners file (TOML or YAML), named in the TOML file, the
+    environment or on the command line; the TOML key, variable and flag are the field name."""
+    from circleci_analytics.cli import serve_cmd
+
+    rules = [Team(name="release", jobs=["deploy*"]), Team(name="web", projects=["gh/acme/web*"])]
+    (clean_env / "owners.yaml").write_text("teams:\n  - name: release\n    jobs: [deploy*]\n"
+                                           "  - name: web\n    projects: [gh/acme/web*]\n")  # fmt: skip
+    (clean_env / "owners.toml").write_text('[[teams]]\nname = "release"\njobs = ["deploy*"]\n\n'
+                                           '[[teams]]\nname = "web"\nprojects = ["gh/acme/web*"]\n')  # fmt: skip
+    assert load_settings(write_toml(clean_env / "c.toml", 'owners_file = "owners.yaml"\n')).teams == rules
+    monkeypatch.setenv("CIRCLECI_ANALYTICS_OWNERS_FILE", "owners.toml")
+    assert load_settings().teams == rules
+    from circleci_analytics.cli import _settings
+
+    params = serve_cmd.make_context("serve", ["--owners-file", "owners.yaml"]).params
+    settings = _settings(params.pop("config"), **params)
+    assert settings.owners_file == "owners.yaml" and settings.teams == rules
+    assert Settings.model_validate(settings.model_dump(mode="json")).teams == rules  # a flow parameter loads again
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))

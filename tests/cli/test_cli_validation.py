@@ -114,6 +114,36 @@ def test_backfill_refuses_a_bad_org(refused, clean_env, flags, message) -> None:
     assert message in err
 
 
+# -- the owners file ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("missing.toml", None, "owners file missing.toml: cannot read it"),
+        ("o.toml", '[[teams]]\nname = "web"\nprojects = "gh/acme/*"\n', "teams[0].projects: Input should be a valid list"),
+        ("o.toml", "[[teams]\n", "owners file o.toml: invalid TOML"),
+        ("o.yaml", "teams:\n  - name: web\n    project: [gh/acme/*]\n", "teams[0].project: Extra inputs are not permitted"),
+        ("o.yaml", "teams:\n  - name: unassigned\n", "'unassigned' is the team of what no rule matches"),
+        ("o.yaml", "teams:\n  - name: web\n  - name: web\n", "team 'web' is listed twice"),
+        ("o.yaml", "teams:\n  - name: web\n    jobs: ['']\n", "teams[0].jobs: empty glob"),
+        ("o.yaml", "owners: []\n", "expected only a list of teams"),
+    ],
+    ids=["missing", "not-a-list", "bad-toml", "unknown-key", "reserved-name", "twice", "empty-glob", "no-teams"],
+)  # fmt: skip
+def test_a_bad_owners_file_is_named(refused, clean_env, name, text, message) -> None:
+    if text is not None:
+        (clean_env / name).write_text(text)
+    err = refused("run", *ORG, *output_flags(clean_env), "--owners-file", name)
+    assert message in err, err
+
+
+def test_teams_in_the_toml_and_an_owners_file_is_refused(refused, clean_env) -> None:
+    (clean_env / "o.yaml").write_text("teams:\n  - name: web\n")
+    cfg = clean_env / "c.toml"
+    cfg.write_text('owners_file = "o.yaml"\n\n[[teams]]\nname = "api"\n')
+    assert "either as [[teams]] or in owners_file, not both" in refused("run", *ORG, "--config", str(cfg),
+                                                                         *output_flags(clean_env))  # fmt: skip
+
+
 # -- the TOML file -----------------------------------------------------------------------------
 def test_malformed_toml_names_the_file_and_line(refused, clean_env) -> None:
     cfg = clean_env / "bad.toml"

@@ -33,13 +33,14 @@ def build_test_warehouse(workdir: Path, *, preset: str = "tiny", empty: bool = F
     from circleci_analytics.warehouse import Lake, build_warehouse
 
     lake = Lake(workdir / "lake")
+    truth_lake = _truth_lake()
     if not empty:
-        _truth_lake().land_truth(lake, Simulator(SimConfig(seed=7, preset=preset, now=NOW)))
+        truth_lake.land_truth(lake, Simulator(SimConfig(seed=7, preset=preset, now=NOW)))
     if test_days is not None:
         first = (NOW - timedelta(days=test_days)).date()
         for partition in (workdir / "lake" / "job_tests").glob("date=*"):
             if date.fromisoformat(partition.name.removeprefix("date=")) < first:
                 shutil.rmtree(partition)
     db = workdir / "warehouse.duckdb"
-    build_warehouse(lake, db)
+    build_warehouse(lake, db, teams=truth_lake.TEAMS)
     return db

@@ -277,3 +277,69 @@ def test_week_over_week_without_earlier_data_is_na(browser, week_of_tests_wareho
     for kpi_id in ("credits_mtd", "success_rate", "mttr"):
         assert not pg.locator(f'[data-kpi="{kpi_id}"] .kpi-delta').inner_text().startswith("n/a"), kpi_id
     ctx.close()
+
+
+def _per_day(pg, chart_id: str) -> dict[str, float]:
+    """A chart's total per day over its traces (anomaly markers left out)."""
+    traces = pg.evaluate(f"() => document.getElementById('chart-{chart_id}').data"
+                         ".filter(t => t.name !== 'anomaly').map(t => [t.x, t.y])")  # fmt: skip
+    out: dict[str, float] = {}
+    for xs, ys in traces:
+        for x, y in zip(xs, ys):
+            out[x[:10]] = out.get(x[:10], 0.0) + (y or 0.0)
+    return out
+
+
+def _spend_per_day(con, where: str, *params) -> dict[str, float]:
+    return dict(con.execute(f"select cast(spend_date as varchar), sum(total_credits)::double from fct_credit_spend_daily "
+                            f"where {where} group by all having sum(total_credits) <> 0", params).fetchall())  # fmt: skip
+
+
+def _assert_close(got: dict[str, float], expected: dict[str, float]) -> None:
+    got = {d: v for d, v in got.items() if v}
+    assert got.keys() == expected.keys()
+    for day, credits in expected.items():  # tiny's history is all daily periods
+        assert math.isclose(got[day], credits, rel_tol=1e-6), day
+
+
+def test_team_and_org_filters_show_their_share(page, rendered, con):
+    """Choosing a team draws its share of the credits (its scope's file); with an org too, the
+    pair's; with a project, the project's rows of that team; KPIs follow."""
+    _open(page, rendered, "credits")
+    options = page.evaluate("() => window.dashboard.data.options")
+    assert options["teams"] == ["quality", "release", "unassigned", "web"]
+    assert options["orgs"] == ["circleci/ne2BS2dbjkMrcekRfth3L8", "gh/acme-robotics"]
+    everything = _per_day(page, "credits_resource_class")
+    _assert_close(everything, _spend_per_day(con, "true"))
+    # a job-level rule: a share of two projects' credits
+    page.select_option("#f-team", "quality")
+    _drawn(page)
+    assert "team=quality" in page.url
+    quality = _per_day(page, "credits_resource_class")
+    _assert_close(quality, _spend_per_day(con, "team = ?", "quality"))
+    assert sum(quality.values()) < 0.5 * sum(everything.values())
+    scope = options["scopes"].index(["", "quality"])
+    assert f"credits/scope-{scope}.js" in _loaded(page)
+    # a team in two orgs, narrowed to one
+    page.select_option("#f-team", "release")
+    page.select_option("#f-org", "gh/acme-robotics")
+    _drawn(page)
+    _assert_close(_per_day(page, "credits_project"), _spend_per_day(con, "team = ? and org_slug = ?", "release",
+                                                                   "gh/acme-robotics"))  # fmt: skip
+    assert page.eval_on_selector_all("#f-project option", "os => os.map(o => o.value)") == [
+        "", "gh/acme-robotics/api-gateway", "gh/acme-robotics/web-app"]
+    # a project too: its own file, filtered by team in the browser
+    page.select_option("#f-project", "gh/acme-robotics/api-gateway")
+    _drawn(page)
+    _assert_close(_per_day(page, "credits_project"), _spend_per_day(con, "team = ? and project_slug = ?", "release",
+                                                                   "gh/acme-robotics/api-gateway"))  # fmt: skip
+    # the overview's KPIs follow the team
+    page.select_option("#f-project", "")
+    page.click('nav a[data-page="index.html"]')
+    _drawn(page)
+    assert page.input_value("#f-team") == "release"
+    (mtd,) = con.execute("select sum(mtd_credits)::double from fct_credit_month_to_date "
+                         "where team = 'release' and org_slug = 'gh/acme-robotics'").fetchone()  # fmt: skip
+    assert math.isclose(_kpi(page, "credits_mtd")[0], mtd, rel_tol=1e-9)
+    page.click("#f-reset")
+    _drawn(page)

@@ -93,3 +93,23 @@ def test_every_file_adds_up_to_the_query(con):
     for row in per_branch.select("branch").unique().iter_rows():
         key = f"credits/branches-{branch_shard(row[0], filters.shards)}"
         assert row[0] in _decode(data.on_demand[key]["datasets"]["credits_by_project"]).get_column("branch").to_list()
+
+
+def test_scope_files_hold_each_org_and_team_share(con):
+    """Each org, team and (org, team) scope file draws that scope's credits: the teams of an
+    org add up to the org, every team's share is the mart's (tiny warehouse, test team rules)."""
+    result = run_query(con, load_queries()["credits_by_project"])
+    frame = result.frame
+    filters = Filters.of(sorted(frame.get_column("project_slug").unique()), frame.get_column("branch"),
+                         frame.select("org_slug", "team"))  # fmt: skip
+    page = next(p for p in PAGES if p["slug"] == "credits")
+    data = page_data({**page, "elements": [{**e, "top": 1} for e in page["elements"]]}, {"credits_by_project": result}, filters)
+    assert data.base["split"]["credits_by_project"]["scope"]
+    drawn = {scope: _decode(data.on_demand[f"credits/scope-{i}"]["views"]["credits_project"]).get_column("credits").sum()
+             for i, scope in enumerate(filters.scopes)}  # fmt: skip
+    rows = con.execute("select org_slug, team, sum(total_credits)::double from fct_credit_spend_branch_daily "
+                       "group by grouping sets ((org_slug), (team), (org_slug, team))").fetchall()  # fmt: skip
+    expected = {(org or "", team or ""): credits for org, team, credits in rows}
+    assert drawn.keys() == expected.keys() and len(drawn) == 2 + 4 + 6  # orgs, teams, pairs with rows
+    for scope, credits in expected.items():
+        assert math.isclose(drawn[scope], credits, rel_tol=1e-9), scope

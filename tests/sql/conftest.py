@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from truth_lake import land_truth
+from truth_lake import TEAMS, land_truth
 
 from circleci_analytics.simulator import SimConfig, Simulator
 from circleci_analytics.warehouse import Lake, build_warehouse
@@ -30,7 +30,7 @@ def tiny_build(tiny_sim: Simulator, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("tiny")
     lake = Lake(root / "lake")
     land_truth(lake, tiny_sim)
-    result = build_warehouse(lake, root / "warehouse.duckdb")
+    result = build_warehouse(lake, root / "warehouse.duckdb", teams=TEAMS)
     return result
 
 

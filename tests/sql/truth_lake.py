@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fnmatch import fnmatchcase
 
 import httpx
 import pyarrow as pa
@@ -184,3 +185,26 @@ def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True, insights_fr
 
 def dec(value) -> Decimal:
     return Decimal(value) if not isinstance(value, Decimal) else value
+
+
+#: Team ownership rules for test builds (first match wins): deploy jobs everywhere, the web
+#: app's other jobs, and the test jobs of acme-robotics' other projects (so api-gateway's
+#: build, lint and notify jobs, its workflows and the GitHub-App org stay unassigned).
+TEAMS = [
+    {"name": "release", "projects": [], "jobs": ["deploy*"]},
+    {"name": "web", "projects": ["gh/acme-robotics/web-*"], "jobs": []},
+    {"name": "quality", "projects": ["gh/acme-robotics/*"], "jobs": ["*test*", "e2e"]},
+]
+
+
+def team_of(project: str, job: str | None = None) -> str:
+    """The team `TEAMS` give a project's job (or the project as a whole, job None), computed
+    here with `fnmatch` as the independent check of the SQL rules: first match wins, an empty
+    list matches anything, a rule naming jobs never matches a whole project."""
+    for rule in TEAMS:
+        if rule["projects"] and not any(fnmatchcase(project, g) for g in rule["projects"]):
+            continue
+        if rule["jobs"] and (job is None or not any(fnmatchcase(job, g) for g in rule["jobs"])):
+            continue
+        return rule["name"]
+    return "unassigned"

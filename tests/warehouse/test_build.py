@@ -254,3 +254,18 @@ def test_incremental_build_tests_the_rows_it_rebuilt(small_lake, tmp_path):
     full = build_warehouse(small_lake, db, docs=False, full_refresh=True)
     compiled = (db.with_name(db.name + ".dbt") / "target" / "compiled").rglob("not_null_int_job_runs_keyed_job_id.sql")
     assert "date_trunc" not in next(compiled).read_text() and full.failed_tests == []
+
+
+def test_other_team_rules_rebuild_the_marts_that_store_the_team(small_lake, tmp_path):
+    """The team is stored in incremental marts: a build with other rules rebuilds them whole,
+    one with the same rules stays incremental; no rules: 'unassigned'."""
+    db = tmp_path / "w.duckdb"
+    build_warehouse(small_lake, db, docs=False)
+    assert _count(db, "select string_agg(distinct team) from fct_credit_spend_daily") == "unassigned"
+    rules = [{"name": "testers", "projects": ["gh/acme/*"], "jobs": ["te?t"]}]
+    first = build_warehouse(small_lake, db, docs=False, teams=rules)
+    assert not first.incremental
+    assert _count(db, "select string_agg(distinct team) from fct_credit_spend_daily") == "testers"
+    assert build_warehouse(small_lake, db, docs=False, teams=rules).incremental
+    assert not build_warehouse(small_lake, db, docs=False).incremental
+    assert _count(db, "select string_agg(distinct team) from fct_credit_spend_daily") == "unassigned"

@@ -60,4 +60,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

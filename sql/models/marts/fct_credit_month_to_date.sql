@@ -1,3 +1,4 @@
+-- Per project x team (fct_credit_forecast adds them up per org and per team).
 -- Forecast = MTD + (trailing 7 complete days' credits / 7) x days left in the month.
 with
 
@@ -31,6 +32,8 @@ per_project as (
         spend.org_id,
         spend.project_id,
         any_value(spend.project_slug) as project_slug,
+        any_value(spend.org_slug) as org_slug,
+        spend.team,
         sum(spend.total_credits) filter (
             where spend.spend_date between bounds.month_start and bounds.as_of_date
         ) as mtd_credits,
@@ -44,7 +47,7 @@ per_project as (
 
     from spend
     cross join bounds
-    group by spend.org_id, spend.project_id
+    group by spend.org_id, spend.project_id, spend.team
 
 ),
 
@@ -59,6 +62,8 @@ final as (
         per_project.org_id,
         per_project.project_id,
         per_project.project_slug,
+        per_project.org_slug,
+        per_project.team,
         coalesce(per_project.mtd_credits, 0) as mtd_credits,
         coalesce(per_project.mtd_credits, 0) * {{ price_per_credit() }} as mtd_usd,
         coalesce(per_project.trailing_7d_credits, 0) as trailing_7d_credits,

@@ -113,4 +113,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

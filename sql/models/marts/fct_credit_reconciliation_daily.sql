@@ -85,4 +85,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

@@ -1,4 +1,4 @@
--- Rollup of fct_credit_spend_daily to day x project x executor x resource class (workflow,
+-- Rollup of fct_credit_spend_daily to day x project x team x executor x resource class (workflow,
 -- job and branch summed out): the grain the dashboard's credit charts plot. Sums only, so
 -- every figure is the spend mart's, by construction.
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='spend_date') }}
@@ -21,6 +21,8 @@ final as (
         org_id,
         project_id,
         any_value(project_slug) as project_slug,
+        any_value(org_slug) as org_slug,
+        team,
         executor,
         resource_class,
         sum(job_runs) as job_runs,
@@ -38,7 +40,7 @@ final as (
         sum(total_usd) as total_usd,
 
     from spend
-    group by spend_date, org_id, project_id, executor, resource_class
+    group by spend_date, org_id, project_id, team, executor, resource_class
 
 )
 

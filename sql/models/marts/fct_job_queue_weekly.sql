@@ -47,4 +47,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

@@ -65,4 +65,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

@@ -24,4 +24,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

@@ -149,4 +149,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

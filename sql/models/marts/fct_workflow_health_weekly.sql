@@ -75,4 +75,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

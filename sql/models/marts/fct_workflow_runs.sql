@@ -156,4 +156,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

@@ -29,6 +29,7 @@ final as (
         dates.as_of_date,
         cast(current_timestamp as timestamptz) as built_at,
         {{ build_started_at() }} as build_started_at,
+        {{ team_rules_json() }} as team_rules,
         dates.first_date as usage_first_date,
         workflow_runs.first_date as workflow_runs_first_date,
         test_results.first_date as test_results_first_date,
