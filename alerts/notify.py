@@ -120,11 +120,6 @@ def evaluate(settings: Settings, warehouse_path: str | Path, summary: Any = None
     return out
 
 
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.columns where table_name = ? and column_name = ?",
-                            [table, column]).fetchone()[0])  # fmt: skip
-
-
 def page_url(settings: Settings, page: str) -> str:
     """The dashboard page an alert links to: under `alerts.dashboard_url`, else the local file."""
     base = settings.alerts.dashboard_url or Path(settings.dashboard_dir).expanduser().resolve().as_uri()
