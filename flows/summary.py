@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from circleci_analytics.connectors import ClientStats, JobTestsResult
+from circleci_analytics.dashboards.queries import load_queries
 
 __all__ = ["RunSummary", "warehouse_highlights"]
 
@@ -105,10 +106,10 @@ class RunSummary:
             lines.append(f"| month to date / forecast | {h['mtd_credits']:,.0f} / {h['forecast_credits']:,.0f} credits |")
         if "new_flaky_tests" in h:
             lines.append(f"| flaky tests (currently) / new in this run's window | {h['flaky_tests']} / {h['new_flaky_tests']} |")
-        if h.get("mttr_last_week_seconds") is not None:
+        if h.get("mttr_last_7d_seconds") is not None:
             change = h.get("mttr_change_pct")
-            delta = f" ({change:+.0f}% vs the week before)" if change is not None else ""
-            lines.append(f"| MTTR, last full week | {h['mttr_last_week_seconds'] / 60:,.1f} min{delta} |")
+            delta = f" ({change:+.0f}% vs the 7 days before)" if change is not None else ""
+            lines.append(f"| MTTR, last 7 days | {h['mttr_last_7d_seconds'] / 60:,.1f} min{delta} |")
         lines.append(f"| data tests | {self.data_tests - len(self.data_tests_failed)}/{self.data_tests} passed |")
         lines += ["", "**Rows landed**", "", "| table | rows |", "|---|---|"]
         lines += [f"| `{t}` | {n:,} |" for t, n in sorted(self.rows_landed.items())]
@@ -202,19 +203,18 @@ def warehouse_highlights(db_path: str, window_start: date | None = None) -> dict
         out["new_flaky_tests"] = con.execute(
             "select count(*) from fct_flaky_tests where first_flake_at >= ?", [window_start or as_of]
         ).fetchone()[0]
-        weeks = con.execute(
+        # MTTR as the dashboard's KPI card computes it (one definition: its query file).
+        seconds, recoveries, prev_seconds, prev_recoveries, covered = con.execute(
+            f"""
+            select sum(recovery_seconds_last_7d), sum(recoveries_last_7d), sum(recovery_seconds_prev_7d),
+                sum(recoveries_prev_7d), bool_and(previous_covered)
+            from ({load_queries()["kpi_mttr"].sql})
             """
-            select week_start, sum(mttr_mean_seconds * recoveries) / sum(recoveries)
-            from fct_mttr_weekly
-            where week_start + interval 7 day <= ?::date + interval 1 day
-            group by week_start order by week_start desc limit 2
-            """,
-            [as_of],
-        ).fetchall()
-        if weeks:
-            out["mttr_last_week_seconds"] = float(weeks[0][1])
-            if len(weeks) > 1 and weeks[1][1]:
-                out["mttr_change_pct"] = (float(weeks[0][1]) / float(weeks[1][1]) - 1) * 100
+        ).fetchone()
+        if recoveries:
+            out["mttr_last_7d_seconds"] = float(seconds) / recoveries
+            if covered and prev_recoveries:
+                out["mttr_change_pct"] = (out["mttr_last_7d_seconds"] / (float(prev_seconds) / prev_recoveries) - 1) * 100
         return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in out.items()}
     finally:
         con.close()

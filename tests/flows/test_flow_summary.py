@@ -43,7 +43,7 @@ def test_markdown_of_a_successful_run() -> None:
                 api_calls={"total_calls": 1234}, seconds=12.34, dashboard_path="data/dashboard/index.html",
                 highlights={"as_of_date": date(2026, 5, 31), "day_credits": 1500.5, "day_usd": 0.9,
                             "mtd_credits": 4000.0, "forecast_credits": 5000.0, "flaky_tests": 4,
-                            "new_flaky_tests": 1, "mttr_last_week_seconds": 600.0, "mttr_change_pct": -25.0})  # fmt: skip
+                            "new_flaky_tests": 1, "mttr_last_7d_seconds": 600.0, "mttr_change_pct": -25.0})  # fmt: skip
     md = s.markdown()
     assert md.splitlines()[0] == "# ✅ nightly: success"
     assert "Projects not updated" not in md
@@ -51,7 +51,7 @@ def test_markdown_of_a_successful_run() -> None:
     assert "| credits on 2026-05-31 | 1,500.50 ($0.90) |" in md
     assert "| month to date / forecast | 4,000 / 5,000 credits |" in md
     assert "| 4 / 1 |" in md
-    assert "| MTTR, last full week | 10.0 min (-25% vs the week before) |" in md
+    assert "| MTTR, last 7 days | 10.0 min (-25% vs the 7 days before) |" in md
     assert "| data tests | 10/10 passed |" in md
     assert "| `usage_job_runs` | 12,345 |" in md
     assert md.index("`projects`") < md.index("`usage_job_runs`")  # tables sorted

@@ -321,3 +321,24 @@ def test_hostile_branch_round_trips(q):
 
     (r,) = q(f"select count(*) as n from fct_credit_spend_daily where branch = '{HOSTILE_BRANCH.replace(chr(39), chr(39) * 2)}'")
     assert r["n"] > 0
+
+
+def test_run_summary_mttr_is_the_dashboard_kpi_and_equals_truth(tiny_build, q, tiny_truth):
+    """The run summary's MTTR reads the dashboard's KPI query (one definition: the recoveries
+    whose recovering success stopped in the 7 days to the as-of date), so both equal the truth."""
+    from datetime import timedelta
+
+    from circleci_analytics.flows.summary import warehouse_highlights
+
+    as_of = q("select as_of_date from warehouse_meta")[0]["as_of_date"]
+
+    def mean_recovery(first_day, last_day) -> float | None:
+        seconds = [r.seconds for r in tiny_truth.recoveries()
+                   if r.recovered_at is not None and first_day <= r.recovered_at.date() <= last_day]  # fmt: skip
+        return sum(seconds) / len(seconds) if seconds else None
+
+    last, previous = mean_recovery(as_of - timedelta(days=6), as_of), mean_recovery(as_of - timedelta(days=13), as_of - timedelta(days=7))
+    assert last is not None, "the fixture has recoveries in its last 7 days"
+    h = warehouse_highlights(str(tiny_build.db_path))
+    assert h["mttr_last_7d_seconds"] == pytest.approx(last)
+    assert h.get("mttr_change_pct") == (pytest.approx((last / previous - 1) * 100) if previous else None)
