@@ -63,6 +63,7 @@ LAYERS = {
     "cli": 5, "serve": 5, "prefect_server": 5, "query": 5, "agent": 5,
     "flows": 4,
     "alerts": 3.5,  # reads the marts with the settings; the nightly calls it
+    "teams": 2.5,  # owners rules: read by the settings, handed to the build
     "settings": 3, "dashboards": 3,
     "warehouse": 2,
     "connectors": 1, "simulator": 1,
