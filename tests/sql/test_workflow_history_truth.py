@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pytest
-from conftest import rows
-from truth_lake import land_truth
+from truth_lake import land_truth, rows
 
 from circleci_analytics.simulator.truth import compute_recoveries
 from circleci_analytics.warehouse import Lake, build_warehouse
