@@ -28,7 +28,7 @@ from circleci_analytics.flows.tasks import (
     build_and_render,
     land_task,
     land_usage_task,
-    resolve_projects_task,
+    org_projects,
     resolve_token,
     usage_export_task,
 )
@@ -85,8 +85,7 @@ async def _backfill_org(org: Org, settings: Settings, token: str, lake: Lake, su
     exported = 0
     with housekeeping.make_scratch_dir() as workdir:
         async with steps.make_client(settings, token) as client:
-            projects, unknown = await resolve_projects_task(client, org)
-            summary.unknown_projects += unknown
+            projects = await org_projects(client, org, settings, summary)
             summary.add_rows(land_task(lake, [projects]))
             for w_start, w_end in windows:
                 key = _done_key(org.id, w_start, w_end)

@@ -38,7 +38,7 @@ from circleci_analytics.flows.tasks import (
     build_and_render,
     land_task,
     land_usage_task,
-    resolve_projects_task,
+    org_projects,
     resolve_token,
     usage_export_task,
 )
@@ -101,8 +101,7 @@ async def run_org(org: Org, settings: Settings, token: str, lake: Lake, summary:
             run = _OrgRun(org, settings, client, lake, store, state, summary, get_run_logger())
             try:
                 with summary.timed("projects"):
-                    projects, unknown = await resolve_projects_task(client, org)
-                summary.unknown_projects += unknown
+                    projects = await org_projects(client, org, settings, summary)
                 summary.add_rows(await asyncio.to_thread(land_task, lake, [projects]))
                 await run.streams(projects.table.column("project_slug").to_pylist())
                 await run.usage(start, end, scratch)

@@ -14,10 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from circleci_analytics.connectors import CircleCIClient, Extract, discover_project_slugs, is_transient
+from circleci_analytics.connectors import CircleCIClient, Extract, NotFound, discover_projects, is_transient
+from circleci_analytics.connectors.projects import DISCOVERY_LOOKBACK
 from circleci_analytics.connectors.usage_export import UsageExportResult
 from circleci_analytics.settings import Org, Settings, SettingsError
 from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
@@ -26,7 +27,7 @@ from circleci_analytics.warehouse.state import Documents
 from circleci_analytics.flows import steps
 from circleci_analytics.flows.summary import RunSummary, warehouse_highlights
 
-__all__ = ["MissingToken", "build_and_render", "land_task", "land_usage_task", "resolve_projects_task",
+__all__ = ["MissingToken", "build_and_render", "land_task", "land_usage_task", "org_projects", "resolve_projects_task",
            "resolve_token", "retry_if_transient", "usage_export_task"]  # fmt: skip
 
 
@@ -56,10 +57,37 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 # -- tasks (arguments are live objects, so no input caching) ----------------------------------
 @task(cache_policy=NO_CACHE, tags=["circleci-api"])
-async def resolve_projects_task(client: CircleCIClient, org: Org) -> tuple[Extract, list[str]]:
-    """Resolve (or discover) the org's projects."""
-    slugs = org.projects or await discover_project_slugs(client, org.slug)
-    return await steps.resolve_projects(client, slugs)
+async def resolve_projects_task(client: CircleCIClient, org: Org, now: datetime) -> tuple[Extract, list[str], list[str]]:
+    """Resolve the org's listed projects, or discover them (`connectors.projects.discover_projects`).
+    Returns the projects, the slugs that do not exist, and what discovery's cross-check found."""
+    if org.projects:
+        return (*await steps.resolve_projects(client, list(org.projects)), [])
+    found = await discover_projects(client, org.slug, now)
+    logger = get_run_logger()
+    logger.info("org %s: %d projects discovered from %d page(s) of pipelines%s", org.slug, len(found.slugs),
+                found.pages, " (page bound reached)" if found.truncated else "")  # fmt: skip
+    if found.insights_names is None:
+        logger.warning("org %s: Insights' org summary could not be read; discovery not cross-checked", org.slug)
+    if not found.slugs:
+        raise NotFound(404, f"no project of org {org.slug!r} has a pipeline in the last "
+                       f"{DISCOVERY_LOOKBACK.days} days", "GET", "/pipeline",
+                       hint="list the org's projects in its [[orgs]] table")  # fmt: skip
+    projects, unknown = await steps.resolve_projects(client, found.slugs)
+    table = projects.table
+    notes = found.mismatches(dict(zip(table.column("project_slug").to_pylist(), table.column("project_name").to_pylist(),
+                                      strict=True)))  # fmt: skip
+    for note in notes:
+        logger.warning("org %s: project discovery: %s", org.slug, note)
+    return projects, unknown, [f"{org.slug}: {n}" for n in notes]
+
+
+async def org_projects(client: CircleCIClient, org: Org, settings: Settings, summary: RunSummary) -> Extract:
+    """The org's projects (listed or discovered), noted in the summary."""
+    projects, unknown, notes = await resolve_projects_task(client, org, steps.clock(settings))
+    summary.unknown_projects += unknown
+    summary.discovery_mismatches += notes
+    summary.projects_per_org[org.slug] = projects.num_rows
+    return projects
 
 
 @task(retries=2, retry_delay_seconds=30, retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE,

@@ -19,7 +19,6 @@ from circleci_analytics.connectors import (
     JobTestsResult,
     NotFound,
     ProbeState,
-    discover_project_slugs,
     extract_projects,
 )
 from circleci_analytics.flows import backfill_windows
@@ -318,13 +317,6 @@ def test_resolve_projects_all_unknown_is_an_error_naming_them(sim: Simulator) ->
         call(sim, resolve_projects, [UNKNOWN, "gh/acme-robotics/also-missing"])
     assert UNKNOWN in str(e.value) and "also-missing" in str(e.value)
     assert TOKEN not in str(e.value)
-
-
-def test_discover_project_slugs_finds_the_orgs_vcs_projects(sim: Simulator) -> None:
-    found = call(sim, discover_project_slugs, sim.org.slug)
-    vcs = {p.slug for p in sim.projects if p.slug.startswith(sim.org.slug + "/")}
-    assert vcs and set(found) >= vcs
-    assert found == sorted(found)
 
 
 # -- backfill windows ------------------------------------------------------------------------
