@@ -123,9 +123,10 @@ async def discover_projects(client: CircleCIClient, org_slug: str, now: datetime
     """An org's projects, for every kind of org: the slugs its pipelines name (the only source
     of GitHub-App/GitLab slugs: no slug is built from a name), with Insights' org summary
     read alongside as a cross-check (a failed summary does not stop discovery)."""
-    (slugs, pages, truncated), names = await asyncio.gather(
+    listed, names = await asyncio.gather(
         pipeline_project_slugs(client, org_slug, now - DISCOVERY_LOOKBACK, max_pages),
         insights_project_names(client, org_slug), return_exceptions=True)  # fmt: skip
-    if isinstance(slugs, BaseException):  # type: ignore[unreachable]
-        raise slugs
+    if isinstance(listed, BaseException):
+        raise listed
+    slugs, pages, truncated = listed
     return Discovery(slugs, None if isinstance(names, BaseException) else names, pages, truncated)

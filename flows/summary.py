@@ -58,11 +58,13 @@ class RunSummary:
 
     def partial_reasons(self) -> list[str]:
         """What this run missed, one short phrase each (empty for a complete run)."""
+        failed_orgs = [what.removeprefix("org ") for what in self.failed_org_calls if what.startswith("org ")]
         counts = [(len(self.failed_projects), "project(s) failed"), (len(self.unknown_projects), "unknown project(s)"),
-                  (len(self.failed_org_calls), "org-level call(s) failed"),
+                  (len(self.failed_org_calls) - len(failed_orgs), "org-level call(s) failed"),
                   (self.tests_jobs_failed, "test-metadata probe(s) failed"),
                   (self.quarantined_rows, "usage row(s) quarantined")]  # fmt: skip
-        return [f"{n} {what}" for n, what in counts if n]
+        named = [f"org {slug} failed" for slug in failed_orgs]  # a whole org: by name (the run summary has why)
+        return named + [f"{n} {what}" for n, what in counts if n]
 
     def timed(self, step: str):
         """Context manager adding the wall time of a step to `timings`."""
