@@ -43,7 +43,7 @@ from circleci_analytics.flows.tasks import (
     usage_export_task,
 )
 
-__all__ = ["nightly", "run_org"]
+__all__ = ["OrgRun", "nightly", "org_state", "run_org"]
 
 #: Prefect global concurrency limit (optional) on projects extracted at once.
 INSIGHTS_CONCURRENCY_LIMIT = "circleci-insights"
@@ -52,16 +52,16 @@ INSIGHTS_CONCURRENCY_LIMIT = "circleci-insights"
 # -- tasks (arguments are live objects, so no input caching) ----------------------------------
 @task(cache_policy=NO_CACHE, tags=["circleci-api"])
 async def project_streams_task(client: CircleCIClient, slug: str, state: PipelineState, settings: Settings,
-                               limited: bool = False) -> steps.ProjectStreams:  # fmt: skip
+                               limited: bool = False, history_from: datetime | None = None) -> steps.ProjectStreams:  # fmt: skip
     """Every catalogued stream of one project that is due.
 
     Projects run concurrently; `prefect gcl create circleci-insights --limit N` caps how many
     run at once across every worker (without that limit, only the client's own bounds apply).
     """
     if not limited:
-        return await steps.extract_project_streams(client, slug, state, settings)
+        return await steps.extract_project_streams(client, slug, state, settings, history_from)
     async with concurrency(INSIGHTS_CONCURRENCY_LIMIT, occupy=1):
-        return await steps.extract_project_streams(client, slug, state, settings)
+        return await steps.extract_project_streams(client, slug, state, settings, history_from)
 
 
 async def _concurrency_limit_exists(name: str) -> bool:
@@ -89,16 +89,12 @@ async def run_org(org: Org, settings: Settings, token: str, lake: Lake, summary:
     that failed keeps its watermarks, the others advance; a failed org-level call is
     reported and the rest goes on."""
     store = lake.documents()
-    state = PipelineState.load(store, org.id)
-    now = steps.clock(settings)
-    since = now - timedelta(days=settings.tests_lookback_days)  # test metadata for the jobs started since
-    state.prune(tests_since=since, names_since=now - DEFAULT_REPROBE_AFTER,
-                watermarks_since=now - steps.INSIGHTS_RETENTION)  # fmt: skip
+    state, since = org_state(store, org, settings)
     start, end = steps.usage_window(state, settings)
     steps.record_history_start(state, start)
     with housekeeping.make_scratch_dir() as scratch:
         async with steps.make_client(settings, token) as client:
-            run = _OrgRun(org, settings, client, lake, store, state, summary, get_run_logger())
+            run = OrgRun(org, settings, client, lake, store, state, summary, get_run_logger())
             try:
                 with summary.timed("projects"):
                     projects = await org_projects(client, org, settings, summary)
@@ -110,9 +106,21 @@ async def run_org(org: Org, settings: Settings, token: str, lake: Lake, summary:
                 summary.add_calls(client.stats)
 
 
+def org_state(store: Documents, org: Org, settings: Settings) -> tuple[PipelineState, datetime]:
+    """The org's pipeline state, pruned to what this run can use, and the start of the tests
+    look-back (test metadata is fetched for the jobs started since)."""
+    state = PipelineState.load(store, org.id)
+    now = steps.clock(settings)
+    since = now - timedelta(days=settings.tests_lookback_days)
+    state.prune(tests_since=since, names_since=now - DEFAULT_REPROBE_AFTER,
+                watermarks_since=now - steps.INSIGHTS_RETENTION)  # fmt: skip
+    return state, since
+
+
 @dataclass
-class _OrgRun:
-    """The stages of one org's run; each lands its data, then saves the watermarks it advanced."""
+class OrgRun:
+    """The stages of one org's run; each lands its data, then saves the watermarks it advanced.
+    `history_from` (a backfill): incremental streams are read from it, whatever their watermarks."""
 
     org: Org
     settings: Settings
@@ -122,6 +130,7 @@ class _OrgRun:
     state: PipelineState
     summary: RunSummary
     logger: Any
+    history_from: datetime | None = None
 
     async def streams(self, slugs: list[str]) -> None:
         """Every project's catalogued streams; the watermarks of the projects that landed."""
@@ -129,7 +138,8 @@ class _OrgRun:
         limited = await _concurrency_limit_exists(INSIGHTS_CONCURRENCY_LIMIT)
         with self.summary.timed("insights"):
             results = await asyncio.gather(
-                *(project_streams_task(self.client, s, self.state, self.settings, limited) for s in slugs),
+                *(project_streams_task(self.client, s, self.state, self.settings, limited, self.history_from)
+                  for s in slugs),
                 return_exceptions=True,
             )
         extracts: list[Extract] = []

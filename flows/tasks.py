@@ -10,6 +10,7 @@ and only for a transient error (`retry_if_transient`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,12 @@ async def org_projects(client: CircleCIClient, org: Org, settings: Settings, sum
 @task(retries=2, retry_delay_seconds=30, retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE,
       tags=["circleci-usage-export"])  # fmt: skip
 async def usage_export_task(client: CircleCIClient, settings: Settings, org: Org, store: Documents,
-                            start: datetime, end: datetime, workdir: str) -> UsageExportResult:  # fmt: skip
-    """Create or resume, poll, download and merge the usage export (resumable)."""
-    return await steps.export_usage_window(client, settings, org, store, start, end, Path(workdir))
+                            start: datetime, end: datetime, workdir: str,
+                            sleep: Callable[[float], Awaitable[None]] | None = None) -> UsageExportResult:  # fmt: skip
+    """Create or resume, poll, download and merge the usage export (resumable); `sleep`: the
+    pause between polls (a backfill shows it)."""
+    return await steps.export_usage_window(client, settings, org, store, start, end, Path(workdir),
+                                           **({"sleep": sleep} if sleep else {}))  # fmt: skip
 
 
 @task(cache_policy=NO_CACHE)
