@@ -58,7 +58,8 @@ class RunSummary:
 
     def partial_reasons(self) -> list[str]:
         """What this run missed, one short phrase each (empty for a complete run)."""
-        failed_orgs = [what.removeprefix("org ") for what in self.failed_org_calls if what.startswith("org ")]
+        failed_orgs = [what.removeprefix("org ") for what in self.failed_org_calls  # "org <slug>": a whole org
+                       if what.startswith("org ") and " " not in what.removeprefix("org ")]  # fmt: skip
         counts = [(len(self.failed_projects), "project(s) failed"), (len(self.unknown_projects), "unknown project(s)"),
                   (len(self.failed_org_calls) - len(failed_orgs), "org-level call(s) failed"),
                   (self.tests_jobs_failed, "test-metadata probe(s) failed"),
