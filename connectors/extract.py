@@ -125,10 +125,8 @@ async def extract_stream(
 ) -> Extract:
     """Every record of `stream` for the parent key `context`: each scope, and for an incremental
     stream each window of ``[since, now)``, fetched concurrently. ``Extract.watermark`` is the
-    newest cursor value seen, or `watermark` (the previous one) if that is newer or nothing came.
-    ``extracted_at`` (hence a snapshot's ``snapshot_date``) is `now`, the run's notion of now
-    (pinned by the simulator and tests), else the clock."""
-    at = now or utcnow()
+    newest cursor value seen, or `watermark` (the previous one) if that is newer or nothing came."""
+    at = utcnow()
     params = {k.replace("-", "_"): v for k, v in (stream.endpoint.params if stream.endpoint else {}).items()}
     base = {**params, **context}
     cursor = stream.cursor

@@ -34,17 +34,6 @@ def _go(make_client, handler, fn, *args, **kwargs):
     return run(go())
 
 
-def test_a_snapshot_is_dated_by_the_runs_now_not_the_wall_clock(make_client):
-    from circleci_analytics.warehouse.lake import conform
-    from circleci_analytics.warehouse.tables import table_spec
-
-    body = {"flaky_tests": [{"test_name": "t", "job_name": "unit", "times_flaked": 1}], "total_flaky_tests": 1}
-    ext = _go(make_client, lambda r: httpx.Response(200, json=body), extract_stream, CATALOGUE["flaky_tests"],
-              {"project_slug": SLUG}, now=AT)  # fmt: skip
-    assert ext.extracted_at == AT and ext.table.column("extracted_at").to_pylist() == [AT]
-    assert conform(ext.table, table_spec("flaky_tests")).column("snapshot_date").to_pylist() == [AT.date()]
-
-
 @pytest.mark.parametrize("style", ["snake", "kebab"])
 def test_flaky_tests_both_key_styles(make_client, style):
     item = {
