@@ -28,14 +28,15 @@ from circleci_analytics.settings import Org, Settings, SettingsError, check_path
 from circleci_analytics.warehouse import Lake
 
 from circleci_analytics.flows import housekeeping, steps
-from circleci_analytics.flows.nightly import OrgRun, org_state
 from circleci_analytics.flows.progress import BackfillProgress
 from circleci_analytics.flows.summary import RunSummary
 from circleci_analytics.flows.tasks import (
     build_and_render,
     land_task,
+    OrgRun,
     land_usage_task,
     org_projects,
+    org_state,
     resolve_token,
     usage_export_task,
 )
