@@ -327,6 +327,9 @@ def _api_error(e: Exception) -> click.ClickException:
 #: clock part-way through today: one day more, so it shows every currently flaky test.
 DEMO_TESTS_LOOKBACK_DAYS = Settings.model_fields["tests_lookback_days"].default + 1
 
+#: The demo's second org: a GitHub-App org (opaque project slugs), next to the GitHub org.
+DEMO_APP_ORG = "acme-labs"
+
 
 @cli.command("demo")
 @click.option("--seed", type=int, default=42, show_default=True, help="Simulator seed.")
@@ -338,8 +341,9 @@ DEMO_TESTS_LOOKBACK_DAYS = Settings.model_fields["tests_lookback_days"].default 
 def demo(seed: int, preset: str, out_dir: str, tests_lookback_days: int) -> None:
     """Run the nightly pipeline end to end on the built-in simulator.
 
-    Starts the simulated CircleCI API on a free loopback port, runs `nightly` against it
-    (usage export for the whole simulated history, Insights, test metadata), builds the
+    Starts the simulated CircleCI API (a GitHub org and a GitHub-App org) on a free loopback
+    port, runs `nightly` against it with no project listed (each org's projects are
+    discovered; usage export for the whole simulated history, Insights, test metadata), builds the
     warehouse and renders the dashboard, then prints a summary and where everything is.
 
     \b
@@ -349,21 +353,23 @@ def demo(seed: int, preset: str, out_dir: str, tests_lookback_days: int) -> None
     import time
 
     from circleci_analytics.connectors.ratelimit import FAMILIES
-    from circleci_analytics.simulator import SimConfig, Simulator
+    from circleci_analytics.simulator import OrgSpec, SimConfig, Simulator
     from circleci_analytics.simulator.server import running_server
 
     started = time.perf_counter()
     out = Path(out_dir)
     # Rate-limit periods divided by 360: the 10-per-hour usage export budget becomes 10 per 10 s.
-    sim = Simulator(SimConfig(seed=seed, preset=preset, time_scale=360.0, export_processing_seconds=1.0, page_size=100))
-    click.echo(f"simulated org {sim.org.slug}: {len(sim.projects)} projects, {sim.history.days} days of history")
+    sim = Simulator(SimConfig(seed=seed, preset=preset, time_scale=360.0, export_processing_seconds=1.0, page_size=100,
+                              extra_orgs=(OrgSpec(DEMO_APP_ORG),)))  # fmt: skip
+    for org in sim.orgs:
+        click.echo(f"simulated org {org.slug}: {len(sim.projects_of(org))} projects, {sim.history.days} days of history")
     with running_server(sim) as url:
         # The token is passed in-process: it is excluded from the flow's serialized parameters.
         s = _settings(None, api_base_url=url, token=sim.token, lake_root=str(out / "lake"),
                       warehouse_path=str(out / "warehouse.duckdb"), dashboard_dir=str(out / "dashboard"),
                       initial_lookback_days=sim.history.days, tests_lookback_days=tests_lookback_days,
                       export_poll_seconds=1.0, rate_limits=dict.fromkeys(FAMILIES, 0), now=sim.history.now,
-                      orgs=[{"id": sim.org.id, "slug": sim.org.slug, "projects": [p.slug for p in sim.projects]}])  # fmt: skip
+                      orgs=[{"id": o.id, "slug": o.slug} for o in sim.orgs])  # no projects listed: discovered  # fmt: skip
         _check_paths(s)
         from circleci_analytics.flows import nightly
 
@@ -415,7 +421,8 @@ def run(config: str | None, **flags: Any) -> None:
                  "rightsizing_headroom", "max_concurrency", "export_poll_seconds", "token_secret_block",
                  "warehouse_storage_version", "lease_wait_seconds")  # fmt: skip
 def backfill_cmd(config: str | None, start: datetime, end: datetime, **flags: Any) -> None:
-    """Backfill up to 13 months of usage export, resumably (<= 31-day windows), for every org.
+    """Backfill the usage export (365 days at most: an older start is clamped), resumably in <= 31-day
+    windows, then Insights (90 days) and test metadata, for every org.
 
     Re-running it skips windows already landed and resumes an export job in flight
     instead of creating a new one (CircleCI allows 10 export jobs an hour). One org

@@ -10,7 +10,7 @@ Public surface (everything else is private)::
     paginate                                      connectors.pagination
     CATALOGUE, Stream, Field, ...                 connectors.catalogue, connectors.streams (declarations)
     extract_stream, Extract                       connectors.extract (the generic extractor)
-    extract_projects, discover_project_slugs      connectors.projects (handler of `projects`)
+    extract_projects, discover_projects           connectors.projects (handler of `projects`, discovery)
     extract_job_tests, JobRef, ProbeState         connectors.tests_metadata (handler of `job_tests`)
     export_usage, ...                             connectors.usage_export (handler of `usage_job_runs`)
 """
@@ -43,7 +43,7 @@ from circleci_analytics.connectors.errors import (
 )
 from circleci_analytics.connectors.extract import Extract, extract_stream
 from circleci_analytics.connectors.pagination import paginate
-from circleci_analytics.connectors.projects import discover_project_slugs, extract_projects
+from circleci_analytics.connectors.projects import Discovery, discover_projects, extract_projects
 from circleci_analytics.connectors.ratelimit import DEFAULT_PATIENCE, DEFAULT_RATE_LIMITS
 from circleci_analytics.connectors.streams import ALL_BRANCHES, DEFAULT_BRANCH, Cursor, Endpoint, Field, Layout, Stream
 from circleci_analytics.connectors.tests_metadata import JobRef, JobTestsResult, ProbeState, extract_job_tests
@@ -62,6 +62,7 @@ __all__ = [
     "ClientStats",
     "Cursor",
     "DataError",
+    "Discovery",
     "Endpoint",
     "Extract",
     "ExpiredUrl",
@@ -80,7 +81,7 @@ __all__ = [
     "ServerError",
     "Stream",
     "TransportFailure",
-    "discover_project_slugs",
+    "discover_projects",
     "encode_project_slug",
     "encode_segment",
     "extract_job_tests",

@@ -9,7 +9,7 @@ Units are in column names (``*_seconds``, ``credits_used``, ``throughput_runs_pe
 timestamps are UTC; ``trend_*`` are CircleCI's relative changes versus the previous window.
 
 What is not landed, and why: the org and project summaries repeat workflow metrics (the org
-summary is still read once, by project discovery, ``connectors.projects``); Insights' branch
+summary is still read by project discovery's cross-check, ``connectors.projects``); Insights' branch
 list and the per-run test counts of test metrics feed no model (branch activity will come from
 the usage export); jobs of recent workflows (core API) are what the usage export already lands.
 """

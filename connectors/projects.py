@@ -9,7 +9,9 @@ slug the API spells differently is reported in ``extra["api_slugs"]``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from circleci_analytics.connectors.catalogue import CATALOGUE
@@ -17,8 +19,11 @@ from circleci_analytics.connectors.client import CircleCIClient
 from circleci_analytics.connectors.encoding import render_path, validate_project_slug
 from circleci_analytics.connectors.errors import DataError
 from circleci_analytics.connectors.extract import Extract, fetch_records, utcnow
+from circleci_analytics.connectors.pagination import paginate_pages
+from circleci_analytics.connectors.streams import parse_timestamp
 
-__all__ = ["discover_project_slugs", "extract_projects"]
+__all__ = ["DISCOVERY_LOOKBACK", "DISCOVERY_MAX_PAGES", "Discovery", "discover_projects", "extract_projects",
+           "insights_project_names", "pipeline_project_slugs"]
 
 #: Fields every ``Project`` has (OpenAPI ``getProjectBySlug``), each a non-empty string.
 PROJECT_FIELDS = ("id", "slug", "name", "organization_id", "organization_name", "organization_slug")
@@ -54,15 +59,74 @@ async def extract_projects(client: CircleCIClient, project_slugs: Sequence[str])
     return Extract("projects", table, at, context, extra={"api_slugs": renamed} if renamed else {})
 
 
-async def discover_project_slugs(client: CircleCIClient, org_slug: str) -> list[str]:
-    """The projects Insights' org summary names (last 90 days), as ``<org_slug>/<name>`` slugs.
+#: How far back discovery looks for pipelines: Insights' longest reporting window, so the
+#: projects found are comparable with the org summary's (``last-90-days``).
+DISCOVERY_LOOKBACK = timedelta(days=90)
+#: At most this many pages of ``GET /pipeline`` per org and run (bounded cost for a busy org;
+#: a project only older pages name is then reported by the cross-check).
+DISCOVERY_MAX_PAGES = 100
 
-    GitHub-App/GitLab projects (``circleci/<org>/<project>`` slugs) cannot be derived from a
-    name: configure those explicitly. The summary is read for this and not landed.
-    """
+
+@dataclass(frozen=True)
+class Discovery:
+    """An org's projects as its pipelines name them, and what Insights' org summary names."""
+
+    slugs: list[str]  # the project slugs of the org's pipelines since `since`, sorted
+    insights_names: list[str] | None  # the org summary's ``all_projects`` (None: it failed)
+    pages: int  # pages of ``GET /pipeline`` read
+    truncated: bool  # stopped at `DISCOVERY_MAX_PAGES` before reaching `since`
+
+    def mismatches(self, names_by_slug: Mapping[str, str | None]) -> list[str]:
+        """The projects only one source names, one phrase each (`names_by_slug`: the resolved
+        name of each discovered slug)."""
+        if self.insights_names is None:
+            return []
+        names = {name for name in names_by_slug.values() if name}
+        only_insights = sorted(set(self.insights_names) - names)
+        only_pipelines = sorted(slug for slug, name in names_by_slug.items() if name not in self.insights_names)
+        return ([f"{n}: in Insights' org summary, no pipeline since the look-back" for n in only_insights]
+                + [f"{s}: has pipelines, not in Insights' org summary" for s in only_pipelines])  # fmt: skip
+
+
+async def pipeline_project_slugs(client: CircleCIClient, org_slug: str, since: datetime,
+                                 max_pages: int = DISCOVERY_MAX_PAGES) -> tuple[list[str], int, bool]:  # fmt: skip
+    """The project slugs of the org's pipelines created since `since` (``GET /pipeline?org-slug=``,
+    newest first), as the API spells them: opaque ``circleci/<org>/<project>`` slugs of
+    GitHub-App and GitLab projects included. Returns them, the pages read and whether
+    `max_pages` may have stopped the listing first."""
+    slugs: set[str] = set()
+    pages = 0
+    async for items in paginate_pages(client, "/pipeline", {"org-slug": org_slug}, resource=f"org {org_slug!r}",
+                                      max_pages=max_pages):  # fmt: skip
+        pages += 1
+        created = [parse_timestamp(p.get("created_at")) if isinstance(p, dict) else None for p in items]
+        slugs |= {p["project_slug"] for p, at in zip(items, created, strict=True)
+                  if at is not None and at >= since and isinstance(p.get("project_slug"), str)}  # fmt: skip
+        if any(at is not None and at < since for at in created):
+            return sorted(slugs), pages, False  # newest first: the rest is older
+    return sorted(slugs), pages, pages >= max_pages  # a full last page may have had more after it
+
+
+async def insights_project_names(client: CircleCIClient, org_slug: str) -> list[str]:
+    """The names of the projects Insights' org summary covers (``all_projects``, last 90 days);
+    read for discovery's cross-check, not landed."""
     path = render_path("/insights/{org_slug}/summary", org_slug=org_slug)
     body = await client.get_json(path, {"reporting-window": "last-90-days"}, resource=f"org {org_slug!r}")
-    projects = body.get("org_project_data") if isinstance(body, dict) else None
-    if not isinstance(projects, list):
-        raise DataError(f"org summary of {org_slug!r}: no list of projects (org_project_data)")
-    return sorted({f"{org_slug}/{p['project_name']}" for p in projects if isinstance(p, dict) and p.get("project_name")})
+    names = body.get("all_projects") if isinstance(body, dict) else None
+    if not isinstance(names, list):
+        raise DataError(f"org summary of {org_slug!r}: no list of projects (all_projects)")
+    return sorted({n for n in names if isinstance(n, str) and n})
+
+
+async def discover_projects(client: CircleCIClient, org_slug: str, now: datetime,
+                            max_pages: int = DISCOVERY_MAX_PAGES) -> Discovery:  # fmt: skip
+    """An org's projects, for every kind of org: the slugs its pipelines name (the only source
+    of GitHub-App/GitLab slugs: no slug is built from a name), with Insights' org summary
+    read alongside as a cross-check (a failed summary does not stop discovery)."""
+    listed, names = await asyncio.gather(
+        pipeline_project_slugs(client, org_slug, now - DISCOVERY_LOOKBACK, max_pages),
+        insights_project_names(client, org_slug), return_exceptions=True)  # fmt: skip
+    if isinstance(listed, BaseException):
+        raise listed
+    slugs, pages, truncated = listed
+    return Discovery(slugs, None if isinstance(names, BaseException) else names, pages, truncated)

@@ -124,14 +124,16 @@ def due(stream: Stream, read_at: datetime | None, now: datetime, settings: Setti
 
 
 async def extract_project_streams(client: CircleCIClient, project_slug: str, state: PipelineState,
-                                  settings: Settings) -> ProjectStreams:  # fmt: skip
+                                  settings: Settings, history_from: datetime | None = None) -> ProjectStreams:  # fmt: skip
     """Every generic catalogued stream of one project: the project's own streams, then each
     child stream for every key its parent's rows hold (each workflow of `workflow_metrics`),
     concurrently (the client bounds the requests in flight), each when due, incremental ones
     from their watermark minus the overlap (from the org's history start for a key without
-    one, at most the API's retention). The first error cancels the rest and is raised."""
+    one, at most the API's retention). `history_from` (a backfill) reads incremental streams
+    from it (at most the retention) whatever their watermarks. The first error cancels the
+    rest and is raised."""
     now = clock(settings)
-    start = history_start(state, settings)
+    start = history_from or history_start(state, settings)
     out = ProjectStreams(project_slug, [], Watermarks())
 
     async def run(stream: Stream, context: dict[str, Any]) -> None:
@@ -141,7 +143,7 @@ async def extract_project_streams(client: CircleCIClient, project_slug: str, sta
         since = watermark = None
         if stream.cursor is not None:
             watermark = state.watermarks.cursor(stream.name, key)
-            since = min(watermark - timedelta(days=settings.overlap_days) if watermark
+            since = min(watermark - timedelta(days=settings.overlap_days) if watermark and history_from is None
                         else max(start, now - stream.cursor.retention), now)  # fmt: skip
         extract = await extract_stream(client, stream, context, since=since, now=now, watermark=watermark)
         out.extracts.append(extract)

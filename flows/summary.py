@@ -28,6 +28,8 @@ class RunSummary:
     rows_landed: dict[str, int] = field(default_factory=dict)
     failed_projects: dict[str, str] = field(default_factory=dict)  # slug -> error
     unknown_projects: list[str] = field(default_factory=list)
+    projects_per_org: dict[str, int] = field(default_factory=dict)  # org slug -> projects run
+    discovery_mismatches: list[str] = field(default_factory=list)  # "org: project: which source lacks it"
     failed_org_calls: dict[str, str] = field(default_factory=dict)  # what -> error (org summaries, usage export)
     usage_windows: list[str] = field(default_factory=list)
     quarantined_rows: int = 0
@@ -59,11 +61,14 @@ class RunSummary:
 
     def partial_reasons(self) -> list[str]:
         """What this run missed, one short phrase each (empty for a complete run)."""
+        failed_orgs = [what.removeprefix("org ") for what in self.failed_org_calls  # "org <slug>": a whole org
+                       if what.startswith("org ") and " " not in what.removeprefix("org ")]  # fmt: skip
         counts = [(len(self.failed_projects), "project(s) failed"), (len(self.unknown_projects), "unknown project(s)"),
-                  (len(self.failed_org_calls), "org-level call(s) failed"),
+                  (len(self.failed_org_calls) - len(failed_orgs), "org-level call(s) failed"),
                   (self.tests_jobs_failed, "test-metadata probe(s) failed"),
                   (self.quarantined_rows, "usage row(s) quarantined")]  # fmt: skip
-        return [f"{n} {what}" for n, what in counts if n]
+        named = [f"org {slug} failed" for slug in failed_orgs]  # a whole org: by name (the run summary has why)
+        return named + [f"{n} {what}" for n, what in counts if n]
 
     def timed(self, step: str):
         """Context manager adding the wall time of a step to `timings`."""
@@ -113,6 +118,11 @@ class RunSummary:
         lines.append(f"| data tests | {self.data_tests - len(self.data_tests_failed)}/{self.data_tests} passed |")
         lines += ["", "**Rows landed**", "", "| table | rows |", "|---|---|"]
         lines += [f"| `{t}` | {n:,} |" for t, n in sorted(self.rows_landed.items())]
+        if self.projects_per_org:
+            lines += ["", "Projects: " + ", ".join(f"{o} {n}" for o, n in self.projects_per_org.items()) + "."]
+        if self.discovery_mismatches:
+            lines += ["", f"Project discovery: {len(self.discovery_mismatches)} project(s) named by only one of "
+                      "pipelines and Insights' org summary:", *(f"- {m}" for m in self.discovery_mismatches)]  # fmt: skip
         if self.tests_jobs_probed or self.tests_jobs_skipped:
             skipped = ", ".join(f"{k} {v:,}" for k, v in sorted(self.tests_jobs_skipped.items()))
             lines += ["", f"Test metadata: {self.tests_jobs_probed:,} jobs probed; skipped: {skipped or 'none'}."]

@@ -45,6 +45,9 @@ def test_demo_tiny_end_to_end(tmp_path: Path) -> None:
     con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
     try:
         assert con.execute("select count(*) from fct_job_runs").fetchone()[0] > 500
+        # two orgs, no project listed: a GitHub org and a GitHub-App org (opaque slugs), both discovered
+        assert con.execute("select count(distinct org_id) from fct_job_runs").fetchone()[0] == 2
+        assert con.execute("select count(*) from dim_projects where project_slug like 'circleci/%/%'").fetchone()[0] >= 3
         assert con.execute("select count(*) from fct_flaky_tests").fetchone()[0] > 0
         (as_of,) = con.execute("select as_of_date from warehouse_meta").fetchone()
         current = set(con.execute(

@@ -14,12 +14,12 @@ from circleci_analytics.connectors import (
     DataError,
     JobRef,
     ProbeState,
-    discover_project_slugs,
     extract_job_tests,
     extract_projects,
     extract_stream,
 )
 from circleci_analytics.connectors.extract import run_windows
+from circleci_analytics.connectors.projects import insights_project_names
 
 SLUG = "gh/acme/api"
 DM = {"min": 1, "mean": 2, "median": 2, "p95": 4, "max": 5, "standard_deviation": 1.5}
@@ -152,7 +152,7 @@ def test_discovery_reads_the_org_summary_once(make_client):
         seen.append(request.url)
         return httpx.Response(200, json=body)
 
-    assert _go(make_client, handler, discover_project_slugs, "gh/acme") == ["gh/acme/api", "gh/acme/web"]
+    assert _go(make_client, handler, insights_project_names, "gh/acme") == ["api", "old", "web"]
     assert len(seen) == 1 and seen[0].params["reporting-window"] == "last-90-days"
     assert seen[0].raw_path.startswith(b"/api/v2/insights/gh/acme/summary")
 

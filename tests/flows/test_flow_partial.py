@@ -42,11 +42,11 @@ def partial(prefect_harness, tmp_path_factory) -> Partial:
     attempts: Counter = Counter()
     real = steps.extract_project_streams
 
-    async def flaky_insights(client, project_slug, state, settings):
+    async def flaky_insights(client, project_slug, state, settings, *rest):
         attempts[project_slug] += 1
         if project_slug == failing:
             raise ServerError(500, "simulated outage", "GET", f"/insights/{project_slug}/workflows")
-        return await real(client, project_slug, state, settings)
+        return await real(client, project_slug, state, settings, *rest)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CIRCLECI_TOKEN", TOKEN)

@@ -55,7 +55,7 @@ def crash(prefect_harness, tmp_path_factory) -> Crash:
     from circleci_analytics.flows.state import PipelineState
     from circleci_analytics.warehouse import Lake
 
-    nightly_module = importlib.import_module("circleci_analytics.flows.nightly")  # the module, not the flow
+    tasks_module = importlib.import_module("circleci_analytics.flows.tasks")  # the module (its usage_export_task)
     root = tmp_path_factory.mktemp("crash")
     # Exports take 3 s, so the first poll (right after the POST) always finds the job unfinished.
     sim = make_sim(export_processing_seconds=3.0)
@@ -76,7 +76,7 @@ def crash(prefect_harness, tmp_path_factory) -> Crash:
         mp.setenv("CIRCLECI_TOKEN", TOKEN)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(steps, "export_usage_window", dies_after_first_poll)
-            patch.setattr(nightly_module, "usage_export_task", nightly_module.usage_export_task.with_options(retries=0))
+            patch.setattr(tasks_module, "usage_export_task", tasks_module.usage_export_task.with_options(retries=0))
             crashed = run_nightly(sim, url, root, export_poll_seconds=5.0, **kwargs)
         assert len(sleeps) == 2, sleeps
         posts = list(sim.backend.export_posts)

@@ -13,7 +13,7 @@ from circleci_analytics.connectors import BadRequest, CircleCIError, DataError, 
 
 pytestmark = pytest.mark.xdist_group("prefect")
 
-nightly_module = importlib.import_module("circleci_analytics.flows.nightly")  # the module, not the flow
+tasks_module = importlib.import_module("circleci_analytics.flows.tasks")
 
 
 def attempts_until_done(errors: list[CircleCIError], monkeypatch: pytest.MonkeyPatch) -> tuple[int, object]:
@@ -32,7 +32,7 @@ def attempts_until_done(errors: list[CircleCIError], monkeypatch: pytest.MonkeyP
         return "exported"
 
     monkeypatch.setattr(steps, "export_usage_window", export)
-    task = nightly_module.usage_export_task.with_options(retry_delay_seconds=0)
+    task = tasks_module.usage_export_task.with_options(retry_delay_seconds=0)
 
     @flow
     async def one_export():
@@ -60,4 +60,4 @@ def test_a_deterministic_export_error_is_not_retried(prefect_harness, monkeypatc
 
 def test_api_tasks_have_no_prefect_retries() -> None:
     for name in ("resolve_projects_task", "project_streams_task", "job_tests_task"):
-        assert getattr(nightly_module, name).retries == 0, name
+        assert getattr(tasks_module, name).retries == 0, name

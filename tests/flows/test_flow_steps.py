@@ -19,7 +19,6 @@ from circleci_analytics.connectors import (
     JobTestsResult,
     NotFound,
     ProbeState,
-    discover_project_slugs,
     extract_projects,
 )
 from circleci_analytics.flows import backfill_windows
@@ -320,13 +319,6 @@ def test_resolve_projects_all_unknown_is_an_error_naming_them(sim: Simulator) ->
     assert TOKEN not in str(e.value)
 
 
-def test_discover_project_slugs_finds_the_orgs_vcs_projects(sim: Simulator) -> None:
-    found = call(sim, discover_project_slugs, sim.org.slug)
-    vcs = {p.slug for p in sim.projects if p.slug.startswith(sim.org.slug + "/")}
-    assert vcs and set(found) >= vcs
-    assert found == sorted(found)
-
-
 # -- backfill windows ------------------------------------------------------------------------
 def test_backfill_windows_are_at_most_31_days_and_cover_the_range() -> None:
     windows = backfill_windows(date(2026, 3, 1), date(2026, 5, 31), NOW)
@@ -342,6 +334,17 @@ def test_backfill_windows_end_is_clamped_to_now() -> None:
     assert windows[-1][1] <= NOW
 
 
-def test_backfill_windows_refuses_more_than_13_months() -> None:
-    with pytest.raises(ValueError, match="13 months"):
-        backfill_windows(date(2025, 1, 1), date(2026, 5, 31), NOW)
+def test_backfill_windows_start_is_clamped_to_what_the_usage_export_keeps() -> None:
+    from circleci_analytics.connectors.usage_export import plan_windows
+    from circleci_analytics.connectors.usage_export.windows import MAX_LOOKBACK
+
+    windows = backfill_windows(date(2025, 1, 1), date(2026, 5, 31), NOW)
+    assert windows[0][0] == datetime(2025, 6, 2, tzinfo=UTC)  # the midnight after NOW - 365 days
+    assert NOW - MAX_LOOKBACK < windows[0][0] <= NOW - MAX_LOOKBACK + timedelta(days=1)
+    # what the export itself accepts, an hour after planning
+    assert plan_windows(windows[0][0], windows[-1][1], now=NOW + timedelta(hours=1))
+
+
+def test_backfill_windows_entirely_before_what_the_api_keeps_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="window is empty"):
+        backfill_windows(date(2024, 1, 1), date(2024, 12, 31), NOW)
