@@ -15,6 +15,8 @@ with ranked as (
 final as (
     select
         org_id,
+        org_slug,
+        team,
         project_slug,
         branch,
         is_default_branch,

@@ -16,6 +16,8 @@ projects as (
 final as (
     select
         jobs.org_id,
+        jobs.org_slug,
+        jobs.team,
         jobs.project_slug,
         coalesce(projects.project_name, jobs.project_slug) as project_name,
         jobs.reporting_window,

@@ -6,6 +6,8 @@
 select
     day,
     org_id,
+    org_slug,
+    team,
     project_slug,
     workflow_name,
     job_name,

@@ -21,6 +21,8 @@ projects as (
 final as (
     select
         tests.org_id,
+        tests.org_slug,
+        tests.team,
         tests.project_slug,
         coalesce(projects.project_name, tests.project_slug) as project_name,
         tests.workflow_name,

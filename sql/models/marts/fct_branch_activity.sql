@@ -90,4 +90,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final

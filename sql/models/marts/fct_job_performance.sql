@@ -89,4 +89,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns('job_name') }} from final

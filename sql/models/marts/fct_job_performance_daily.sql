@@ -39,4 +39,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns('job_name') }} from final

@@ -64,4 +64,4 @@ final as (
 
 )
 
-select * from final
+select *, {{ owner_columns() }} from final
