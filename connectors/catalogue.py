@@ -33,7 +33,7 @@ from circleci_analytics.connectors.usage_export.schema import QUARANTINE_SCHEMA,
 
 __all__ = ["CATALOGUE", "stream"]
 
-S, I, F, B, T = pa.string(), pa.int64(), pa.float64(), pa.bool_(), TIMESTAMP
+S, I, F, B, T = pa.string(), pa.int64(), pa.float64(), pa.bool_(), TIMESTAMP  # noqa: E741 - one-letter type aliases keep the field tables readable
 
 #: The Insights metrics of the last 90 days (the longest reporting window).
 LAST_90_DAYS = {"reporting-window": "last-90-days"}

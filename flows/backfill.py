@@ -19,9 +19,6 @@ from prefect.states import Completed
 
 from circleci_analytics.connectors import CircleCIError
 from circleci_analytics.connectors.usage_export import plan_windows
-from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
-from circleci_analytics.warehouse import Lake
-
 from circleci_analytics.flows import housekeeping, steps
 from circleci_analytics.flows.summary import RunSummary
 from circleci_analytics.flows.tasks import (
@@ -32,6 +29,8 @@ from circleci_analytics.flows.tasks import (
     resolve_token,
     usage_export_task,
 )
+from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
+from circleci_analytics.warehouse import Lake
 
 __all__ = ["backfill", "backfill_windows"]
 

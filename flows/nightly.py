@@ -27,10 +27,6 @@ from prefect.states import Completed, Failed
 
 from circleci_analytics.connectors import CircleCIClient, CircleCIError, Extract
 from circleci_analytics.connectors.tests_metadata import DEFAULT_REPROBE_AFTER, JobRef, JobTestsResult
-from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
-from circleci_analytics.warehouse import Lake
-from circleci_analytics.warehouse.state import Documents
-
 from circleci_analytics.flows import housekeeping, steps
 from circleci_analytics.flows.state import PipelineState
 from circleci_analytics.flows.summary import RunSummary
@@ -42,6 +38,9 @@ from circleci_analytics.flows.tasks import (
     resolve_token,
     usage_export_task,
 )
+from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
+from circleci_analytics.warehouse import Lake
+from circleci_analytics.warehouse.state import Documents
 
 __all__ = ["nightly", "run_org"]
 

@@ -39,13 +39,12 @@ from circleci_analytics.connectors import (
 )
 from circleci_analytics.connectors.extract import gather
 from circleci_analytics.connectors.usage_export import UsageExportResult, export_usage
+from circleci_analytics.flows.state import PipelineState
 from circleci_analytics.settings import Org, Settings
 from circleci_analytics.warehouse import Lake
 from circleci_analytics.warehouse.lake import encode_partition_value
 from circleci_analytics.warehouse.state import Documents, Watermarks
 from circleci_analytics.warehouse.tables import table_spec
-
-from circleci_analytics.flows.state import PipelineState
 
 __all__ = [
     "INSIGHTS_RETENTION",

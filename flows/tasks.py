@@ -19,12 +19,11 @@ from prefect.cache_policies import NO_CACHE
 
 from circleci_analytics.connectors import CircleCIClient, Extract, discover_project_slugs, is_transient
 from circleci_analytics.connectors.usage_export import UsageExportResult
+from circleci_analytics.flows import steps
+from circleci_analytics.flows.summary import RunSummary, warehouse_highlights
 from circleci_analytics.settings import Org, Settings, SettingsError
 from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
 from circleci_analytics.warehouse.state import Documents
-
-from circleci_analytics.flows import steps
-from circleci_analytics.flows.summary import RunSummary, warehouse_highlights
 
 __all__ = ["MissingToken", "build_and_render", "land_task", "land_usage_task", "resolve_projects_task",
            "resolve_token", "retry_if_transient", "usage_export_task"]  # fmt: skip

@@ -26,10 +26,10 @@ import math
 import random
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
-from typing import Iterator
 
 from .catalog import Catalog, JobDef, Project, TestCase, WorkflowDef, build_catalog
 from .config import SimConfig
@@ -411,7 +411,7 @@ class History:
                 number=plan.pipeline_base[day] + k,
                 project=project,
                 branch=branch,
-                revision="%040x" % rng.getrandbits(160),
+                revision=f"{rng.getrandbits(160):040x}",
                 created_at=created,
                 trigger_type=trigger,
                 actor_id=user_id,

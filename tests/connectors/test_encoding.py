@@ -52,7 +52,7 @@ def test_good_project_slugs_pass(slug: str) -> None:
 @pytest.mark.parametrize("value", ["..", ".", "", "%2e%2e"])
 def test_every_rendered_segment_is_checked(field: str, value: str) -> None:
     with pytest.raises(InvalidPath, match=field.replace("_", " ")):
-        render_path("/x/{%s}/y" % field, **{field: value})
+        render_path(f"/x/{{{field}}}/y", **{field: value})
 
 
 def test_org_slug_segments_are_checked() -> None:

@@ -11,8 +11,6 @@ import pytest
 from connector_helpers import FakeSleep, run
 
 simulator = pytest.importorskip("simulator")
-from circleci_analytics.simulator import FaultRule, SimConfig, Simulator, create_app  # noqa: E402
-
 from circleci_analytics.connectors import (  # noqa: E402
     CATALOGUE,
     CircleCIClient,
@@ -23,6 +21,7 @@ from circleci_analytics.connectors import (  # noqa: E402
     extract_projects,
     extract_stream,
 )
+from circleci_analytics.simulator import FaultRule, SimConfig, Simulator, create_app  # noqa: E402
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 NO_LIMITS = {f: None for f in ("core", "insights", "tests", "usage_export")}

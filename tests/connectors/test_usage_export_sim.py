@@ -14,7 +14,14 @@ import pytest
 from connector_helpers import run
 
 from circleci_analytics.connectors import CircleCIClient, RetryPolicy
-from circleci_analytics.connectors.usage_export import LocalStateStore, MemoryStateStore, StateStore, UsageExportError, UsageExportResult, export_usage
+from circleci_analytics.connectors.usage_export import (
+    LocalStateStore,
+    MemoryStateStore,
+    StateStore,
+    UsageExportError,
+    UsageExportResult,
+    export_usage,
+)
 from circleci_analytics.simulator import FaultRule, SimConfig, Simulator, create_app
 from circleci_analytics.simulator.history import CREDIT_TYPES
 

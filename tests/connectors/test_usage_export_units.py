@@ -11,7 +11,14 @@ import pytest
 from connector_helpers import FakeSleep, run
 
 from circleci_analytics.connectors import ExpiredUrl, RetryPolicy, TransportFailure
-from circleci_analytics.connectors.usage_export import ExportState, LocalStateStore, MemoryStateStore, Window, plan_windows, state_key
+from circleci_analytics.connectors.usage_export import (
+    ExportState,
+    LocalStateStore,
+    MemoryStateStore,
+    Window,
+    plan_windows,
+    state_key,
+)
 from circleci_analytics.connectors.usage_export.export import part_filename
 from circleci_analytics.connectors.usage_export.merge import check_gzip
 from circleci_analytics.connectors.usage_export.state import PartRecord, load_state, save_state

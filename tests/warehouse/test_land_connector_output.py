@@ -11,7 +11,14 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from circleci_analytics.connectors import CATALOGUE, CircleCIClient, JobRef, extract_job_tests, extract_projects, extract_stream
+from circleci_analytics.connectors import (
+    CATALOGUE,
+    CircleCIClient,
+    JobRef,
+    extract_job_tests,
+    extract_projects,
+    extract_stream,
+)
 from circleci_analytics.simulator import SimConfig, Simulator, create_app
 from circleci_analytics.warehouse import Lake, build_warehouse
 
