@@ -432,12 +432,12 @@ class Backend:
     def _signature(self, job_id: str, part: int, expires: int) -> str:
         return hmac.new(self._secret, f"{job_id}:{part}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
-    def check_download(self, job_id: str, part: int, expires: str, signature: str) -> tuple[ExportJob, int]:
+    def check_download(self, job_id: str, part: int, expires: str | None, signature: str | None) -> tuple[ExportJob, int]:
         """Validate a pre-signed URL; 403 when forged or expired (S3-style)."""
         job = self.exports.get(job_id)
         try:
-            exp = int(expires)
-        except (TypeError, ValueError):
+            exp = int(expires or "")
+        except ValueError:
             raise ApiError("AccessDenied: Request signature is malformed", 403) from None
         if job is None or not 0 <= part < len(job.parts):
             raise ApiError("NoSuchKey: The specified key does not exist.", 404)

@@ -472,6 +472,7 @@ class History:
             p_rerun = 0.3 if genuine else 0.8  # flaky and infrastructure failures get re-run
             if rng.random() >= p_rerun:
                 break
+            assert run.stopped_at is not None  # _play_jobs stopped it
             created = run.stopped_at + timedelta(seconds=rng.randint(180, 2400))
             previous = run
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,7 +54,7 @@ def iso(ts: datetime | None) -> str | None:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _dm(values: list[float]) -> dict:
+def _dm(values: Sequence[float]) -> dict:
     if not values:
         return {"min": None, "mean": None, "median": None, "p95": None, "max": None, "standard_deviation": None}
     return {
@@ -150,7 +151,7 @@ class InsightsEngine:
             "total_credits_used": sum(insights_credits(r) for r in runs),
             "success_rate": _rate(ok, bad),
             "throughput": len(runs) / days,
-            "duration_metrics": _dm([r.duration_seconds for r in runs if r.status == "success"]),
+            "duration_metrics": _dm([d for r in runs if r.status == "success" and (d := r.duration_seconds) is not None]),
         }
 
     # -- operations ----------------------------------------------------------------------
@@ -320,7 +321,7 @@ class InsightsEngine:
             durations = [t.run_time for t in ts if t.result == "success"]
             return {
                 "failed_runs": sum(t.result in ("failure", "error") for t in ts), "job_name": job_name,
-                "p95_duration": percentile_cont(durations, 0.95), "test_name": name, "file": file,
+                "p95_duration": percentile_cont(durations, 0.95) if durations else None, "test_name": name, "file": file,
                 "source": source, "classname": classname, "total_runs": len(ts),
                 "flaky": (job_name, classname, name) in flaky_names,
             }  # fmt: skip
@@ -394,7 +395,7 @@ class InsightsEngine:
                 bad = sum(r.status in FAILED_STATUSES for r in rs)
                 ds = [r.duration_seconds for r in rs if r.status == "success"]
                 return {"total_runs": len(rs), "total_credits_used": sum(insights_credits(r) for r in rs),
-                        "success_rate": _rate(ok, bad), "p95_duration_secs": float(percentile_cont(ds, 0.95) or 0.0)}  # fmt: skip
+                        "success_rate": _rate(ok, bad), "p95_duration_secs": percentile_cont(ds, 0.95) if ds else 0.0}  # fmt: skip
 
             c, p = block(cur_rs), block(prev_rs)
             return {"metrics": c, "trends": self._trends(c, p, c.keys())}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -46,10 +46,10 @@ def centi(value: int) -> Decimal:
     return Decimal(value).scaleb(-2)
 
 
-def percentile_cont(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (DuckDB's quantile_cont, numpy's default)."""
+def percentile_cont(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (DuckDB's quantile_cont, numpy's default) of a non-empty sequence."""
     if not values:
-        return None
+        raise ValueError("percentile of no values")
     xs = sorted(values)
     pos = (len(xs) - 1) * q
     lo = int(pos)
@@ -93,9 +93,11 @@ def compute_recoveries(runs: Iterable[WorkflowRun], project_slug: str) -> list[R
                     first, failed = r, 0
                 failed += 1
             elif r.status == "success" and first is not None:
+                assert first.stopped_at is not None  # the history plays every run to its end
                 out.append(Recovery(project_slug, wf, branch, first.id, first.stopped_at, failed, r.id, r.stopped_at))
                 first = None
         if first is not None:
+            assert first.stopped_at is not None
             out.append(Recovery(project_slug, wf, branch, first.id, first.stopped_at, failed, None, None))
     return out
 
@@ -343,10 +345,10 @@ class GroundTruth:
         """(project, workflow, branch, ISO week start) -> mean/median seconds and count."""
         acc: dict[tuple, list[int]] = defaultdict(list)
         for r in self.recoveries():
-            if r.recovered_at is None:
+            if r.recovered_at is None or (seconds := r.seconds) is None:
                 continue
             week = r.recovered_at.date() - timedelta(days=r.recovered_at.weekday())
-            acc[(r.project_slug, r.workflow_name, r.branch, week)].append(r.seconds)
+            acc[(r.project_slug, r.workflow_name, r.branch, week)].append(seconds)
         return {
             k: {"mean_seconds": statistics.fmean(v), "median_seconds": statistics.median(v), "recoveries": len(v)}
             for k, v in acc.items()
@@ -392,7 +394,7 @@ def insights_credits(w: WorkflowRun) -> int:
     return sum(j.credits_centi[0] for j in w.executed_jobs) // 100
 
 
-def _table(cols: dict[str, list], types: dict[str, pa.DataType] | None = None) -> pa.Table:
+def _table(cols: dict[str, list], types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
     types = types or {}
     arrays = {}
     for name, values in cols.items():
