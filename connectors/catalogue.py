@@ -16,6 +16,8 @@ the usage export); jobs of recent workflows (core API) are what the usage export
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import pyarrow as pa
 
 from circleci_analytics.connectors.streams import (
@@ -76,8 +78,15 @@ def run_counts(path: str) -> list[Field]:
 
 _INS = "/insights/{project_slug}"
 _WF = _INS + "/workflows/{workflow_name}"
-_PER_WORKFLOW = {"parent": "workflow_metrics", "parent_keys": ("project_slug", "workflow_name")}
-_PER_PROJECT = {"parent": "projects", "parent_keys": ("project_slug",)}
+class _Parent(TypedDict):
+    """A child stream's parent and the parent columns it reads (``Stream`` keywords)."""
+
+    parent: str
+    parent_keys: tuple[str, ...]
+
+
+_PER_WORKFLOW: _Parent = {"parent": "workflow_metrics", "parent_keys": ("project_slug", "workflow_name")}
+_PER_PROJECT: _Parent = {"parent": "projects", "parent_keys": ("project_slug",)}
 
 _STREAMS = [
     Stream(

@@ -469,8 +469,8 @@ class CircleCIClient:
             headers = {"Circle-Token": self.__token, "Accept": "application/json"}
             response = await self._send(
                 family, policy, method, safe_path, priority,
-                lambda: self._http.request(
-                    method, self._url(path), params=query or None, json=json, headers=headers,
+                lambda: self._http.request(  # params as a tuple: httpx types a list of pairs invariantly
+                    method, self._url(path), params=tuple(query) or None, json=json, headers=headers,
                     timeout=self.timeout if self._owns_http else httpx.USE_CLIENT_DEFAULT,
                 ),
             )  # fmt: skip

@@ -24,7 +24,8 @@ Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 class JsonGetter(Protocol):
     """What pagination needs of a client (``connectors.client.CircleCIClient`` is one)."""
 
-    scrub: Callable[[str], str]
+    @property
+    def scrub(self) -> Callable[[str], str]: ...
 
     async def get_json(self, path: str, params: Params | None = None, *, family: str | None = None,
                        resource: str | None = None, priority: int = 0) -> Any: ...  # fmt: skip

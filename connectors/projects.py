@@ -9,7 +9,7 @@ slug the API spells differently is reported in ``extra["api_slugs"]``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from circleci_analytics.connectors.catalogue import CATALOGUE
@@ -24,7 +24,7 @@ __all__ = ["discover_project_slugs", "extract_projects"]
 PROJECT_FIELDS = ("id", "slug", "name", "organization_id", "organization_name", "organization_slug")
 
 
-def check_project(body: dict[str, Any], project_slug: str) -> dict[str, Any]:
+def check_project(body: Mapping[str, Any], project_slug: str) -> Mapping[str, Any]:
     """``body`` if it has the shape of a project, else ``DataError`` naming the slug."""
     missing = [f for f in PROJECT_FIELDS if not isinstance(body.get(f), str) or not body[f]]
     if missing:

@@ -241,7 +241,7 @@ def _timestamp_stages(name: str, first: tuple[str, bool]) -> tuple[pl.Expr, pl.E
 
 
 def _polars_dtype(name: str) -> pl.DataType:
-    return pl.from_arrow(pa.array([], USAGE_JOB_RUNS_SCHEMA.field(name).type)).dtype
+    return pl.Series(pa.array([], USAGE_JOB_RUNS_SCHEMA.field(name).type)).dtype
 
 
 def _typed_null(name: str) -> pl.Expr:
