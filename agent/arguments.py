@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -64,6 +64,10 @@ def meta(db: Reader) -> dict[str, Any]:
     return row
 
 
+@overload
+def resolve_project(db: Reader, value: str, argument: str = ...) -> str: ...
+@overload
+def resolve_project(db: Reader, value: str | None, argument: str = ...) -> str | None: ...
 def resolve_project(db: Reader, value: str | None, argument: str = "project") -> str | None:
     """The project slug for a slug or a (unique) project name; None stays None."""
     if value is None:

@@ -182,6 +182,7 @@ def register(server: MCPServer, warehouse: Warehouse) -> None:
             month = db.one("select distinct as_of_date, month_start, month_end, days_elapsed, days_left "
                            f"from ({base})", p=slug)  # fmt: skip
             total = db.one(f"select count(*) as projects, {sums} from ({base})", p=slug)
+            assert total is not None  # an aggregate answers one row
             orgs = db.rows(f"select org_id, count(*) as projects, {sums} from ({base}) group by org_id "
                            "order by forecast_credits desc", p=slug)  # fmt: skip
             rows = db.rows(f"select org_id, project_slug as project, {', '.join(additive)} from ({base}) "

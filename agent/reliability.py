@@ -128,7 +128,7 @@ def register(server: MCPServer, warehouse: Warehouse) -> None:
             scope = {"project": slug, "workflow": workflow, "branch": branch}
             weekly = db.rows(_WEEKLY, first=first, last=last, as_of=as_of, **scope)
             window = db.one(_WINDOW, first=first, last=last, **scope)
-            streaks = _open_streaks(db, **scope)
+            streaks = _open_streaks(db, project=slug, workflow=workflow, branch=branch)
         runs = sum(w["runs"] for w in weekly)
         decided = sum(w["successful_runs"] + w["failed_runs"] for w in weekly)
         return {

@@ -528,7 +528,7 @@ def sql_cmd(query: str, config: str | None, fmt: str, **flags: Any) -> None:
     if not warehouse.exists():
         raise UserError(f"warehouse not found: {s.warehouse_path} (run `circleci-analytics demo` or `build` first)")
     # The warehouse's lake views read Parquet under the configured lake or the `lake` folder beside it.
-    lake_dirs = [s.lake_root, warehouse.parent / "lake"] if "://" not in s.lake_root else [warehouse.parent / "lake"]
+    lake_dirs: list[str | Path] = [s.lake_root, warehouse.parent / "lake"] if "://" not in s.lake_root else [warehouse.parent / "lake"]
     try:
         df = run_read_only(warehouse, query, lake_dirs)
     except (QueryRefused, WarehouseUnreadable) as e:

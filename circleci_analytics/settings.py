@@ -356,7 +356,7 @@ def _resolve_orgs(layers: list[tuple[str, dict[str, Any]]]) -> list[Any] | None:
                             "org_id/org_slug, not both")  # fmt: skip
     orgs = [o.model_dump() if isinstance(o, BaseModel) else o for o in top_orgs] if isinstance(top_orgs, list) else top_orgs
     if projects_at is not None and projects_at < top:
-        return assign_projects(orgs, picked["projects"], layers[projects_at][0])
+        return assign_projects(orgs, picked["projects"] or [], layers[projects_at][0])
     if projects_at == top:
         raise SettingsError(f"{top_source}: top-level projects together with orgs; list each org's projects "
                             "in its own [[orgs]] table")  # fmt: skip
