@@ -297,6 +297,7 @@ class _Dbt:
 
     def __init__(self, project_dir: Path, artifacts: Path, variables: dict[str, Any], parse_path: Path):
         from dbt.cli.main import dbtRunner
+        from dbt.contracts.graph.manifest import Manifest
 
         def args(values: dict[str, Any]) -> list[str]:
             return [
@@ -314,6 +315,7 @@ class _Dbt:
         parsed = dbtRunner().invoke(["parse", *args({**stable, "warehouse_path": str(parse_path)})])
         if not parsed.success:
             raise BuildError(f"dbt could not parse {project_dir}: {parsed.exception}")
+        assert isinstance(parsed.result, Manifest)  # what `dbt parse` returns
         self.manifest = parsed.result
         self.runner = dbtRunner(manifest=self.manifest)
 
