@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect import State, flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact, acreate_progress_artifact, aupdate_progress_artifact
 from prefect.states import Completed
 
 from circleci_analytics.connectors import CircleCIError
@@ -60,11 +61,12 @@ class _Progress:
     """Windows landed over every org, as one Prefect progress artifact."""
 
     def __init__(self, total: int, done: int) -> None:
-        self.total, self.done, self.artifact_id = total, done, None
+        self.total, self.done = total, done
+        self.artifact_id: UUID | None = None
 
     async def start(self, description: str) -> None:
-        self.artifact_id = await create_progress_artifact(progress=self.percent, key="circleci-backfill-progress",
-                                                          description=description)  # fmt: skip
+        self.artifact_id = await acreate_progress_artifact(progress=self.percent, key="circleci-backfill-progress",
+                                                           description=description)  # fmt: skip
 
     @property
     def percent(self) -> float:
@@ -72,7 +74,8 @@ class _Progress:
 
     async def advance(self) -> None:
         self.done += 1
-        await update_progress_artifact(artifact_id=self.artifact_id, progress=self.percent)
+        assert self.artifact_id is not None, "start() first"
+        await aupdate_progress_artifact(artifact_id=self.artifact_id, progress=self.percent)
 
 
 async def _backfill_org(org: Org, settings: Settings, token: str, lake: Lake, summary: RunSummary,
@@ -114,7 +117,7 @@ async def backfill(
     settings: Settings | None = None,
     build: bool = True,
     stop_after_windows: int | None = None,
-) -> RunSummary:
+) -> RunSummary | State[RunSummary]:
     """Export and land every window of [start, end] not landed yet, for every org, then build.
 
     `settings` default to the environment and TOML file of the machine running the flow (the
@@ -125,7 +128,7 @@ async def backfill(
     t0 = time.perf_counter()
     settings = settings or Settings()
     check_paths(settings)
-    token = resolve_token(settings)
+    token = await resolve_token(settings)
     if not settings.orgs:
         raise SettingsError("no organisation configured: set [[orgs]] (or org_id and org_slug)")
     windows = backfill_windows(start, end, settings.now or datetime.now(UTC))
@@ -159,7 +162,7 @@ async def backfill(
         if heartbeat:
             heartbeat.stop()
     summary.seconds = time.perf_counter() - t0
-    await create_markdown_artifact(
+    await acreate_markdown_artifact(
         markdown=summary.markdown() + f"\n\nWindows landed: {progress.done}/{progress.total}",
         key="circleci-backfill-summary",
     )

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import State, flow, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.asyncio import concurrency
 from prefect.states import Completed, Failed
@@ -103,7 +103,9 @@ async def run_org(org: Org, settings: Settings, token: str, lake: Lake, summary:
                     projects, unknown = await resolve_projects_task(client, org)
                 summary.unknown_projects += unknown
                 summary.add_rows(await asyncio.to_thread(land_task, lake, [projects]))
-                await run.streams(projects.table.column("project_slug").to_pylist())
+                # a not-null column: pyarrow-stubs type every to_pylist() item as nullable
+                slugs: list[str] = projects.table.column("project_slug").to_pylist()  # type: ignore[assignment]
+                await run.streams(slugs)
                 await run.usage(start, end, scratch)
                 await run.job_tests(projects, since)
             finally:
@@ -188,7 +190,7 @@ def _describe(exc: BaseException) -> str:
 
 
 @flow(name="circleci-nightly", description="Nightly CircleCI analytics: extract, land, build, render.")
-async def nightly(settings: Settings | None = None) -> RunSummary:
+async def nightly(settings: Settings | None = None) -> RunSummary | State[RunSummary]:
     """Pull every org, land it, build the warehouse, render the dashboard.
 
     `settings` default to the environment and TOML file of the machine running the flow. The
@@ -198,7 +200,7 @@ async def nightly(settings: Settings | None = None) -> RunSummary:
     t0 = time.perf_counter()
     settings = settings or Settings()
     check_paths(settings)
-    token = resolve_token(settings)
+    token = await resolve_token(settings)
     orgs = settings.orgs
     if not orgs:
         raise SettingsError("no organisation configured: set [[orgs]] (or org_id and org_slug)")
@@ -230,7 +232,7 @@ async def nightly(settings: Settings | None = None) -> RunSummary:
         if heartbeat:
             heartbeat.stop()
     summary.seconds = time.perf_counter() - t0
-    await create_markdown_artifact(markdown=summary.markdown(), key="circleci-nightly-summary",
+    await acreate_markdown_artifact(markdown=summary.markdown(), key="circleci-nightly-summary",
                                    description="What the nightly run landed, built and found")  # fmt: skip
     if summary.status == "failed":
         return Failed(message=f"data tests failed: {', '.join(summary.data_tests_failed)}", data=summary)

@@ -196,7 +196,7 @@ async def export_usage_window(
     """Create/resume, poll, download and merge the usage export for [start, end]."""
     return await export_usage(
         client, org.id, start, end, workdir=workdir, state_store=store, poll_interval=settings.export_poll_seconds,
-        now=settings.now and (lambda: clock(settings)), **kwargs,
+        now=(lambda: clock(settings)) if settings.now else None, **kwargs,
     )  # fmt: skip
 
 
@@ -240,7 +240,7 @@ def read_recent(lake: Lake, table: str, columns: list[str], time_column: str, si
         if any(parts.get(key, value) != value for key, value in wanted.items()):
             continue
         day = next((parts[k] for k in date_keys if k in parts), None)
-        if day not in (None, "__null__") and day < since.date().isoformat():
+        if day is not None and day != "__null__" and day < since.date().isoformat():
             continue
         files.append(path)
     if not files:
@@ -258,10 +258,10 @@ def unprobed_job_refs(lake: Lake, org_id: str, projects: Extract, since: datetim
 
     Filtered with polars before any Python object is made: most jobs of an org have no tests,
     and they are known by name after one probe."""
-    usage = pl.from_arrow(read_recent(lake, "usage_job_runs", JOB_REF_COLUMNS, "job_run_started_at", since,
+    usage = pl.DataFrame(read_recent(lake, "usage_job_runs", JOB_REF_COLUMNS, "job_run_started_at", since,
                                       {"org_id": org_id}))  # fmt: skip
-    jobs = usage.join(pl.from_arrow(projects.table.select(["project_id", "project_slug"])), on="project_id")
-    landed = pl.from_arrow(read_recent(lake, "job_tests", ["project_slug", "job_number"], "job_started_at", since))
+    jobs = usage.join(pl.DataFrame(projects.table.select(["project_id", "project_slug"])), on="project_id")
+    landed = pl.DataFrame(read_recent(lake, "job_tests", ["project_slug", "job_number"], "job_started_at", since))
     left_out: dict[str, int] = {}
     for reason, known in (
         ("landed_before", landed.rename({"job_number": "job_run_number"})),
@@ -290,7 +290,7 @@ async def fetch_job_tests(client: CircleCIClient, refs: list[JobRef], state: Pip
 def remember_probes(state: PipelineState, refs: list[JobRef], result: JobTestsResult) -> None:
     """Record in `state` the answers the lake cannot show once `result` has landed: jobs that
     reported no tests, and job names known to have none."""
-    landed = set(zip(result.extract.table.column("project_slug").to_pylist(),
+    landed: set[tuple[Any, Any]] = set(zip(result.extract.table.column("project_slug").to_pylist(),
                      result.extract.table.column("job_number").to_pylist(), strict=True))  # fmt: skip
     started = {(r.project_slug, r.job_number): r.job_started_at for r in refs}
     for key in result.state.seen - set(state.jobs_without_tests) - landed:

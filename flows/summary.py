@@ -183,19 +183,19 @@ def warehouse_highlights(db_path: str, window_start: date | None = None) -> dict
         if as_of is None:
             return out
         out["as_of_date"] = as_of
-        credits, usd = con.execute(
+        [(credits, usd)] = con.execute(
             "select coalesce(sum(total_credits), 0), coalesce(sum(total_usd), 0) from fct_credit_spend_daily where spend_date = ?",
             [as_of],
-        ).fetchone()
+        ).fetchall()
         out["day_credits"], out["day_usd"] = float(credits), float(usd)
-        mtd, forecast = con.execute(
+        [(mtd, forecast)] = con.execute(
             "select coalesce(sum(mtd_credits), 0), coalesce(sum(forecast_credits), 0) from fct_credit_month_to_date"
-        ).fetchone()
+        ).fetchall()
         out["mtd_credits"], out["forecast_credits"] = float(mtd), float(forecast)
-        out["flaky_tests"] = con.execute("select count(*) from fct_flaky_tests where currently_flaky").fetchone()[0]
+        out["flaky_tests"] = con.execute("select count(*) from fct_flaky_tests where currently_flaky").fetchall()[0][0]
         out["new_flaky_tests"] = con.execute(
             "select count(*) from fct_flaky_tests where first_flake_at >= ?", [window_start or as_of]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         weeks = con.execute(
             """
             select week_start, sum(mttr_mean_seconds * recoveries) / sum(recoveries)

@@ -33,7 +33,7 @@ class MissingToken(SettingsError):
     pass
 
 
-def resolve_token(settings: Settings) -> str:
+async def resolve_token(settings: Settings) -> str:
     """The API token: the one the settings hold (from $CIRCLECI_TOKEN where they were built, or
     passed in-process, never serialized), else the Prefect Secret block they name."""
     if settings.token is not None:
@@ -41,7 +41,8 @@ def resolve_token(settings: Settings) -> str:
     if settings.token_secret_block:
         from prefect.blocks.system import Secret
 
-        return Secret.load(settings.token_secret_block).get()
+        secret: Secret[Any] = await Secret.aload(settings.token_secret_block)
+        return secret.get()
     raise MissingToken(
         "no CircleCI token: set CIRCLECI_TOKEN to a personal API token "
         "(https://app.circleci.com/settings/user/tokens) or name a Prefect Secret block in token_secret_block"
