@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 import httpx
 import pytest
@@ -135,7 +136,7 @@ def test_job_tests_equal_truth(sim, truth):
     truth_rows = [
         r for r in truth.test_runs().to_pylist() if r["project_slug"] == project.slug and r["job_number"] in numbers
     ]
-    key = lambda r: (r["job_number"], r["workflow_id"], r["pipeline_id"], r["classname"], r["name"], r["file"], r["result"])  # noqa: E731
+    key = itemgetter("job_number", "workflow_id", "pipeline_id", "classname", "name", "file", "result")
     got = result.extract.table.to_pylist()
     assert truth_rows and Counter(map(key, got)) == Counter(map(key, truth_rows))
     by_key = {key(r): r for r in truth_rows}
