@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: demo test env env-dev bench clean
+.PHONY: demo test lint env env-dev bench clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -17,7 +17,13 @@ env: $(UV)
 demo: env
 	$(UV) run --frozen circleci-analytics demo
 
-test: env
+# ruff over the tree (lint, then format check); mypy over the package (files and settings in pyproject.toml).
+lint: env
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+
+test: lint
 	$(UV) run --frozen python -m pytest -n 2 --dist loadgroup
 
 bench: env

@@ -4,8 +4,8 @@ and a bounded read-only SQL tool.
 
 Public surface::
 
-    server = create_server("data/warehouse.duckdb", lake_dirs=["data/lake"])   # an mcp MCPServer
-    serve("data/warehouse.duckdb", transport="stdio")          # or "http" on 127.0.0.1:<port>
+    server = create_server("data/warehouse.duckdb", lake_dirs=["data/lake"])  # an mcp MCPServer
+    serve("data/warehouse.duckdb", transport="stdio")  # or "http" on 127.0.0.1:<port>
 
 The CLI runs it as `circleci-analytics mcp`. Tools only read marts (defined in `sql/`);
 the warehouse file is opened read-only for every call (`access`).

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -31,6 +31,7 @@ def read_only_tool(server: MCPServer) -> Callable[[Callable[..., Any]], Callable
         return fn
 
     return register
+
 
 Project = Annotated[str | None, Field(
     description="Project slug (e.g. gh/acme/web or circleci/<org-id>/<project-id>) or project name, as "
@@ -60,10 +61,16 @@ def meta(db: Reader) -> dict[str, Any]:
     found = db.raw("select * from warehouse_meta")
     row = found[0] if found else None
     if row is None or row.get("as_of_date") is None:
-        raise ToolError("the warehouse has no as_of_date (warehouse_meta is empty): nothing has been built from data yet")
+        raise ToolError(
+            "the warehouse has no as_of_date (warehouse_meta is empty): nothing has been built from data yet"
+        )
     return row
 
 
+@overload
+def resolve_project(db: Reader, value: str, argument: str = ...) -> str: ...
+@overload
+def resolve_project(db: Reader, value: str | None, argument: str = ...) -> str | None: ...
 def resolve_project(db: Reader, value: str | None, argument: str = "project") -> str | None:
     """The project slug for a slug or a (unique) project name; None stays None."""
     if value is None:

@@ -71,7 +71,9 @@ def register(server: MCPServer, warehouse: Warehouse, sql_dir: Path = DEFAULT_SQ
         """
         with warehouse.read() as db:
             m = meta(db)
-            data = db.one("select min(spend_date) as first_day, max(spend_date) as last_day from fct_credit_spend_daily")
+            data = db.one(
+                "select min(spend_date) as first_day, max(spend_date) as last_day from fct_credit_spend_daily"
+            )
             projects = db.rows("select project_slug as slug, project_name as name, org_slug as org, default_branch "
                                "from dim_projects order by project_slug limit 1000")  # fmt: skip
         return {
@@ -118,6 +120,7 @@ def register(server: MCPServer, warehouse: Warehouse, sql_dir: Path = DEFAULT_SQ
         return {"name": name, "grain": doc.grain, "description": doc.description, "columns": columns}
 
     if readme is not None:
+
         @server.resource(MARTS_README_URI, name="marts", mime_type="text/markdown",
                          description="The marts' grain table and the metric definitions they implement.")  # fmt: skip
         def marts_definitions() -> str:

@@ -111,17 +111,30 @@ def _spend_sql(group_by: list[str], filters: dict[str, str], types: list[str]) -
 def register(server: MCPServer, warehouse: Warehouse) -> None:
     @read_only_tool(server)
     def credits_breakdown(
-        group_by: Annotated[list[Dimension], Field(
-            description="Dimensions to group by, in order (empty: the total only); credit_type splits "
-                        "credits by type (compute, dlc, user, storage, network, lease, ...).")] = ["project"],  # noqa: B006
-        period: Annotated[Period, Field(description="Named period ending at the warehouse's as_of_date "
-                                        "(last_N_days include as_of_date; previous_month is the calendar month "
-                                        "before as_of_date's).")] = "last_30_days",  # fmt: skip
+        group_by: Annotated[
+            list[Dimension],
+            Field(
+                description="Dimensions to group by, in order (empty: the total only); credit_type splits "
+                "credits by type (compute, dlc, user, storage, network, lease, ...)."
+            ),
+        ] = ["project"],  # noqa: B006
+        period: Annotated[
+            Period,
+            Field(
+                description="Named period ending at the warehouse's as_of_date "
+                "(last_N_days include as_of_date; previous_month is the calendar month "
+                "before as_of_date's)."
+            ),
+        ] = "last_30_days",  # fmt: skip
         start_date: StartDate = None,
         end_date: EndDate = None,
-        filters: Annotated[dict[Dimension, str] | None, Field(
-            description='Keep only these values, e.g. {"project": "gh/acme/web", "branch": "main"}; project '
-                        "accepts a slug or a project name.")] = None,  # fmt: skip
+        filters: Annotated[
+            dict[Dimension, str] | None,
+            Field(
+                description='Keep only these values, e.g. {"project": "gh/acme/web", "branch": "main"}; project '
+                "accepts a slug or a project name."
+            ),
+        ] = None,  # fmt: skip
         top_n: TopN = 10,
     ) -> dict[str, Any]:
         """Credits and dollars spent over a period, grouped by project, org, workflow, job, branch,
@@ -180,11 +193,14 @@ def register(server: MCPServer, warehouse: Warehouse) -> None:
         with warehouse.read() as db:
             m = meta(db)
             slug = resolve_project(db, project)
-            base = (f"select org_id, project_slug, as_of_date, month_start, month_end, days_elapsed, days_left, {sums} "
-                    "from fct_credit_month_to_date where $p is null or project_slug = $p group by all")  # per project
+            base = (
+                f"select org_id, project_slug, as_of_date, month_start, month_end, days_elapsed, days_left, {sums} "
+                "from fct_credit_month_to_date where $p is null or project_slug = $p group by all"
+            )  # per project
             month = db.one("select distinct as_of_date, month_start, month_end, days_elapsed, days_left "
                            f"from ({base})", p=slug)  # fmt: skip
             total = db.one(f"select count(*) as projects, {sums} from ({base})", p=slug)
+            assert total is not None  # an aggregate answers one row
             orgs = db.rows(f"select org_id, count(*) as projects, {sums} from ({base}) group by org_id "
                            "order by forecast_credits desc", p=slug)  # fmt: skip
             rows = db.rows(f"select org_id, project_slug as project, {', '.join(additive)} from ({base}) "

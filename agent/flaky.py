@@ -50,10 +50,13 @@ def register(server: MCPServer, warehouse: Warehouse) -> None:
     @read_only_tool(server)
     def top_flaky_tests(
         project: Project = None,
-        currently_flaky_only: Annotated[bool, Field(
-            description="Only tests that flaked in the 14 days up to as_of_date (CircleCI's window).")] = False,
-        order_by: Annotated[Literal["credits_wasted", "times_flaked", "last_flaked", "flip_rate"], Field(
-            description="Rank by credits wasted, times flaked, latest flake or smoothed flip rate.")] = "credits_wasted",
+        currently_flaky_only: Annotated[
+            bool, Field(description="Only tests that flaked in the 14 days up to as_of_date (CircleCI's window).")
+        ] = False,
+        order_by: Annotated[
+            Literal["credits_wasted", "times_flaked", "last_flaked", "flip_rate"],
+            Field(description="Rank by credits wasted, times flaked, latest flake or smoothed flip rate."),
+        ] = "credits_wasted",
         top_n: TopN = 10,
     ) -> dict[str, Any]:
         """The flaky tests that waste the most credits (or flake most often / most recently), with

@@ -104,8 +104,9 @@ def register(server: MCPServer, warehouse: Warehouse) -> None:
         project: Annotated[str, Field(description="Project slug or name (see warehouse_overview).")],
         workflow: Annotated[str, Field(description="Workflow name, e.g. build-and-test.")],
         branch: Annotated[str | None, Field(description="Branch; default: the project's default branch.")] = None,
-        weeks: Annotated[int, Field(ge=1, le=104, description="How many ISO weeks, ending with the week of "
-                                    "as_of_date (1-104).")] = 12,  # fmt: skip
+        weeks: Annotated[
+            int, Field(ge=1, le=104, description="How many ISO weeks, ending with the week of as_of_date (1-104).")
+        ] = 12,  # fmt: skip
     ) -> dict[str, Any]:
         """Weekly MTTR (mean time to recovery), recoveries and success rate of one workflow on one
         branch (default branch by default), over the last N ISO weeks, plus its open failure streak.
@@ -128,24 +129,31 @@ def register(server: MCPServer, warehouse: Warehouse) -> None:
             scope = {"project": slug, "workflow": workflow, "branch": branch}
             weekly = db.rows(_WEEKLY, first=first, last=last, as_of=as_of, **scope)
             window = db.one(_WINDOW, first=first, last=last, **scope)
-            streaks = _open_streaks(db, **scope)
+            streaks = _open_streaks(db, project=slug, workflow=workflow, branch=branch)
         runs = sum(w["runs"] for w in weekly)
         decided = sum(w["successful_runs"] + w["failed_runs"] for w in weekly)
         return {
             "as_of_date": as_of.isoformat(),
             **scope,
             "weeks": weekly,
-            "window": {"first_week_start": first.isoformat(), "last_week_start": last.isoformat(), "runs": runs,
-                       "success_rate": sum(w["successful_runs"] for w in weekly) / decided if decided else None,
-                       **(window or {})},  # fmt: skip
-            "open_failure_streaks": [{k: s[k] for k in ("failing_since", "failed_runs", "open_age_seconds")}
-                                     for s in streaks],  # fmt: skip
+            "window": {
+                "first_week_start": first.isoformat(),
+                "last_week_start": last.isoformat(),
+                "runs": runs,
+                "success_rate": sum(w["successful_runs"] for w in weekly) / decided if decided else None,
+                **(window or {}),
+            },  # fmt: skip
+            "open_failure_streaks": [
+                {k: s[k] for k in ("failing_since", "failed_runs", "open_age_seconds")} for s in streaks
+            ],  # fmt: skip
         }
 
     @read_only_tool(server)
     def open_failure_streaks(
         project: Project = None,
-        default_branch_only: Annotated[bool, Field(description="Only streaks on each project's default branch.")] = False,
+        default_branch_only: Annotated[
+            bool, Field(description="Only streaks on each project's default branch.")
+        ] = False,
         top_n: TopN = 20,
     ) -> dict[str, Any]:
         """Workflows that are red right now: failure streaks with no recovering success yet, oldest

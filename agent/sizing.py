@@ -41,9 +41,13 @@ def register(server: MCPServer, warehouse: Warehouse) -> None:
     @read_only_tool(server)
     def right_sizing_savings(
         project: Project = None,
-        recommendation: Annotated[Literal["downsize", "upsize", "change", "all"], Field(
-            description="downsize (savings), upsize (under-provisioned jobs, negative savings), change "
-                        "(either) or all (keep too).")] = "downsize",  # fmt: skip
+        recommendation: Annotated[
+            Literal["downsize", "upsize", "change", "all"],
+            Field(
+                description="downsize (savings), upsize (under-provisioned jobs, negative savings), change "
+                "(either) or all (keep too)."
+            ),
+        ] = "downsize",  # fmt: skip
         top_n: TopN = 10,
     ) -> dict[str, Any]:
         """Resource-class right-sizing: jobs whose resource class is too big (or too small), the class

@@ -22,10 +22,21 @@ MAX_ROWS = 5000
 def register(server: MCPServer, warehouse: Warehouse) -> None:
     @read_only_tool(server)
     def run_sql(
-        sql: Annotated[str, Field(description="DuckDB SQL over the marts, e.g. select project_slug, sum(total_credits) "
-                                  "from fct_credit_spend_daily group by 1 order by 2 desc.")],  # fmt: skip
-        limit: Annotated[int, Field(ge=1, le=MAX_ROWS, description=f"Most rows returned (1-{MAX_ROWS}); "
-                                    "more are cut and `truncated` is true.")] = DEFAULT_ROWS,  # fmt: skip
+        sql: Annotated[
+            str,
+            Field(
+                description="DuckDB SQL over the marts, e.g. select project_slug, sum(total_credits) "
+                "from fct_credit_spend_daily group by 1 order by 2 desc."
+            ),
+        ],  # fmt: skip
+        limit: Annotated[
+            int,
+            Field(
+                ge=1,
+                le=MAX_ROWS,
+                description=f"Most rows returned (1-{MAX_ROWS}); more are cut and `truncated` is true.",
+            ),
+        ] = DEFAULT_ROWS,  # fmt: skip
     ) -> dict[str, Any]:
         """Run read-only DuckDB SQL on the warehouse and return the columns (name, DuckDB type), the
         rows (lists in column order) and whether the result was cut at `limit` rows.

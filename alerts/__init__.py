@@ -2,10 +2,11 @@
 
 Public surface::
 
-    report = evaluate_and_notify(settings, "data/warehouse.duckdb", Lake("data/lake"), summary,
-                                 run_id=flow_run_id)          # -> AlertReport
-    report.markdown()                                          # for the run summary
-    evaluate(settings, "data/warehouse.duckdb")                # the incidents only
+    report = evaluate_and_notify(
+        settings, "data/warehouse.duckdb", Lake("data/lake"), summary, run_id=flow_run_id
+    )  # -> AlertReport
+    report.markdown()  # for the run summary
+    evaluate(settings, "data/warehouse.duckdb")  # the incidents only
 
 Rules (`rules`): credit anomaly, month-end forecast above a monthly budget (per org, per
 team), new flaky test, MTTR regression week over week, failed or partial run; thresholds and

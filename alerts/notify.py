@@ -16,12 +16,11 @@ from typing import Any
 
 import duckdb
 
-from circleci_analytics.settings import Settings
-from circleci_analytics.warehouse import Lake
-
 from circleci_analytics.alerts import rules
 from circleci_analytics.alerts.deliver import Notification, deliver, destination_id
 from circleci_analytics.alerts.history import load_history, save_history
+from circleci_analytics.settings import Settings
+from circleci_analytics.warehouse import Lake
 
 __all__ = ["AlertReport", "Message", "evaluate", "evaluate_and_notify"]
 
@@ -178,6 +177,7 @@ def evaluate_and_notify(settings: Settings, warehouse_path: str | Path, lake: La
 
 def _pending(incidents: list[rules.Incident], history: dict, dest: str, max_attempts: int) -> list[rules.Incident]:
     """Tonight's incidents not yet delivered to `dest`, then earlier undelivered ones (retries)."""
+
     def due(key: tuple[str, str, str]) -> bool:
         row = history.get(key)
         return row is None or (row["delivered_at"] is None and row["attempts"] < max_attempts)

@@ -64,9 +64,18 @@ def credit_anomalies(con: duckdb.DuckDBPyConnection, cfg: AlertSettings) -> list
         [cfg.anomaly_lookback_days, cfg.anomaly_min_excess_credits],
     ).fetchall()
     return [
-        Incident("credit_anomaly", _key(project_id, day), slug, credits, threshold, "credits",
-                 f"{slug} spent {credits:,.1f} credits on {day}, above its anomaly threshold of {threshold:,.1f} "
-                 "credits (mean + 3 sd of the 28 days before)", "credits", as_of)  # fmt: skip
+        Incident(
+            "credit_anomaly",
+            _key(project_id, day),
+            slug,
+            credits,
+            threshold,
+            "credits",
+            f"{slug} spent {credits:,.1f} credits on {day}, above its anomaly threshold of {threshold:,.1f} "
+            "credits (mean + 3 sd of the 28 days before)",
+            "credits",
+            as_of,
+        )  # fmt: skip
         for project_id, slug, day, credits, threshold, as_of in rows
     ]
 
@@ -121,11 +130,18 @@ def new_flaky_tests(con: duckdb.DuckDBPyConnection, cfg: AlertSettings) -> list[
         [cfg.flaky_min_times_flaked],
     ).fetchall()
     return [
-        Incident("new_flaky_test", _key(project, job, classname, test), f"{project} {job} {classname} {test}",
-                 float(times), float(cfg.flaky_min_times_flaked), "flaked failures",
-                 f"{test} ({classname}, job {job}) in {project} is flaky: {times} flaked failure(s), the last on "
-                 f"{last:%Y-%m-%d}, {wasted or 0:,.1f} credits wasted (alerts from {cfg.flaky_min_times_flaked})",
-                 "flakiness", as_of)  # fmt: skip
+        Incident(
+            "new_flaky_test",
+            _key(project, job, classname, test),
+            f"{project} {job} {classname} {test}",
+            float(times),
+            float(cfg.flaky_min_times_flaked),
+            "flaked failures",
+            f"{test} ({classname}, job {job}) in {project} is flaky: {times} flaked failure(s), the last on "
+            f"{last:%Y-%m-%d}, {wasted or 0:,.1f} credits wasted (alerts from {cfg.flaky_min_times_flaked})",
+            "flakiness",
+            as_of,
+        )  # fmt: skip
         for project, job, classname, test, times, last, wasted, as_of in rows
     ]
 

@@ -90,7 +90,9 @@ def usage_rows(sim: Simulator, since: datetime) -> pa.Table:
         if job.started_at < since:
             continue
         w = job.workflow
-        for key, value in zip(cols, (project.id, job.number, job.name, w.id, w.pipeline.id, job.started_at, job.status)):
+        for key, value in zip(
+            cols, (project.id, job.number, job.name, w.id, w.pipeline.id, job.started_at, job.status)
+        ):
             cols[key].append(value)
     return pa.table(cols)
 

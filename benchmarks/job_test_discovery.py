@@ -99,7 +99,10 @@ def main() -> None:
     print(f"lake {args.lake}: {files} usage partitions; tests look-back {args.days} days")
     base_s, base_mb, base_found = measure("baseline", args.lake, args.days)
     print(f"baseline (whole tables, same columns): {base_s:.2f} s, peak RSS {base_mb:,.0f} MiB ({base_found})")
-    for mode, label in (("discovery", "first night (nothing known)"), ("discovery-steady", "later night (names without tests known)")):
+    for mode, label in (
+        ("discovery", "first night (nothing known)"),
+        ("discovery-steady", "later night (names without tests known)"),
+    ):
         s, mb, found = measure(mode, args.lake, args.days)
         print(f"discovery, {label}: {s:.2f} s, peak RSS {mb:,.0f} MiB ({found})")
         print(f"    ratio to the baseline: time {s / base_s:.2f}, peak RSS {mb / base_mb:.2f}")

@@ -90,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     end = NOW - timedelta(minutes=5)
     start = end - timedelta(days=args.days)
 
-    with running_server(sim) as base_url, httpx.Client(
-        base_url=base_url, headers={"Circle-Token": sim.token}, timeout=600
-    ) as client:
+    with (
+        running_server(sim) as base_url,
+        httpx.Client(base_url=base_url, headers={"Circle-Token": sim.token}, timeout=600) as client,
+    ):
         t0 = time.perf_counter()
         cpu0 = time.process_time()
         r = client.post(f"/organizations/{sim.org.id}/usage_export_job",
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wall time (POST..last row){wall:8.2f} s")
     print(f"rows/s                    {rows / wall:>12,.0f}")
     print(f"process CPU time          {cpu:8.2f} s  ({rows / cpu:,.0f} rows per CPU-second; wall/CPU shows contention)")
-    print(f"peak RSS                  {gib:8.2f} GiB  (target <= {RSS_TARGET_GIB} GiB: {'ok' if gib <= RSS_TARGET_GIB else 'OVER'})")
+    print(
+        f"peak RSS                  {gib:8.2f} GiB  (target <= {RSS_TARGET_GIB} GiB: {'ok' if gib <= RSS_TARGET_GIB else 'OVER'})"
+    )
     print(f"baseline: format+gzip {rows:,} CSV-like lines in {base_s:.2f} s wall, {base_cpu:.2f} s CPU "
           f"({rows / base_s:,.0f} rows/s); simulator/baseline = {wall / base_s:.1f}x wall, {cpu / base_cpu:.1f}x CPU")  # fmt: skip
     return 0 if gib <= RSS_TARGET_GIB else 2

@@ -87,7 +87,11 @@ def generate(out: Path, rows: int, parts: int) -> None:
                 num = (rnd(j, 10000).cast(pl.Float64) / 100).cast(pl.String)
                 e = pl.when(rnd(j + 100, 10) == 0).then(pl.lit("\\N")).otherwise(num)
             elif c.endswith("_DATE"):
-                e = (pl.lit(1777593600_000_000) + rnd(j, 30) * 86_400_000_000).cast(pl.Datetime("us")).dt.strftime("%Y-%m-%d")
+                e = (
+                    (pl.lit(1777593600_000_000) + rnd(j, 30) * 86_400_000_000)
+                    .cast(pl.Datetime("us"))
+                    .dt.strftime("%Y-%m-%d")
+                )
             elif kind == "timestamp":
                 us = pl.lit(1777593600_000_000) + rnd(j, 30 * 86400) * 1_000_000 + rnd(j + 7, 1_000_000)
                 e = us.cast(pl.Datetime("us")).dt.strftime("%Y-%m-%d %H:%M:%S%.6f")

@@ -103,7 +103,9 @@ def bench_teams(count: int) -> list[dict]:
     then teams by the first digit of the project number (`project-<n>`); what is left of
     project-0 stays unassigned."""
     rules = [{"name": "release", "projects": [], "jobs": ["deploy-*", "publish*"]}] if count else []
-    rules += [{"name": f"team-{d}", "projects": [f"gh/bench-org/project-{d}*"], "jobs": []} for d in range(1, min(count, 10))]
+    rules += [
+        {"name": f"team-{d}", "projects": [f"gh/bench-org/project-{d}*"], "jobs": []} for d in range(1, min(count, 10))
+    ]
     return rules
 
 
@@ -175,7 +177,9 @@ def synth_month(
     # re-run, the same one twice).
     wf_count = 2 + pl.col("project") % 4
     first = pl.col("project") * 7 + pl.col("pipe") % wf_count
-    second = pl.when(pl.col("rerun_pipe")).then(first).otherwise(pl.col("project") * 7 + (pl.col("pipe") + 1) % wf_count)
+    second = (
+        pl.when(pl.col("rerun_pipe")).then(first).otherwise(pl.col("project") * 7 + (pl.col("pipe") + 1) % wf_count)
+    )
     wf_idx = pl.when(pl.col("wf_pos") == 0).then(first).otherwise(second) % len(WORKFLOW_NAMES)
     job_table = pl.DataFrame(
         {
@@ -200,7 +204,12 @@ def synth_month(
         .join(classes, on="cls", how="left")
     )  # fmt: skip
     df = df.with_columns(
-        (pl.col("run_seconds") / 60).ceil().cast(pl.Int64).mul(pl.col("credits_per_minute")).mul(100).alias("compute_cents"),
+        (pl.col("run_seconds") / 60)
+        .ceil()
+        .cast(pl.Int64)
+        .mul(pl.col("credits_per_minute"))
+        .mul(100)
+        .alias("compute_cents"),
         pl.lit(0).alias("user_cents"),
         pl.lit(0).alias("lease_cents"),
         pl.lit(0).alias("lease_overage_cents"),
@@ -242,7 +251,10 @@ def synth_month(
         (pl.col("started_us") + pl.col("run_seconds") * 1_000_000).cast(ts).alias("job_run_stopped_at"),
         pl.col("status").alias("job_build_status"),
         pl.col("resource_class"),
-        pl.when(pl.col("executor") == "macos").then(pl.lit("macos")).otherwise(pl.lit("linux")).alias("operating_system"),
+        pl.when(pl.col("executor") == "macos")
+        .then(pl.lit("macos"))
+        .otherwise(pl.lit("linux"))
+        .alias("operating_system"),
         pl.col("executor"),
         pl.lit(1, dtype=pl.Int64).alias("parallelism"),
         pl.col("run_seconds").cast(pl.Float64).alias("job_run_seconds"),
@@ -260,7 +272,9 @@ def synth_month(
     for f in USAGE_JOB_RUNS_SCHEMA:
         if f.name.endswith("_credits"):
             # hundredths of a credit -> decimal(18, 6), exactly
-            col = pc.multiply(table.column(f.name).cast(pa.decimal128(20, 0)), pa.scalar(Decimal("0.01"), pa.decimal128(3, 2)))
+            col = pc.multiply(
+                table.column(f.name).cast(pa.decimal128(20, 0)), pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))
+            )
             arrays.append(col.cast(f.type))
         elif f.name in table.column_names:
             arrays.append(table.column(f.name).cast(f.type))
@@ -443,7 +457,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Python of this environment, run with a source tree first on the path (this one or --baseline's).
 _IN_TREE = "import sys; sys.path.insert(0, sys.argv[1]); "
 #: A build in a fresh process (so its peak RSS is its own), timed by /usr/bin/time -v.
-_BUILD = _IN_TREE + """
+_BUILD = (
+    _IN_TREE
+    + """
 import json, time
 from circleci_analytics.warehouse import build_warehouse
 t0 = time.perf_counter()
@@ -454,8 +470,11 @@ tests = sorted(((t.name, t.seconds) for t in r.tests), key=lambda kv: -kv[1])[:5
 print("RESULT " + json.dumps({"seconds": seconds, "summary": r.summary(), "timings": r.timings,
                               "slowest_models": models, "slowest_tests": tests}))
 """
+)
 #: A dashboard render in a fresh process.
-_RENDER = _IN_TREE + """
+_RENDER = (
+    _IN_TREE
+    + """
 import json, time
 from circleci_analytics.dashboards import render_dashboard
 t0 = time.perf_counter()
@@ -463,6 +482,7 @@ r = render_dashboard(sys.argv[2], sys.argv[3])
 print("RESULT " + json.dumps({"seconds": time.perf_counter() - t0, "page_bytes": r.page_bytes,
                               "data_files": getattr(r, "data_files", 0), "data_bytes": getattr(r, "data_bytes", 0)}))
 """
+)
 #: Headless Chromium as tests/dashboards/test_browser.py launches it.
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -525,7 +545,9 @@ def _time_to_charts(out_dir: Path, slugs: list[str], timeout_s: float = 300) -> 
 
 
 #: Each dashboard query of a source tree, run and fetched as that tree's renderer does.
-_QUERIES = _IN_TREE + """
+_QUERIES = (
+    _IN_TREE
+    + """
 import json, time
 import duckdb
 from circleci_analytics.dashboards.queries import load_queries, run_query
@@ -546,6 +568,7 @@ with duckdb.connect(sys.argv[2], read_only=True) as con:
         out["rows"][name] = result.row_count
 print("RESULT " + json.dumps(out))
 """
+)
 
 
 def _query_latencies(tree: Path, db: Path, repeats: int) -> tuple[dict[str, float], dict[str, int], dict[str, str]]:
@@ -595,7 +618,11 @@ def _shape(lake: Lake) -> dict[str, int]:
                                 resource_class, executor, vcs_branch))
             from read_parquet({files("usage_job_runs")})"""
         ).fetchone()
-        tests = con.execute(f"select count(*) from read_parquet({files('job_tests')})").fetchone() if lake.files("job_tests") else (0,)
+        tests = (
+            con.execute(f"select count(*) from read_parquet({files('job_tests')})").fetchone()
+            if lake.files("job_tests")
+            else (0,)
+        )
     keys = ("usage_rows", "projects", "workflow_names", "job_names", "branches", "project_workflows",
             "project_jobs", "project_job_classes", "default_branch_share_pct", "pipelines", "workflows",
             "spend_daily_grain_rows")  # fmt: skip
@@ -641,7 +668,9 @@ def _dashboard(label: str, tree: Path, db: Path, out_dir: Path, baseline: dict |
           f"(target <= 10 s), peak RSS {render['peak_rss_gib']:.2f} GiB"
           f"{_ratio(render['peak_rss_gib'], old.get('render', {}).get('peak_rss_gib'))}; "
           f"{render['data_files']:,} data files, {render['data_bytes'] / 1e6:.1f} MB in all (most loaded on demand)")  # fmt: skip
-    print(f"  {'page':12s} {'weight MB':>10s} {'charts drawn s':>15s} {'JS heap MiB':>12s}   (targets: <= 5 MB, <= 3 s)")
+    print(
+        f"  {'page':12s} {'weight MB':>10s} {'charts drawn s':>15s} {'JS heap MiB':>12s}   (targets: <= 5 MB, <= 3 s)"
+    )
     for slug, weight in render["page_bytes"].items():
         page, before = pages[slug], old.get("pages", {}).get(slug)
         was = (f"   baseline {old['render']['page_bytes'][slug] / 1e6:.1f} MB, {before['seconds']:.1f} s, "
@@ -652,7 +681,9 @@ def _dashboard(label: str, tree: Path, db: Path, out_dir: Path, baseline: dict |
 
 
 #: `circleci-analytics demo` of a source tree, into a folder of its own.
-_DEMO = _IN_TREE + """
+_DEMO = (
+    _IN_TREE
+    + """
 import time
 from circleci_analytics.cli import main
 sys.argv = ["circleci-analytics", "demo", "--out", sys.argv[2]]
@@ -664,6 +695,7 @@ except SystemExit as exit:
         raise
 print("RESULT {\\"seconds\\": %f}" % (time.perf_counter() - t0))
 """
+)
 
 
 def demo_ratio(baseline: Path, runs: int, out: Path) -> dict:
@@ -677,7 +709,10 @@ def demo_ratio(baseline: Path, runs: int, out: Path) -> dict:
             result = _fresh_process(_DEMO, tree, str(folder))
             seconds[label].append(result["seconds"])
             shutil.rmtree(folder, ignore_errors=True)
-            print(f"demo {label} run {i + 1}: {result['seconds']:.1f}s, peak RSS {result['peak_rss_gib']:.2f} GiB", flush=True)
+            print(
+                f"demo {label} run {i + 1}: {result['seconds']:.1f}s, peak RSS {result['peak_rss_gib']:.2f} GiB",
+                flush=True,
+            )
     current, base = statistics.median(seconds["current"]), statistics.median(seconds["baseline"])
     print(f"demo: median {current:.1f}s vs baseline ({baseline}) {base:.1f}s = {current / base:.2f}x (target <= 1.3x)")
     return {"seconds": seconds, "ratio": current / base}
@@ -753,11 +788,19 @@ def main() -> None:
         t0 = time.perf_counter()
         wf = pa.concat_tables(wf_tables)
         # Insights' 90 days of workflow runs; the usage export carries the older ones.
-        wf = wf.filter(pc.greater_equal(wf.column("created_at"), pa.scalar(end - timedelta(days=INSIGHTS_DAYS), wf.schema.field("created_at").type)))
+        wf = wf.filter(
+            pc.greater_equal(
+                wf.column("created_at"),
+                pa.scalar(end - timedelta(days=INSIGHTS_DAYS), wf.schema.field("created_at").type),
+            )
+        )
         wf_res = lake.land("workflow_runs", wf)
         recent_usage = pa.concat_tables(recent)
-        insights_tables.update(workflow_job_metrics=[job_metrics_from(recent_usage, end)],
-                               test_metrics=[test_metrics_from(recent_usage, end)], projects=[projects_from(recent_usage, end)])
+        insights_tables.update(
+            workflow_job_metrics=[job_metrics_from(recent_usage, end)],
+            test_metrics=[test_metrics_from(recent_usage, end)],
+            projects=[projects_from(recent_usage, end)],
+        )
         for name, tables in insights_tables.items():
             lake.land(name, pa.concat_tables(tables))
         wf_s = time.perf_counter() - t0

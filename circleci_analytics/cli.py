@@ -295,7 +295,9 @@ def _exit_for(summary) -> None:
     if summary.status == "failed":
         sys.exit(EXIT_FAILURE)
     if summary.status == "partial":
-        click.echo(f"partial success: {'; '.join(summary.partial_reasons())} (see above; the next run heals it)", err=True)
+        click.echo(
+            f"partial success: {'; '.join(summary.partial_reasons())} (see above; the next run heals it)", err=True
+        )
         sys.exit(EXIT_FAILURE)
 
 
@@ -334,7 +336,9 @@ DEMO_APP_ORG = "acme-labs"
 @cli.command("demo")
 @click.option("--seed", type=int, default=42, show_default=True, help="Simulator seed.")
 @click.option("--scale", "preset", type=click.Choice(["tiny", "demo"]), default="demo", show_default=True)
-@click.option("--out", "out_dir", default="data/demo", show_default=True, help="Where lake, warehouse and dashboard go.")
+@click.option(
+    "--out", "out_dir", default="data/demo", show_default=True, help="Where lake, warehouse and dashboard go."
+)
 @click.option("--tests-lookback-days", type=int, default=DEMO_TESTS_LOOKBACK_DAYS, show_default=True,
               help="Fetch test metadata for jobs of the last N days (default: the currently-flaky "
                    "window, Settings' tests_lookback_days, and the simulated day under way).")  # fmt: skip
@@ -362,7 +366,9 @@ def demo(seed: int, preset: str, out_dir: str, tests_lookback_days: int) -> None
     sim = Simulator(SimConfig(seed=seed, preset=preset, time_scale=360.0, export_processing_seconds=1.0, page_size=100,
                               extra_orgs=(OrgSpec(DEMO_APP_ORG),)))  # fmt: skip
     for org in sim.orgs:
-        click.echo(f"simulated org {org.slug}: {len(sim.projects_of(org))} projects, {sim.history.days} days of history")
+        click.echo(
+            f"simulated org {org.slug}: {len(sim.projects_of(org))} projects, {sim.history.days} days of history"
+        )
     with running_server(sim) as url:
         # The token is passed in-process: it is excluded from the flow's serialized parameters.
         s = _settings(None, api_base_url=url, token=sim.token, lake_root=str(out / "lake"),
@@ -376,7 +382,9 @@ def demo(seed: int, preset: str, out_dir: str, tests_lookback_days: int) -> None
         click.echo(f"simulator listening on {url}; running the nightly flow (Prefect starts a local server first) ...")
         summary = _run_flow(nightly(s, return_state=True))
     _print_summary(summary, started)
-    click.echo(f"\nopen the dashboard: file://{Path(summary.dashboard_path).resolve()}" if summary.dashboard_path else "")
+    click.echo(
+        f"\nopen the dashboard: file://{Path(summary.dashboard_path).resolve()}" if summary.dashboard_path else ""
+    )
     click.echo(f'query the warehouse: circleci-analytics sql --warehouse-path {out / "warehouse.duckdb"} '
                '"select * from fct_mttr_weekly limit 5"')  # fmt: skip
     _exit_for(summary)
@@ -484,9 +492,18 @@ def serve_cmd(config: str | None, **flags: Any) -> None:
 
 @cli.command("build")
 @_config_option
-@setting_options("lake_root", "warehouse_path", "price_per_credit", "rightsizing_headroom", "warehouse_storage_version",
-                 "lease_wait_seconds", "owners_file")
-@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models whole (after a model definition changed).")
+@setting_options(
+    "lake_root",
+    "warehouse_path",
+    "price_per_credit",
+    "rightsizing_headroom",
+    "warehouse_storage_version",
+    "lease_wait_seconds",
+    "owners_file",
+)
+@click.option(
+    "--full-refresh", is_flag=True, help="Rebuild incremental models whole (after a model definition changed)."
+)
 def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
     """Build the DuckDB warehouse from the lake (dbt: models, data and unit tests), without extracting.
 
@@ -502,7 +519,9 @@ def build_cmd(config: str | None, full_refresh: bool, **flags: Any) -> None:
     local = "://" not in s.lake_root or s.lake_root.startswith("file://")
     if local and not Path(s.lake_root.removeprefix("file://")).expanduser().is_dir():
         # Lake() would create it, and the build would swap in an empty warehouse.
-        raise UserError(f"lake not found: {s.lake_root} (pass --lake-root, or run `circleci-analytics demo` or `run` first)")
+        raise UserError(
+            f"lake not found: {s.lake_root} (pass --lake-root, or run `circleci-analytics demo` or `run` first)"
+        )
     _check_paths(s, lake=False, dashboard=False)
     lake = Lake(s.lake_root)
     try:
@@ -579,7 +598,9 @@ def sql_cmd(query: str, config: str | None, fmt: str, **flags: Any) -> None:
     if not warehouse.exists():
         raise UserError(f"warehouse not found: {s.warehouse_path} (run `circleci-analytics demo` or `build` first)")
     # The warehouse's lake views read Parquet under the configured lake or the `lake` folder beside it.
-    lake_dirs = [s.lake_root, warehouse.parent / "lake"] if "://" not in s.lake_root else [warehouse.parent / "lake"]
+    lake_dirs: list[str | Path] = (
+        [s.lake_root, warehouse.parent / "lake"] if "://" not in s.lake_root else [warehouse.parent / "lake"]
+    )
     try:
         df = run_read_only(warehouse, query, lake_dirs)
     except (QueryRefused, WarehouseUnreadable) as e:
@@ -625,7 +646,9 @@ def dashboard_cmd(config: str | None, serve_it: bool, port: int, **flags: Any) -
     for name, err in result.query_errors.items():
         click.echo(f"  warning: query {name}: {err}", err=True)
     if serve_it:
-        serve_dashboard(s.dashboard_dir, port=port, on_ready=lambda url: click.echo(f"serving on {url} (Ctrl-C to stop)"))
+        serve_dashboard(
+            s.dashboard_dir, port=port, on_ready=lambda url: click.echo(f"serving on {url} (Ctrl-C to stop)")
+        )
 
 
 @cli.command("mcp")

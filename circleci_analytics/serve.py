@@ -229,7 +229,9 @@ def serve_nightly(settings: Settings, echo: Callable[[str], None] = print) -> No
                 raise SettingsError(f"PREFECT_API_URL={external} does not answer; start that server, or unset "
                                     "PREFECT_API_URL to let `serve` run its own")  # fmt: skip
         else:
-            server = LocalPrefectServer(home, settings.prefect_port, echo, on_spawn=lambda pid: record({"server_pid": pid}))
+            server = LocalPrefectServer(
+                home, settings.prefect_port, echo, on_spawn=lambda pid: record({"server_pid": pid})
+            )
             api_url = server.api_url
             echo(f"starting a local Prefect server (database {home.resolve() / 'prefect.db'}) ...")
         record({"api_url": api_url})

@@ -33,8 +33,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
@@ -186,17 +195,21 @@ class AlertSettings(BaseModel):
         default_factory=list, exclude=True, repr=False,
         description="Where alerts go: apprise URLs (slack://, msteams://, json://, mailto://, ...).")  # fmt: skip
     dashboard_url: str | None = Field(
-        None, description="Base URL of the dashboard linked from alerts (default: the local dashboard_dir).")
+        None, description="Base URL of the dashboard linked from alerts (default: the local dashboard_dir)."
+    )
     anomaly_lookback_days: int = Field(7, ge=1, description="Alert credit anomalies of the last N days of data.")
     anomaly_min_excess_credits: float = Field(
-        0.0, ge=0, description="Ignore anomalies exceeding their threshold by less than this many credits.")
+        0.0, ge=0, description="Ignore anomalies exceeding their threshold by less than this many credits."
+    )
     monthly_budget_credits: Decimal | None = Field(
-        None, gt=0, description="Each org's monthly credit budget: alert when the month-end forecast exceeds it.")
+        None, gt=0, description="Each org's monthly credit budget: alert when the month-end forecast exceeds it."
+    )
     team_monthly_budget_credits: dict[str, Annotated[Decimal, Field(gt=0)]] = Field(
         default_factory=dict, description="Monthly credit budget per team (team -> credits).")  # fmt: skip
     flaky_min_times_flaked: int = Field(1, ge=1, description="A newly flaky test alerts once it flaked this often.")
     mttr_regression_ratio: float = Field(
-        2.0, gt=1, description="Alert when a workflow's MTTR of the last full week is this times the week before's.")
+        2.0, gt=1, description="Alert when a workflow's MTTR of the last full week is this times the week before's."
+    )
     mttr_min_recoveries: int = Field(3, ge=1, description="... with at least this many recoveries in each week.")
     run_statuses: list[Literal["failed", "partial"]] = Field(["failed", "partial"],
                                                              description="Run outcomes that alert.")  # fmt: skip
@@ -223,7 +236,8 @@ class Settings(BaseSettings):
     orgs: list[Org] = Field(default_factory=list, description="Organisations to pull ([[orgs]] tables).")
     # -- outputs --
     lake_root: Annotated[NonEmptyPath, AfterValidator(_no_credentials)] = Field(
-        "data/lake", description="Lake root: a folder or s3://bucket/prefix.")
+        "data/lake", description="Lake root: a folder or s3://bucket/prefix."
+    )
     warehouse_path: NonEmptyPath = Field("data/warehouse.duckdb", description="DuckDB warehouse file.")
     dashboard_dir: NonEmptyPath = Field("data/dashboard", description="Where the dashboard HTML goes.")
     render_dashboard: bool = Field(True, description="Render the dashboard after each run.")
@@ -241,14 +255,19 @@ class Settings(BaseSettings):
                                                                "ownership rules, instead of [[teams]] here.")  # fmt: skip
     #: v1.4.0 opens in DuckDB 1.4, 1.5 and 2.x (BI tools bundle 1.4-1.5); a test checks it equals
     #: warehouse.DEFAULT_STORAGE_VERSION.
-    warehouse_storage_version: str = Field("v1.4.0", pattern=r"^v\d+\.\d+\.\d+$",
-                                           description="DuckDB storage format of the warehouse file (e.g. v1.4.0).")
+    warehouse_storage_version: str = Field(
+        "v1.4.0", pattern=r"^v\d+\.\d+\.\d+$", description="DuckDB storage format of the warehouse file (e.g. v1.4.0)."
+    )
     # -- extraction --
     initial_lookback_days: int = Field(30, ge=1, description="First run only: days of history to pull.")
     overlap_days: int = Field(2, ge=0, description="Days re-read before the last cursor on later runs.")
     tests_lookback_days: int = Field(14, ge=1, description="Probe test results of jobs this many days old.")
-    snapshot_refresh_days: int = Field(7, ge=1, description="Re-read slowly changing Insights snapshots (workflow "
-                                       "summaries, job metrics and time series, test metrics) after this many days.")
+    snapshot_refresh_days: int = Field(
+        7,
+        ge=1,
+        description="Re-read slowly changing Insights snapshots (workflow "
+        "summaries, job metrics and time series, test metrics) after this many days.",
+    )
     max_concurrency: int = Field(8, ge=1, description="API requests in flight at once.")
     export_poll_seconds: float = Field(360.0, gt=0, description="Seconds between usage-export status polls.")
     lease_wait_seconds: float = Field(DEFAULT_WAIT_SECONDS, ge=0,
@@ -265,7 +284,9 @@ class Settings(BaseSettings):
     # -- schedule (`serve`) --
     schedule_cron: Annotated[str, AfterValidator(_cron)] = Field("0 3 * * *", description="Nightly cron schedule.")
     timezone: Annotated[str, AfterValidator(_timezone)] = Field("UTC", description="Time zone of the schedule.")
-    prefect_dir: NonEmptyPath = Field("data/prefect", description="`serve`: home and database of the local Prefect server.")
+    prefect_dir: NonEmptyPath = Field(
+        "data/prefect", description="`serve`: home and database of the local Prefect server."
+    )
     prefect_port: int = Field(0, ge=0, le=65535, description="`serve`: loopback port of the local Prefect server "
                                                              "(0 = a free one).")  # fmt: skip
     # -- alerts --
@@ -376,7 +397,9 @@ def read_toml(path: Path) -> dict[str, Any]:
                                 "Prefect Secret block with token_secret_block")  # fmt: skip
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
-            raise SettingsError(f"{path}: unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise SettingsError(
+                f"{path}: unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
     return data
 
 
@@ -422,6 +445,7 @@ _NESTED = frozenset(n for n, f in Settings.model_fields.items()
 def _resolve_orgs(layers: list[tuple[str, dict[str, Any]]]) -> list[Any] | None:
     """Fold `orgs` and the one-org shorthand of every layer into one org list (rules in the
     module docstring), removing those keys from the layers. None when no layer names an org."""
+
     def has(layer: dict[str, Any], key: str) -> bool:
         return layer.get(key) is not None
 
@@ -448,9 +472,13 @@ def _resolve_orgs(layers: list[tuple[str, dict[str, Any]]]) -> list[Any] | None:
     if top_shorthand:
         raise SettingsError(f"{top_source}: set the organisations either as orgs (--org, [[orgs]]) or as "
                             "org_id/org_slug, not both")  # fmt: skip
-    orgs = [o.model_dump() if isinstance(o, BaseModel) else o for o in top_orgs] if isinstance(top_orgs, list) else top_orgs
+    orgs = (
+        [o.model_dump() if isinstance(o, BaseModel) else o for o in top_orgs]
+        if isinstance(top_orgs, list)
+        else top_orgs
+    )
     if projects_at is not None and projects_at < top:
-        return assign_projects(orgs, picked["projects"], layers[projects_at][0])
+        return assign_projects(orgs, picked["projects"] or [], layers[projects_at][0])
     if projects_at == top:
         raise SettingsError(f"{top_source}: top-level projects together with orgs; list each org's projects "
                             "in its own [[orgs]] table")  # fmt: skip

@@ -79,7 +79,9 @@ def read_owners_file(path: str | Path) -> list[Team]:
     try:
         data: Any = yaml.safe_load(text) if is_yaml else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise ValueError(f"owners file {path}: invalid {'YAML' if is_yaml else 'TOML'}: {str(e).splitlines()[0]}") from None
+        raise ValueError(
+            f"owners file {path}: invalid {'YAML' if is_yaml else 'TOML'}: {str(e).splitlines()[0]}"
+        ) from None
     if not isinstance(data, dict) or set(data) != {"teams"}:
         raise ValueError(f"owners file {path}: expected only a list of teams ([[teams]] tables, or teams: in YAML)")
     try:

@@ -16,6 +16,8 @@ the usage export); jobs of recent workflows (core API) are what the usage export
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import pyarrow as pa
 
 from circleci_analytics.connectors.streams import (
@@ -33,7 +35,7 @@ from circleci_analytics.connectors.usage_export.schema import QUARANTINE_SCHEMA,
 
 __all__ = ["CATALOGUE", "stream"]
 
-S, I, F, B, T = pa.string(), pa.int64(), pa.float64(), pa.bool_(), TIMESTAMP
+S, I, F, B, T = pa.string(), pa.int64(), pa.float64(), pa.bool_(), TIMESTAMP  # noqa: E741 - one-letter type aliases keep the field tables readable
 
 #: The Insights metrics of the last 90 days (the longest reporting window).
 LAST_90_DAYS = {"reporting-window": "last-90-days"}
@@ -74,8 +76,17 @@ def run_counts(path: str) -> list[Field]:
 
 _INS = "/insights/{project_slug}"
 _WF = _INS + "/workflows/{workflow_name}"
-_PER_WORKFLOW = {"parent": "workflow_metrics", "parent_keys": ("project_slug", "workflow_name")}
-_PER_PROJECT = {"parent": "projects", "parent_keys": ("project_slug",)}
+
+
+class _Parent(TypedDict):
+    """A child stream's parent and the parent columns it reads (``Stream`` keywords)."""
+
+    parent: str
+    parent_keys: tuple[str, ...]
+
+
+_PER_WORKFLOW: _Parent = {"parent": "workflow_metrics", "parent_keys": ("project_slug", "workflow_name")}
+_PER_PROJECT: _Parent = {"parent": "projects", "parent_keys": ("project_slug",)}
 
 _STREAMS = [
     Stream(
@@ -108,7 +119,7 @@ _STREAMS = [
         scopes=(ALL_BRANCHES, DEFAULT_BRANCH),
         primary_key=("project_slug", "scope", "reporting_window", "workflow_name"),
         landed_only="fetched as the parent of the per-workflow streams (their workflow names); landed so "
-                    "CircleCI's own 90-day workflow figures can be queried beside ours (no mart needs them)",
+        "CircleCI's own 90-day workflow figures can be queried beside ours (no mart needs them)",
         fields=(
             *context("project_slug"),
             Field("project_id", "project_id", S),
@@ -203,8 +214,11 @@ _STREAMS = [
         "Insights daily job time series (default branch), one row per workflow x job x day; incremental by day.",
         by_date("bucket_start"),
         **_PER_WORKFLOW,
-        endpoint=Endpoint("/insights/time-series/{project_slug}/workflows/{workflow_name}/jobs",
-                          {"granularity": "daily"}, paginated=True),  # fmt: skip
+        endpoint=Endpoint(
+            "/insights/time-series/{project_slug}/workflows/{workflow_name}/jobs",
+            {"granularity": "daily"},
+            paginated=True,
+        ),  # fmt: skip
         cursor=Cursor("bucket_start"),
         refresh="slow snapshot",
         primary_key=("project_slug", "workflow_name", "branch", "granularity", "job_name", "bucket_start"),
@@ -248,11 +262,21 @@ _STREAMS = [
         "slowest tests, one row per category x test x snapshot day.",
         SNAPSHOT,
         **_PER_WORKFLOW,
-        endpoint=Endpoint(_WF + "/test-metrics",
-                          records={"most_failed": "most_failed_tests", "slowest": "slowest_tests"}),  # fmt: skip
+        endpoint=Endpoint(
+            _WF + "/test-metrics", records={"most_failed": "most_failed_tests", "slowest": "slowest_tests"}
+        ),  # fmt: skip
         scopes=(DEFAULT_BRANCH,),
         refresh="slow snapshot",
-        primary_key=("project_slug", "workflow_name", "scope", "category", "job_name", "test_name", "classname", "file"),
+        primary_key=(
+            "project_slug",
+            "workflow_name",
+            "scope",
+            "category",
+            "job_name",
+            "test_name",
+            "classname",
+            "file",
+        ),
         fields=(
             *context("project_slug", "workflow_name", "scope"),
             Field("category", "@record_set", S, required=True),  # "most_failed" | "slowest"
@@ -310,6 +334,7 @@ _STREAMS = [
 
 #: The catalogue: stream name -> its declaration.
 CATALOGUE: dict[str, Stream] = {s.name: s for s in _STREAMS}
+
 
 def stream(name: str) -> Stream:
     """The declaration of stream `name` (``KeyError`` listing the known ones otherwise)."""

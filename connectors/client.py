@@ -26,8 +26,7 @@ Example::
 
     async with CircleCIClient(token) as client:
         project = await client.get_json("/project/gh/acme/api")
-        async for run in client.paginate("/insights/gh/acme/api/workflows/build",
-                                         {"all-branches": True}):
+        async for run in client.paginate("/insights/gh/acme/api/workflows/build", {"all-branches": True}):
             ...
 """
 
@@ -202,9 +201,7 @@ class _Budget:
             )
             if err.retry_after is not None:
                 note += f"; the server asks to wait {err.retry_after:.0f}s more"
-            return RateLimited(
-                err.status, err.message, err.method, err.path, hint=note, retry_after=err.retry_after
-            )
+            return RateLimited(err.status, err.message, err.method, err.path, hint=note, retry_after=err.retry_after)
         note = f"gave up after {self.failures} attempt(s)"
         if exc.retry_after is not None and exc.retry_after > self.patience:
             note += f"; the server asks to wait {exc.retry_after:.0f}s, more than the {self.patience:.0f}s patience"
@@ -318,9 +315,7 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     retry_after = _parse_seconds(headers.get("retry-after"), now=now)
     if retry_after is not None:
         return retry_after
-    resets = [
-        _parse_seconds(headers.get(name), now=now) for name in ("ratelimit-reset", "x-ratelimit-reset")
-    ]
+    resets = [_parse_seconds(headers.get(name), now=now) for name in ("ratelimit-reset", "x-ratelimit-reset")]
     known = [r for r in resets if r is not None]
     return max(known) if known else None
 
@@ -469,8 +464,8 @@ class CircleCIClient:
             headers = {"Circle-Token": self.__token, "Accept": "application/json"}
             response = await self._send(
                 family, policy, method, safe_path, priority,
-                lambda: self._http.request(
-                    method, self._url(path), params=query or None, json=json, headers=headers,
+                lambda: self._http.request(  # params as a tuple: httpx types a list of pairs invariantly
+                    method, self._url(path), params=tuple(query) or None, json=json, headers=headers,
                     timeout=self.timeout if self._owns_http else httpx.USE_CLIENT_DEFAULT,
                 ),
             )  # fmt: skip
@@ -637,9 +632,7 @@ class CircleCIClient:
             retry_after = retry_after_seconds(response.headers)
             if status == 429:
                 self.stats.rate_limited[family] += 1
-                error: ApiStatusError = RateLimited(
-                    status, message, method, path, retry_after=retry_after
-                )
+                error: ApiStatusError = RateLimited(status, message, method, path, retry_after=retry_after)
                 if retry_after and retry_after <= policy.patience_for(family):
                     # hold back every request of this family, not only the one that was refused
                     self.rate_limiters.pause(family, retry_after)

@@ -24,7 +24,8 @@ Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 class JsonGetter(Protocol):
     """What pagination needs of a client (``connectors.client.CircleCIClient`` is one)."""
 
-    scrub: Callable[[str], str]
+    @property
+    def scrub(self) -> Callable[[str], str]: ...
 
     async def get_json(self, path: str, params: Params | None = None, *, family: str | None = None,
                        resource: str | None = None, priority: int = 0) -> Any: ...  # fmt: skip
@@ -45,9 +46,7 @@ async def paginate_pages(
     Each next page asks the client to serve it before requests that are further from their
     end (``priority``): a long listing is never starved by the queue of other requests.
     """
-    base: list[tuple[str, Any]] = (
-        list(params.items()) if isinstance(params, Mapping) else list(params or [])
-    )
+    base: list[tuple[str, Any]] = list(params.items()) if isinstance(params, Mapping) else list(params or [])
     base = [(k, v) for k, v in base if k != PAGE_TOKEN_PARAM]
     seen: set[str] = set()
     token: str | None = None
@@ -67,8 +66,7 @@ async def paginate_pages(
             ) from None
         if not isinstance(body, dict) or not isinstance(body.get(items_key, []), list):
             raise DataError(
-                f"GET {client.scrub(path)}: expected an object with a list {items_key!r}, "
-                f"got {type(body).__name__}"
+                f"GET {client.scrub(path)}: expected an object with a list {items_key!r}, got {type(body).__name__}"
             )
         pages += 1
         yield body.get(items_key) or []

@@ -22,14 +22,21 @@ from circleci_analytics.connectors.extract import Extract, fetch_records, utcnow
 from circleci_analytics.connectors.pagination import paginate_pages
 from circleci_analytics.connectors.streams import parse_timestamp
 
-__all__ = ["DISCOVERY_LOOKBACK", "DISCOVERY_MAX_PAGES", "Discovery", "discover_projects", "extract_projects",
-           "insights_project_names", "pipeline_project_slugs"]
+__all__ = [
+    "DISCOVERY_LOOKBACK",
+    "DISCOVERY_MAX_PAGES",
+    "Discovery",
+    "discover_projects",
+    "extract_projects",
+    "insights_project_names",
+    "pipeline_project_slugs",
+]
 
 #: Fields every ``Project`` has (OpenAPI ``getProjectBySlug``), each a non-empty string.
 PROJECT_FIELDS = ("id", "slug", "name", "organization_id", "organization_name", "organization_slug")
 
 
-def check_project(body: dict[str, Any], project_slug: str) -> dict[str, Any]:
+def check_project(body: Mapping[str, Any], project_slug: str) -> Mapping[str, Any]:
     """``body`` if it has the shape of a project, else ``DataError`` naming the slug."""
     missing = [f for f in PROJECT_FIELDS if not isinstance(body.get(f), str) or not body[f]]
     if missing:

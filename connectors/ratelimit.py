@@ -93,9 +93,7 @@ class RateLimiters:
         until = time.monotonic() + max(0.0, seconds)
         self._paused_until[family] = max(self._paused_until.get(family, 0.0), until)
 
-    async def acquire(
-        self, family: str, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    ) -> None:
+    async def acquire(self, family: str, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         """Wait out a pause of the family, then take a token from its bucket."""
         delay = self._paused_until.get(family, 0.0) - time.monotonic()
         if delay > 0:

@@ -252,5 +252,7 @@ async def extract_job_tests(
     for key in names_without - names_with_tests:
         new.no_test_jobs[key] = now
     table = CATALOGUE["job_tests"].table(batches, at)
-    extract = Extract("job_tests", table, at, extra={"jobs_probed": len(outcomes) - len(failed), "jobs_failed": len(failed)})
+    extract = Extract(
+        "job_tests", table, at, extra={"jobs_probed": len(outcomes) - len(failed), "jobs_failed": len(failed)}
+    )
     return JobTestsResult(extract, new, dict(skipped), len(outcomes) - len(failed), failed)

@@ -194,8 +194,10 @@ def chart_view(rollup: pl.DataFrame, el: dict[str, Any], top: int | None = None)
         return shown
     rest = grouped.join(kept.select(series), on=series, how="anti", nulls_equal=True)
     other_keys = [c for c in keys if c not in series]
-    other = rest.group_by(other_keys, maintain_order=True).agg(pl.col(m).sum() for m in measures).with_columns(
-        *(pl.lit(OTHER).alias(c) for c in series), pl.lit(True).alias("is_other")
+    other = (
+        rest.group_by(other_keys, maintain_order=True)
+        .agg(pl.col(m).sum() for m in measures)
+        .with_columns(*(pl.lit(OTHER).alias(c) for c in series), pl.lit(True).alias("is_other"))
     )
     return pl.concat([shown, other.select(shown.columns)], how="vertical_relaxed")
 

@@ -136,6 +136,5 @@ def run_query(con: duckdb.DuckDBPyConnection, query: QueryFile) -> QueryResult:
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return QueryResult(query.name, error=f"{type(exc).__name__}: {first}")
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
+    frame = pl.DataFrame(table)
     return QueryResult(query.name, jsonable(frame))

@@ -91,13 +91,17 @@ def _options(results: dict[str, QueryResult], pages: list[Page]) -> tuple[dict[s
         if "project_slug" in frame.columns:
             projects.append(frame.get_column("project_slug").cast(pl.String))
             if "branch" in frame.columns:
-                pairs.append(frame.select(pl.col("project_slug").cast(pl.String), pl.col("branch").cast(pl.String)).unique())
+                pairs.append(
+                    frame.select(pl.col("project_slug").cast(pl.String), pl.col("branch").cast(pl.String)).unique()
+                )
         for col in date_cols.get(name, ()):
             if col in frame.columns:
                 dates.append(frame.get_column(col).cast(pl.String).str.slice(0, 10))
     slugs = pl.concat(projects).drop_nulls().unique().sort().to_list() if projects else []
     branches = (
-        pl.concat(pairs).unique().drop_nulls("branch") if pairs else pl.DataFrame(schema={"project_slug": pl.String, "branch": pl.String})
+        pl.concat(pairs).unique().drop_nulls("branch")
+        if pairs
+        else pl.DataFrame(schema={"project_slug": pl.String, "branch": pl.String})
     )
     days = pl.concat(dates).drop_nulls() if dates else pl.Series([], dtype=pl.String)
     scope_pairs = (pl.concat(owners).unique().drop_nulls() if owners
@@ -147,7 +151,11 @@ def _static_empty(item: dict[str, Any], res: QueryResult | None) -> str:
 
 def _panel(el: dict[str, Any], res: QueryResult | None, query: QueryFile | None) -> str:
     empty = _static_empty(el, res)
-    body = '<div class="table-wrap"></div>' if el["type"] == "table" else f'<div class="chart" id="chart-{el["id"]}"></div>'
+    body = (
+        '<div class="table-wrap"></div>'
+        if el["type"] == "table"
+        else f'<div class="chart" id="chart-{el["id"]}"></div>'
+    )
     wide = " wide" if el["type"] == "table" or el.get("wide") else ""
     sql = ""
     if query is not None:
@@ -184,9 +192,13 @@ def _page_html(page: Page, pages: list[Page], results: dict[str, QueryResult], q
     active = ' class="active" aria-current="page"'
     nav = "".join(
         f'<a data-page="{p["slug"]}.html" href="{p["slug"]}.html"{active if p is page else ""}>'
-        f'{html.escape(p["title"])}</a>'
+        f"{html.escape(p['title'])}</a>"
         for p in pages
-    ) + (f'<a class="docs" href="{DBT_DOCS}" title="dbt docs: every model, column, test and lineage">Model docs</a>' if docs else "")
+    ) + (
+        f'<a class="docs" href="{DBT_DOCS}" title="dbt docs: every model, column, test and lineage">Model docs</a>'
+        if docs
+        else ""
+    )
     kpis = "".join(_kpi(k, results.get(k["query"])) for k in page.get("kpis", []))
     panels = "".join(_panel(e, results.get(e["query"]), queries.get(e["query"])) for e in page.get("elements", []))
     css = (ASSETS / "dashboard.css").read_text(encoding="utf-8")

@@ -31,8 +31,7 @@ class DashboardServer:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/index.html"
+        return _index_url(self.httpd)
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -54,6 +53,13 @@ def _server(out_dir: str | Path, host: str, port: int) -> ThreadingHTTPServer:
     return ThreadingHTTPServer((host, port), handler)
 
 
+def _index_url(httpd: ThreadingHTTPServer) -> str:
+    host, port = httpd.server_address[:2]
+    if isinstance(host, bytes):  # typeshed allows bytes; an inet server's host is a str
+        host = host.decode()
+    return f"http://{host}:{port}/index.html"
+
+
 def start_dashboard_server(out_dir: str | Path, host: str = "127.0.0.1", port: int = 0) -> DashboardServer:
     """Serve `out_dir` in a background thread (port 0: any free port); for tests and embedding."""
     httpd = _server(out_dir, host, port)
@@ -66,9 +72,8 @@ def serve_dashboard(out_dir: str | Path, host: str = "127.0.0.1", port: int = DE
                     *, on_ready=None) -> None:  # fmt: skip
     """Serve `out_dir` until interrupted (Ctrl-C). `on_ready(url)` is called once listening."""
     httpd = _server(out_dir, host, port)
-    h, p = httpd.server_address[:2]
     if on_ready is not None:
-        on_ready(f"http://{h}:{p}/index.html")
+        on_ready(_index_url(httpd))
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:

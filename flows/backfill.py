@@ -17,29 +17,28 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect import State, flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.states import Completed
 
 from circleci_analytics.connectors import CircleCIError
 from circleci_analytics.connectors.usage_export import plan_windows
 from circleci_analytics.connectors.usage_export.windows import MAX_LOOKBACK
-from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
-from circleci_analytics.warehouse import Lake
-
 from circleci_analytics.flows import housekeeping, steps
 from circleci_analytics.flows.progress import BackfillProgress
 from circleci_analytics.flows.summary import RunSummary
 from circleci_analytics.flows.tasks import (
+    OrgRun,
     build_and_render,
     land_task,
-    OrgRun,
     land_usage_task,
     org_projects,
     org_state,
     resolve_token,
     usage_export_task,
 )
+from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
+from circleci_analytics.warehouse import Lake
 
 __all__ = ["backfill", "backfill_windows", "oldest_start"]
 
@@ -120,15 +119,17 @@ async def _usage_windows(org: Org, settings: Settings, client: Any, lake: Lake, 
     return True
 
 
-@flow(name="circleci-backfill", description="Backfill the usage export (<= 31-day windows, resumably), Insights "
-      "and test metadata.")
+@flow(
+    name="circleci-backfill",
+    description="Backfill the usage export (<= 31-day windows, resumably), Insights and test metadata.",
+)
 async def backfill(
     start: date,
     end: date,
     settings: Settings | None = None,
     build: bool = True,
     stop_after_windows: int | None = None,
-) -> RunSummary:
+) -> RunSummary | State[RunSummary]:
     """Export and land every window of [start, end] not landed yet (start clamped to what the
     API keeps), then Insights and test metadata, for every org; then build.
 
@@ -140,7 +141,7 @@ async def backfill(
     t0 = time.perf_counter()
     settings = settings or Settings()
     check_paths(settings)
-    token = resolve_token(settings)
+    token = await resolve_token(settings)
     if not settings.orgs:
         raise SettingsError("no organisation configured: set [[orgs]] (or org_id and org_slug)")
     now = steps.clock(settings)
@@ -157,8 +158,10 @@ async def backfill(
     try:
         # Every org's lease, then the lake's: the order all writers take them in (warehouse.lake).
         owner, wait = housekeeping.run_label("backfill"), settings.lease_wait_seconds
-        with lake.org_leases([o.id for o in orgs], owner, wait_seconds=wait), \
-                lake.lease(owner, wait_seconds=wait) as lease:
+        with (
+            lake.org_leases([o.id for o in orgs], owner, wait_seconds=wait),
+            lake.lease(owner, wait_seconds=wait) as lease,
+        ):
             summary.note_lease(lease)
             progress = BackfillProgress(len(orgs) * len(windows),
                                         sum(store.exists(_done_key(o.id, *w)) for o in orgs for w in windows))  # fmt: skip
@@ -173,7 +176,9 @@ async def backfill(
                         errors.append(e)
                         complete = False
                         summary.failed_org_calls[f"org {org.slug}"] = f"{type(e).__name__}: {e}"
-                        get_run_logger().error("org %s failed: %s", org.slug, summary.failed_org_calls[f"org {org.slug}"])
+                        get_run_logger().error(
+                            "org %s failed: %s", org.slug, summary.failed_org_calls[f"org {org.slug}"]
+                        )
             finally:
                 progress.stop()
             if len(errors) == len(orgs):
@@ -184,13 +189,12 @@ async def backfill(
         if heartbeat:
             heartbeat.stop()
     summary.seconds = time.perf_counter() - t0
-    await create_markdown_artifact(
+    await acreate_markdown_artifact(
         markdown=summary.markdown() + f"\n\nWindows landed: {progress.done}/{progress.total}",
         key="circleci-backfill-summary",
     )
     if errors:
-        return Completed(name="Partially Completed", data=summary,
-                         message="; ".join(summary.partial_reasons()))
+        return Completed(name="Partially Completed", data=summary, message="; ".join(summary.partial_reasons()))
     if not complete:
         return Completed(name="Partially Completed", data=summary,
                          message=f"{progress.done}/{progress.total} windows landed; run again to resume")  # fmt: skip

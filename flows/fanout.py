@@ -29,14 +29,13 @@ from prefect.deployments import arun_deployment
 from prefect.states import Completed, Failed, State
 
 from circleci_analytics.connectors import CircleCIError
-from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
-from circleci_analytics.warehouse import Lake
-
 from circleci_analytics.flows import housekeeping
 from circleci_analytics.flows.nightly import run_org
 from circleci_analytics.flows.state import PipelineState
-from circleci_analytics.flows.tasks import build_and_render, resolve_token
 from circleci_analytics.flows.summary import RunSummary
+from circleci_analytics.flows.tasks import build_and_render, resolve_token
+from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
+from circleci_analytics.warehouse import Lake
 
 __all__ = ["ORG_DEPLOYMENT", "nightly_fanout", "nightly_org", "settings_for_org"]
 
@@ -73,7 +72,7 @@ async def nightly_org(settings: Settings | None = None) -> RunSummary:
     t0 = time.perf_counter()
     settings = settings or Settings()
     check_paths(settings, warehouse=False, dashboard=False)
-    token = resolve_token(settings)
+    token = await resolve_token(settings)
     orgs = _orgs(settings)
     lake = Lake(settings.lake_root)
     summary = RunSummary("nightly-org", [o.slug for o in orgs], lake_root=settings.lake_root)

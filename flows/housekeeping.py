@@ -178,7 +178,9 @@ async def crash_dead_flow_runs(stale_after: timedelta = STALE_AFTER, *, skip: UU
     async with get_client() as client:
         runs = await client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOW_NAMES))),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+            ),
         )
         for run in runs:
             owner = Owner.from_labels(run.labels)
@@ -222,7 +224,8 @@ class Heartbeat:
         with get_client(sync_client=True) as client:
             while not self._stop.wait(self.interval):
                 try:
-                    if not client.read_flow_run(self.flow_run_id).state.is_running():
+                    state = client.read_flow_run(self.flow_run_id).state
+                    if state is not None and not state.is_running():
                         return
                     client.update_flow_run_labels(self.flow_run_id, {HEARTBEAT_LABEL: datetime.now(UTC).isoformat()})
                 except Exception as e:  # a server hiccup: try again at the next beat
@@ -252,7 +255,10 @@ async def start_run() -> tuple[Heartbeat | None, dict[str, list[str]]]:
     try:
         if run_id is not None:
             async with get_client() as client:
-                labels = {**Owner.me().labels(), HEARTBEAT_LABEL: datetime.now(UTC).isoformat()}
+                labels: dict[str, bool | int | float | str] = {
+                    **Owner.me().labels(),
+                    HEARTBEAT_LABEL: datetime.now(UTC).isoformat(),
+                }
                 await client.update_flow_run_labels(run_id, labels)
             heartbeat = Heartbeat(run_id).start()
         cleaned["flow runs marked Crashed"] = await crash_dead_flow_runs(skip=run_id)

@@ -17,27 +17,26 @@ import asyncio
 import time
 from datetime import timedelta
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect import State, flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.states import Completed, Failed
 
 from circleci_analytics.connectors import CircleCIError
-from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
-from circleci_analytics.warehouse import BuildError, Lake
-
 from circleci_analytics.flows import housekeeping, steps
 from circleci_analytics.flows.state import PipelineState
 from circleci_analytics.flows.summary import RunSummary
 from circleci_analytics.flows.tasks import (
+    OrgRun,
     alerts_task,
     build_and_render,
-    land_task,
-    OrgRun,
     describe,
+    land_task,
     org_projects,
     org_state,
     resolve_token,
 )
+from circleci_analytics.settings import Org, Settings, SettingsError, check_paths
+from circleci_analytics.warehouse import BuildError, Lake
 
 __all__ = ["nightly", "run_org"]
 
@@ -58,7 +57,9 @@ async def run_org(org: Org, settings: Settings, token: str, lake: Lake, summary:
                 with summary.timed("projects"):
                     projects = await org_projects(client, org, settings, summary)
                 summary.add_rows(await asyncio.to_thread(land_task, lake, [projects]))
-                await run.streams(projects.table.column("project_slug").to_pylist())
+                # a not-null column: pyarrow-stubs type every to_pylist() item as nullable
+                slugs: list[str] = projects.table.column("project_slug").to_pylist()  # type: ignore[assignment]
+                await run.streams(slugs)
                 await run.usage(start, end, scratch)
                 await run.job_tests(projects, since)
             finally:
@@ -66,7 +67,7 @@ async def run_org(org: Org, settings: Settings, token: str, lake: Lake, summary:
 
 
 @flow(name="circleci-nightly", description="Nightly CircleCI analytics: extract, land, build, render.")
-async def nightly(settings: Settings | None = None) -> RunSummary:
+async def nightly(settings: Settings | None = None) -> RunSummary | State[RunSummary]:
     """Pull every org, land it, build the warehouse, render the dashboard.
 
     `settings` default to the environment and TOML file of the machine running the flow. The
@@ -76,7 +77,7 @@ async def nightly(settings: Settings | None = None) -> RunSummary:
     t0 = time.perf_counter()
     settings = settings or Settings()
     check_paths(settings)
-    token = resolve_token(settings)
+    token = await resolve_token(settings)
     orgs = settings.orgs
     if not orgs:
         raise SettingsError("no organisation configured: set [[orgs]] (or org_id and org_slug)")
@@ -88,8 +89,10 @@ async def nightly(settings: Settings | None = None) -> RunSummary:
         # One writer at a time: a second run waits `lease_wait_seconds`, then fails naming this one.
         # Every org's lease, then the lake's: the order all writers take them in (warehouse.lake).
         owner, wait = housekeeping.run_label("nightly"), settings.lease_wait_seconds
-        with lake.org_leases([o.id for o in orgs], owner, wait_seconds=wait), \
-                lake.lease(owner, wait_seconds=wait) as lease:
+        with (
+            lake.org_leases([o.id for o in orgs], owner, wait_seconds=wait),
+            lake.lease(owner, wait_seconds=wait) as lease,
+        ):
             summary.note_lease(lease)
             org_errors: list[CircleCIError] = []
             for org in orgs:
@@ -115,7 +118,7 @@ async def nightly(settings: Settings | None = None) -> RunSummary:
         if heartbeat:
             heartbeat.stop()
     summary.seconds = time.perf_counter() - t0
-    await create_markdown_artifact(markdown=summary.markdown(), key="circleci-nightly-summary",
+    await acreate_markdown_artifact(markdown=summary.markdown(), key="circleci-nightly-summary",
                                    description="What the nightly run landed, built and found")  # fmt: skip
     if summary.status == "failed":
         return Failed(message=f"data tests failed: {', '.join(summary.data_tests_failed)}", data=summary)

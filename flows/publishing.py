@@ -7,10 +7,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from circleci_analytics.flows.summary import RunSummary
 from circleci_analytics.settings import Settings
 from circleci_analytics.warehouse.publish import POINTER, publish_build, publish_location
-
-from circleci_analytics.flows.summary import RunSummary
 
 __all__ = ["publish_outputs", "publish_task"]
 

@@ -81,8 +81,10 @@ class PipelineState:
             org_id=org_id,
             history_start=_ts(doc.get("history_start")),
             watermarks=marks,
-            jobs_without_tests={(e["project_slug"], int(e["job_number"])): _ts(e["job_started_at"])
-                                for e in doc.get("jobs_without_tests", [])},  # fmt: skip
+            jobs_without_tests={
+                (e["project_slug"], int(e["job_number"])): _ts(e["job_started_at"])
+                for e in doc.get("jobs_without_tests", [])
+            },  # fmt: skip
             names_without_tests={(e["project_slug"], e["job_name"]): _ts(e["last_probed_at"]) for e in names},
         )
 
@@ -91,10 +93,14 @@ class PipelineState:
             "org_id": self.org_id,
             "history_start": _iso(self.history_start),
             "watermarks": self.watermarks.to_json(),
-            "jobs_without_tests": [{"project_slug": p, "job_number": n, "job_started_at": _iso(v)}
-                                   for (p, n), v in sorted(self.jobs_without_tests.items())],  # fmt: skip
-            "names_without_tests": [{"project_slug": p, "job_name": n, "last_probed_at": _iso(v)}
-                                    for (p, n), v in sorted(self.names_without_tests.items())],  # fmt: skip
+            "jobs_without_tests": [
+                {"project_slug": p, "job_number": n, "job_started_at": _iso(v)}
+                for (p, n), v in sorted(self.jobs_without_tests.items())
+            ],  # fmt: skip
+            "names_without_tests": [
+                {"project_slug": p, "job_name": n, "last_probed_at": _iso(v)}
+                for (p, n), v in sorted(self.names_without_tests.items())
+            ],  # fmt: skip
         }
         store.put(self.key, json.dumps(doc, indent=1).encode())
 

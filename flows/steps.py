@@ -39,13 +39,12 @@ from circleci_analytics.connectors import (
 )
 from circleci_analytics.connectors.extract import gather
 from circleci_analytics.connectors.usage_export import UsageExportResult, export_usage
+from circleci_analytics.flows.state import PipelineState
 from circleci_analytics.settings import Org, Settings
 from circleci_analytics.warehouse import Lake
 from circleci_analytics.warehouse.lake import encode_partition_value
 from circleci_analytics.warehouse.state import Documents, Watermarks
 from circleci_analytics.warehouse.tables import table_spec
-
-from circleci_analytics.flows.state import PipelineState
 
 __all__ = [
     "INSIGHTS_RETENTION",
@@ -199,7 +198,7 @@ async def export_usage_window(
     """Create/resume, poll, download and merge the usage export for [start, end]."""
     return await export_usage(
         client, org.id, start, end, workdir=workdir, state_store=store, poll_interval=settings.export_poll_seconds,
-        now=settings.now and (lambda: clock(settings)), **kwargs,
+        now=(lambda: clock(settings)) if settings.now else None, **kwargs,
     )  # fmt: skip
 
 
@@ -212,10 +211,16 @@ JOB_REF_COLUMNS = ["project_id", "job_run_number", "job_name", "workflow_id", "p
 def job_refs_from_usage(usage: pa.Table, projects: Extract, since: datetime) -> list[JobRef]:
     """Jobs to probe for tests: usage rows (one per executed job) started since `since`,
     mapped from PROJECT_ID to the configured slug."""
-    slug_by_id = dict(zip(projects.table.column("project_id").to_pylist(), projects.table.column("project_slug").to_pylist()))
-    recent = usage.filter(pc.greater_equal(usage.column("job_run_started_at"), pa.scalar(since, pa.timestamp("us", tz="UTC"))))
+    slug_by_id = dict(
+        zip(projects.table.column("project_id").to_pylist(), projects.table.column("project_slug").to_pylist())
+    )
+    recent = usage.filter(
+        pc.greater_equal(usage.column("job_run_started_at"), pa.scalar(since, pa.timestamp("us", tz="UTC")))
+    )
     refs = []
-    rows = (row for batch in recent.select(JOB_REF_COLUMNS).to_batches(max_chunksize=10_000) for row in batch.to_pylist())
+    rows = (
+        row for batch in recent.select(JOB_REF_COLUMNS).to_batches(max_chunksize=10_000) for row in batch.to_pylist()
+    )
     for row in rows:  # a batch of dicts at a time
         slug = slug_by_id.get(row["project_id"])
         if slug is None:
@@ -243,13 +248,15 @@ def read_recent(lake: Lake, table: str, columns: list[str], time_column: str, si
         if any(parts.get(key, value) != value for key, value in wanted.items()):
             continue
         day = next((parts[k] for k in date_keys if k in parts), None)
-        if day not in (None, "__null__") and day < since.date().isoformat():
+        if day is not None and day != "__null__" and day < since.date().isoformat():
             continue
         files.append(path)
     if not files:
         return spec.schema.empty_table().select(columns)
     dataset = ds.dataset(files, schema=spec.schema, filesystem=lake.fs, format="parquet")
-    return dataset.to_table(columns=columns, filter=ds.field(time_column) >= pa.scalar(since, pa.timestamp("us", tz="UTC")))
+    return dataset.to_table(
+        columns=columns, filter=ds.field(time_column) >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
+    )
 
 
 def unprobed_job_refs(lake: Lake, org_id: str, projects: Extract, since: datetime,
@@ -261,10 +268,10 @@ def unprobed_job_refs(lake: Lake, org_id: str, projects: Extract, since: datetim
 
     Filtered with polars before any Python object is made: most jobs of an org have no tests,
     and they are known by name after one probe."""
-    usage = pl.from_arrow(read_recent(lake, "usage_job_runs", JOB_REF_COLUMNS, "job_run_started_at", since,
+    usage = pl.DataFrame(read_recent(lake, "usage_job_runs", JOB_REF_COLUMNS, "job_run_started_at", since,
                                       {"org_id": org_id}))  # fmt: skip
-    jobs = usage.join(pl.from_arrow(projects.table.select(["project_id", "project_slug"])), on="project_id")
-    landed = pl.from_arrow(read_recent(lake, "job_tests", ["project_slug", "job_number"], "job_started_at", since))
+    jobs = usage.join(pl.DataFrame(projects.table.select(["project_id", "project_slug"])), on="project_id")
+    landed = pl.DataFrame(read_recent(lake, "job_tests", ["project_slug", "job_number"], "job_started_at", since))
     left_out: dict[str, int] = {}
     for reason, known in (
         ("landed_before", landed.rename({"job_number": "job_run_number"})),
@@ -293,7 +300,7 @@ async def fetch_job_tests(client: CircleCIClient, refs: list[JobRef], state: Pip
 def remember_probes(state: PipelineState, refs: list[JobRef], result: JobTestsResult) -> None:
     """Record in `state` the answers the lake cannot show once `result` has landed: jobs that
     reported no tests, and job names known to have none."""
-    landed = set(zip(result.extract.table.column("project_slug").to_pylist(),
+    landed: set[tuple[Any, Any]] = set(zip(result.extract.table.column("project_slug").to_pylist(),
                      result.extract.table.column("job_number").to_pylist(), strict=True))  # fmt: skip
     started = {(r.project_slug, r.job_number): r.job_started_at for r in refs}
     for key in result.state.seen - set(state.jobs_without_tests) - landed:

@@ -108,9 +108,13 @@ class RunSummary:
         if "day_credits" in h:
             lines.append(f"| credits on {h['as_of_date']} | {h['day_credits']:,.2f} (${h['day_usd']:,.2f}) |")
         if "mtd_credits" in h:
-            lines.append(f"| month to date / forecast | {h['mtd_credits']:,.0f} / {h['forecast_credits']:,.0f} credits |")
+            lines.append(
+                f"| month to date / forecast | {h['mtd_credits']:,.0f} / {h['forecast_credits']:,.0f} credits |"
+            )
         if "new_flaky_tests" in h:
-            lines.append(f"| flaky tests (currently) / new in this run's window | {h['flaky_tests']} / {h['new_flaky_tests']} |")
+            lines.append(
+                f"| flaky tests (currently) / new in this run's window | {h['flaky_tests']} / {h['new_flaky_tests']} |"
+            )
         if h.get("mttr_last_7d_seconds") is not None:
             change = h.get("mttr_change_pct")
             delta = f" ({change:+.0f}% vs the 7 days before)" if change is not None else ""
@@ -200,16 +204,16 @@ def warehouse_highlights(db_path: str, window_start: date | None = None) -> dict
         if as_of is None:
             return out
         out["as_of_date"] = as_of
-        credits, usd = con.execute(
+        [(credits, usd)] = con.execute(
             "select coalesce(sum(total_credits), 0), coalesce(sum(total_usd), 0) from fct_credit_spend_daily where spend_date = ?",
             [as_of],
-        ).fetchone()
+        ).fetchall()
         out["day_credits"], out["day_usd"] = float(credits), float(usd)
-        mtd, forecast = con.execute(
+        [(mtd, forecast)] = con.execute(
             "select coalesce(sum(mtd_credits), 0), coalesce(sum(forecast_credits), 0) from fct_credit_month_to_date"
-        ).fetchone()
+        ).fetchall()
         out["mtd_credits"], out["forecast_credits"] = float(mtd), float(forecast)
-        out["flaky_tests"] = con.execute("select count(*) from fct_flaky_tests where currently_flaky").fetchone()[0]
+        out["flaky_tests"] = con.execute("select count(*) from fct_flaky_tests where currently_flaky").fetchall()[0][0]
         out["new_flaky_tests"] = con.execute(
             "select count(*) from fct_flaky_tests where first_flake_at >= ?", [window_start or as_of]
         ).fetchone()[0]
@@ -224,7 +228,9 @@ def warehouse_highlights(db_path: str, window_start: date | None = None) -> dict
         if recoveries:
             out["mttr_last_7d_seconds"] = float(seconds) / recoveries
             if covered and prev_recoveries:
-                out["mttr_change_pct"] = (out["mttr_last_7d_seconds"] / (float(prev_seconds) / prev_recoveries) - 1) * 100
+                out["mttr_change_pct"] = (
+                    out["mttr_last_7d_seconds"] / (float(prev_seconds) / prev_recoveries) - 1
+                ) * 100
         return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in out.items()}
     finally:
         con.close()

@@ -21,19 +21,25 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.asyncio import concurrency
 
-from circleci_analytics.connectors import CircleCIClient, CircleCIError, Extract, NotFound, discover_projects, is_transient
-from circleci_analytics.connectors.tests_metadata import DEFAULT_REPROBE_AFTER, JobRef, JobTestsResult
+from circleci_analytics.connectors import (
+    CircleCIClient,
+    CircleCIError,
+    Extract,
+    NotFound,
+    discover_projects,
+    is_transient,
+)
 from circleci_analytics.connectors.projects import DISCOVERY_LOOKBACK
+from circleci_analytics.connectors.tests_metadata import DEFAULT_REPROBE_AFTER, JobRef, JobTestsResult
 from circleci_analytics.connectors.usage_export import UsageExportResult
-from circleci_analytics.teams import team_rules
-from circleci_analytics.settings import Org, Settings, SettingsError
-from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
-from circleci_analytics.warehouse.state import Documents
-
 from circleci_analytics.flows import steps
 from circleci_analytics.flows.publishing import publish_outputs
 from circleci_analytics.flows.state import PipelineState
 from circleci_analytics.flows.summary import RunSummary, warehouse_highlights
+from circleci_analytics.settings import Org, Settings, SettingsError
+from circleci_analytics.teams import team_rules
+from circleci_analytics.warehouse import BuildResult, Lake, build_warehouse
+from circleci_analytics.warehouse.state import Documents
 
 __all__ = ["INSIGHTS_CONCURRENCY_LIMIT", "MissingToken", "OrgRun", "build_and_render", "describe", "job_tests_task",
            "land_task", "land_usage_task", "org_projects", "org_state", "project_streams_task", "resolve_projects_task",
@@ -44,7 +50,7 @@ class MissingToken(SettingsError):
     pass
 
 
-def resolve_token(settings: Settings) -> str:
+async def resolve_token(settings: Settings) -> str:
     """The API token: the one the settings hold (from $CIRCLECI_TOKEN where they were built, or
     passed in-process, never serialized), else the Prefect Secret block they name."""
     if settings.token is not None:
@@ -52,8 +58,8 @@ def resolve_token(settings: Settings) -> str:
     if settings.token_secret_block:
         from prefect.blocks.system import Secret
 
-        # _sync: called from the async flows, where `load` would otherwise return a coroutine.
-        return Secret.load(settings.token_secret_block, _sync=True).get()
+        secret: Secret[Any] = await Secret.aload(settings.token_secret_block)
+        return secret.get()
     raise MissingToken(
         "no CircleCI token: set CIRCLECI_TOKEN to a personal API token "
         "(https://app.circleci.com/settings/user/tokens) or name a Prefect Secret block in token_secret_block"
@@ -67,7 +73,9 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 # -- tasks (arguments are live objects, so no input caching) ----------------------------------
 @task(cache_policy=NO_CACHE, tags=["circleci-api"])
-async def resolve_projects_task(client: CircleCIClient, org: Org, now: datetime) -> tuple[Extract, list[str], list[str]]:
+async def resolve_projects_task(
+    client: CircleCIClient, org: Org, now: datetime
+) -> tuple[Extract, list[str], list[str]]:
     """Resolve the org's listed projects, or discover them (`connectors.projects.discover_projects`).
     Returns the projects, the slugs that do not exist, and what discovery's cross-check found."""
     if org.projects:
@@ -224,8 +232,10 @@ class OrgRun:
         limited = await _concurrency_limit_exists(INSIGHTS_CONCURRENCY_LIMIT)
         with self.summary.timed("insights"):
             results = await asyncio.gather(
-                *(project_streams_task(self.client, s, self.state, self.settings, limited, self.history_from)
-                  for s in slugs),
+                *(
+                    project_streams_task(self.client, s, self.state, self.settings, limited, self.history_from)
+                    for s in slugs
+                ),
                 return_exceptions=True,
             )
         extracts: list[Extract] = []

@@ -13,8 +13,9 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
@@ -112,13 +113,13 @@ def route(method: str, raw_path: str) -> Match | None:
         return None
     if s[1] == "pages":
         taken = _take_slug(s, 2)
-        if taken and s[taken[1]:] == ["summary"]:
+        if taken and s[taken[1] :] == ["summary"]:
             return Match("getProjectWorkflowsPageData", "insights", {"slug": taken[0]})
         return None
     if s[1] == "time-series":
         taken = _take_slug(s, 2)
         if taken:
-            rest = s[taken[1]:]
+            rest = s[taken[1] :]
             if len(rest) == 3 and rest[0] == "workflows" and rest[2] == "jobs":
                 return Match("getJobTimeseries", "insights", {"slug": taken[0], "workflow": _unq(rest[1])}, True)
         return None
@@ -215,7 +216,9 @@ class _Pager:
 
     def _fingerprint(self, request: Request) -> str:
         filters = sorted((k, v) for k, v in request.query_params.multi_items() if k != "page-token")
-        return hashlib.sha256(json.dumps([request.scope.get("raw_path", b"").decode("latin-1"), filters]).encode()).hexdigest()[:16]
+        return hashlib.sha256(
+            json.dumps([request.scope.get("raw_path", b"").decode("latin-1"), filters]).encode()
+        ).hexdigest()[:16]
 
     def encode(self, offset: int, request: Request) -> str:
         payload = json.dumps([offset, self._fingerprint(request)]).encode()
@@ -336,7 +339,9 @@ def create_app(sim: Any) -> Starlette:
                             status_code=403, media_type="application/xml")  # fmt: skip
         fault = backend.faults.pick("downloadUsagePart", call_no, ("status", "drop"))
         if fault is not None:
-            return _DroppedResponse() if fault.kind == "drop" else _error(fault.status, "Service temporarily unavailable.")
+            return (
+                _DroppedResponse() if fault.kind == "drop" else _error(fault.status, "Service temporarily unavailable.")
+            )
         truncate = backend.faults.pick("downloadUsagePart", call_no, ("truncate_part",)) is not None
         malformed = backend.faults.pick("downloadUsagePart", call_no, ("malformed_row",)) is not None
         chunks = render_part(backend.history, config, job, job.parts[part], malformed=malformed)

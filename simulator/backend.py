@@ -140,9 +140,7 @@ class Backend:
     def _window(self, value: str | None) -> str:
         value = value or "last-90-days"
         if value not in REPORTING_WINDOWS:
-            raise BadRequest(
-                f"Invalid reporting-window '{value}'. Valid values are: {', '.join(REPORTING_WINDOWS)}."
-            )
+            raise BadRequest(f"Invalid reporting-window '{value}'. Valid values are: {', '.join(REPORTING_WINDOWS)}.")
         return value
 
     def _workflow(self, project: Project, name: str) -> str:
@@ -314,10 +312,14 @@ class Backend:
         projects = [p for p in self.catalog.projects_of(org) if not project_names or p.name in project_names]
         return self.insights.org_summary(projects, window)
 
-    def project_summary(self, slug: str, reporting_window: str | None, branches: list[str], workflows: list[str]) -> dict:
+    def project_summary(
+        self, slug: str, reporting_window: str | None, branches: list[str], workflows: list[str]
+    ) -> dict:
         return self.insights.project_summary(self.project(slug), self._window(reporting_window), branches, workflows)
 
-    def workflow_metrics(self, slug: str, branch: str | None, all_branches: bool, reporting_window: str | None) -> list[dict]:
+    def workflow_metrics(
+        self, slug: str, branch: str | None, all_branches: bool, reporting_window: str | None
+    ) -> list[dict]:
         p = self.project(slug)
         return self.insights.workflow_metrics(p, self._scope(p, branch, all_branches), self._window(reporting_window))
 
@@ -333,7 +335,9 @@ class Backend:
             raise BadRequest("end-date must be after start-date.")
         if end_date and end - start > timedelta(days=90):
             raise BadRequest("end-date must be no more than 90 days after start-date.")
-        return self.insights.workflow_runs(p, self._workflow(p, workflow), self._scope(p, branch, all_branches), start, end)
+        return self.insights.workflow_runs(
+            p, self._workflow(p, workflow), self._scope(p, branch, all_branches), start, end
+        )
 
     def workflow_job_metrics(self, slug: str, workflow: str, branch: str | None, all_branches: bool,
                              reporting_window: str | None, job_name: str | None) -> list[dict]:  # fmt: skip
@@ -362,7 +366,11 @@ class Backend:
 
     def branches(self, slug: str, workflow: str | None) -> dict:
         p = self.project(slug)
-        return {"org_id": self.catalog.org_of(p).id, "project_id": p.id, "branches": self.insights.branches(p, workflow)}
+        return {
+            "org_id": self.catalog.org_of(p).id,
+            "project_id": p.id,
+            "branches": self.insights.branches(p, workflow),
+        }
 
     def flaky_tests(self, slug: str) -> dict:
         items = self.insights.flaky_tests(self.project(slug))
@@ -393,12 +401,22 @@ class Backend:
         if end - start > timedelta(days=31):
             raise BadRequest("end must be no more than 31 days after start.")
         with self._lock:
-            job_id = str(uuid.UUID(bytes=hashlib.sha256(f"{self.config.seed}:{len(self.exports)}:{start}:{end}".encode()).digest()[:16], version=4))
-            parts = plan_parts(self.history, list(self.catalog.projects_of(org)), start, end, self.config.export_rows_per_part)
+            job_id = str(
+                uuid.UUID(
+                    bytes=hashlib.sha256(f"{self.config.seed}:{len(self.exports)}:{start}:{end}".encode()).digest()[
+                        :16
+                    ],
+                    version=4,
+                )
+            )
+            parts = plan_parts(
+                self.history, list(self.catalog.projects_of(org)), start, end, self.config.export_rows_per_part
+            )
             job = ExportJob(job_id, org_id, start, end, self.wall(), parts)
             estimated = sum(p.estimated_rows for p in parts)
-            fault = self.faults.pick("createUsageExport", self.faults.calls("createUsageExport"),
-                                     ("export_failed", "export_too_large"))
+            fault = self.faults.pick(
+                "createUsageExport", self.faults.calls("createUsageExport"), ("export_failed", "export_too_large")
+            )
             too_large = self.config.export_max_rows is not None and estimated > self.config.export_max_rows
             if too_large or (fault and fault.kind == "export_too_large"):
                 job.fail_reason = "Query result is too large. Please reduce the date range and try again."
@@ -406,7 +424,13 @@ class Backend:
                 job.fail_reason = "Internal error while processing the export. Please try again."
             self.exports[job_id] = job
             self.export_posts.append((org_id, start, end, job_id))
-        return {"usage_export_job_id": job_id, "state": "created", "start": iso(start), "end": iso(end), "download_urls": []}
+        return {
+            "usage_export_job_id": job_id,
+            "state": "created",
+            "start": iso(start),
+            "end": iso(end),
+            "download_urls": [],
+        }
 
     def get_usage_export(self, org_id: str, job_id: str, base_url: str) -> dict:
         self.org_by_id(org_id)
@@ -432,12 +456,14 @@ class Backend:
     def _signature(self, job_id: str, part: int, expires: int) -> str:
         return hmac.new(self._secret, f"{job_id}:{part}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
-    def check_download(self, job_id: str, part: int, expires: str, signature: str) -> tuple[ExportJob, int]:
+    def check_download(
+        self, job_id: str, part: int, expires: str | None, signature: str | None
+    ) -> tuple[ExportJob, int]:
         """Validate a pre-signed URL; 403 when forged or expired (S3-style)."""
         job = self.exports.get(job_id)
         try:
-            exp = int(expires)
-        except (TypeError, ValueError):
+            exp = int(expires or "")
+        except ValueError:
             raise ApiError("AccessDenied: Request signature is malformed", 403) from None
         if job is None or not 0 <= part < len(job.parts):
             raise ApiError("NoSuchKey: The specified key does not exist.", 404)

@@ -259,7 +259,19 @@ def _project_workflows(rng: random.Random, idx: int, name: str, preset: Preset) 
     else:
         executor, rc, os_ = "docker", "medium", "linux"
     small_rc = "small" if executor == "docker" and not rc.startswith("arm") else rc
-    build = JobDef("build", "build", executor, rc, os_, 1, (), rng.uniform(90, 300), 70, 55, dlc=(idx % 2 == 0 and executor == "docker"))
+    build = JobDef(
+        "build",
+        "build",
+        executor,
+        rc,
+        os_,
+        1,
+        (),
+        rng.uniform(90, 300),
+        70,
+        55,
+        dlc=(idx % 2 == 0 and executor == "docker"),
+    )
     lint = JobDef("lint", "build", "docker", "xlarge", "linux", 1, (), rng.uniform(40, 90), 9, 7)  # over-provisioned
     unit = JobDef(
         "unit-tests", "build", executor, rc, os_, 2 if idx % 3 == 0 else 1, ("build",), rng.uniform(150, 420), 80, 60,
@@ -269,11 +281,24 @@ def _project_workflows(rng: random.Random, idx: int, name: str, preset: Preset) 
         "integration-tests", "build", executor, "large" if executor == "docker" and not rc.startswith("arm") else rc, os_, 1,
         ("build",), rng.uniform(240, 600), 65, 70, tests=_suite(rng, module + "_integration", max(4, n_tests // 2), 1),
     )  # fmt: skip
-    notify = JobDef("notify", "build", "docker", small_rc if executor == "docker" else "small", "linux", 1, ("unit-tests",), 8.0, 5, 5)
+    notify = JobDef(
+        "notify",
+        "build",
+        "docker",
+        small_rc if executor == "docker" else "small",
+        "linux",
+        1,
+        ("unit-tests",),
+        8.0,
+        5,
+        5,
+    )
     main_name = "build & test/e2e" if idx == 0 else "build-and-test"
     main = WorkflowDef(main_name, (build, lint, unit, integ, notify))
     hold = JobDef("hold", "approval", "", "", "", 0, ("build",), 0, 0, 0)
-    deploy = JobDef("deploy", "build", "docker", "medium", "linux", 1, ("hold",), rng.uniform(60, 180), 35, 30, ipranges=True)
+    deploy = JobDef(
+        "deploy", "build", "docker", "medium", "linux", 1, ("hold",), rng.uniform(60, 180), 35, 30, ipranges=True
+    )
     deploy_build = JobDef("build", "build", "docker", "medium", "linux", 1, (), rng.uniform(60, 120), 60, 50)
     wfs = [main, WorkflowDef("deploy", (deploy_build, hold, deploy), default_branch_only=True)]
     if idx % 4 == 2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["PRESETS", "Preset", "SimConfig", "OrgSpec", "FaultRule", "FamilyLimit", "DEFAULT_TOKEN"]
 
@@ -150,5 +150,5 @@ class SimConfig:
             now = now.replace(tzinfo=UTC)
         return now.astimezone(UTC)
 
-    def with_(self, **changes: object) -> SimConfig:
+    def with_(self, **changes: Any) -> SimConfig:  # replace() checks the field names
         return replace(self, **changes)

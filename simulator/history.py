@@ -26,10 +26,10 @@ import math
 import random
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
-from typing import Iterator
 
 from .catalog import Catalog, JobDef, Project, TestCase, WorkflowDef, build_catalog
 from .config import SimConfig
@@ -348,7 +348,9 @@ class History:
             for w in p.workflows:
                 yield from w.executed_jobs
 
-    def iter_workflows(self, project: Project, first_day: int = 0, last_day: int | None = None) -> Iterator[WorkflowRun]:
+    def iter_workflows(
+        self, project: Project, first_day: int = 0, last_day: int | None = None
+    ) -> Iterator[WorkflowRun]:
         for p in self.iter_pipelines(project, first_day, last_day):
             yield from p.workflows
 
@@ -415,13 +417,17 @@ class History:
             on_default = nightly or (self.is_spike_day(project, day) and rng.random() < 0.85) or rng.random() < 0.5
             branch = project.default_branch if on_default else rng.choice(project.branches)
             user_id, login = users[rng.randrange(len(users))]
-            trigger = "scheduled_pipeline" if nightly else ("api" if self.is_spike_day(project, day) and on_default and rng.random() < 0.8 else "webhook")
+            trigger = (
+                "scheduled_pipeline"
+                if nightly
+                else ("api" if self.is_spike_day(project, day) and on_default and rng.random() < 0.8 else "webhook")
+            )
             pipeline = Pipeline(
                 id=_encoded_uuid(rng, "pipeline", project.index, day + self.offset, k),
                 number=plan.pipeline_base[day] + k,
                 project=project,
                 branch=branch,
-                revision="%040x" % rng.getrandbits(160),
+                revision=f"{rng.getrandbits(160):040x}",
                 created_at=created,
                 trigger_type=trigger,
                 actor_id=user_id,
@@ -473,7 +479,9 @@ class History:
                 rerun_of=previous.id if previous else None,
                 definition=wdef,
             )
-            self._play_jobs(rng, project, day, run, wdef, incident, bad_commit, canceled and attempt == 0, previous, counters)
+            self._play_jobs(
+                rng, project, day, run, wdef, incident, bad_commit, canceled and attempt == 0, previous, counters
+            )
             pipeline.workflows.append(run)
             if run.status not in FAILED_STATUSES:
                 break
@@ -482,6 +490,7 @@ class History:
             p_rerun = 0.3 if genuine else 0.8  # flaky and infrastructure failures get re-run
             if rng.random() >= p_rerun:
                 break
+            assert run.stopped_at is not None  # _play_jobs stopped it
             created = run.stopped_at + timedelta(seconds=rng.randint(180, 2400))
             previous = run
 
@@ -550,7 +559,9 @@ class History:
             credits_centi=(0,) * len(CREDIT_TYPES), definition=jdef, workflow=run,
         )  # fmt: skip
 
-    def _build_job(self, rng, project, day, run, jdef: JobDef, ready: datetime, fail_here: bool, cancel: bool, counters) -> JobRun:
+    def _build_job(
+        self, rng, project, day, run, jdef: JobDef, ready: datetime, fail_here: bool, cancel: bool, counters
+    ) -> JobRun:
         counters["seq"] += 1
         number = counters["job"]
         counters["job"] += 1

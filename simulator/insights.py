@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,7 +54,7 @@ def iso(ts: datetime | None) -> str | None:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _dm(values: list[float]) -> dict:
+def _dm(values: Sequence[float]) -> dict:
     if not values:
         return {"min": None, "mean": None, "median": None, "p95": None, "max": None, "standard_deviation": None}
     return {
@@ -119,7 +120,9 @@ class InsightsEngine:
 
         return self._memoised(("retained", project.index), compute)
 
-    def runs(self, project: Project, workflow: str | None, scope: Scope, start: datetime, end: datetime) -> list[WorkflowRun]:
+    def runs(
+        self, project: Project, workflow: str | None, scope: Scope, start: datetime, end: datetime
+    ) -> list[WorkflowRun]:
         """Workflow runs created in [start, end) within retention, matching scope (by creation time)."""
         runs, created = self._retained(project)
         lo, hi = bisect.bisect_left(created, max(start, self.now - RETENTION)), bisect.bisect_left(created, end)
@@ -131,7 +134,9 @@ class InsightsEngine:
     def _recoveries_in(self, project: Project, workflow: str, scope: Scope, start: datetime, end: datetime):
         recoveries = self._memoised(
             ("recoveries", project.index, workflow, scope),
-            lambda: compute_recoveries(self.runs(project, workflow, scope, self.now - RETENTION, self.now), project.slug),
+            lambda: compute_recoveries(
+                self.runs(project, workflow, scope, self.now - RETENTION, self.now), project.slug
+            ),
         )
         return [r for r in recoveries if r.recovered_at is not None and start <= r.recovered_at < end]
 
@@ -150,7 +155,9 @@ class InsightsEngine:
             "total_credits_used": sum(insights_credits(r) for r in runs),
             "success_rate": _rate(ok, bad),
             "throughput": len(runs) / days,
-            "duration_metrics": _dm([r.duration_seconds for r in runs if r.status == "success"]),
+            "duration_metrics": _dm(
+                [d for r in runs if r.status == "success" and (d := r.duration_seconds) is not None]
+            ),
         }
 
     # -- operations ----------------------------------------------------------------------
@@ -163,7 +170,9 @@ class InsightsEngine:
             for n in names
         ]  # fmt: skip
 
-    def workflow_runs(self, project: Project, workflow: str, scope: Scope, start: datetime, end: datetime) -> list[dict]:
+    def workflow_runs(
+        self, project: Project, workflow: str, scope: Scope, start: datetime, end: datetime
+    ) -> list[dict]:
         runs = self.runs(project, workflow, scope, start, end)
         runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)  # newest first
         return [
@@ -218,7 +227,9 @@ class InsightsEngine:
         }
         trends["p95_duration_secs"] = _trend(cur["duration_metrics"]["p95"], prev["duration_metrics"]["p95"])
         trends["median_duration_secs"] = _trend(cur["duration_metrics"]["median"], prev["duration_metrics"]["median"])
-        names = sorted({r.name for r in self.runs(project, None, Scope(None, True), start, end)} | set(project.workflows))
+        names = sorted(
+            {r.name for r in self.runs(project, None, Scope(None, True), start, end)} | set(project.workflows)
+        )
         return {"metrics": metrics, "trends": trends, "workflow_names": names}
 
     def job_timeseries(self, project: Project, workflow: str, scope: Scope, granularity: str,
@@ -320,7 +331,7 @@ class InsightsEngine:
             durations = [t.run_time for t in ts if t.result == "success"]
             return {
                 "failed_runs": sum(t.result in ("failure", "error") for t in ts), "job_name": job_name,
-                "p95_duration": percentile_cont(durations, 0.95), "test_name": name, "file": file,
+                "p95_duration": percentile_cont(durations, 0.95) if durations else None, "test_name": name, "file": file,
                 "source": source, "classname": classname, "total_runs": len(ts),
                 "flaky": (job_name, classname, name) in flaky_names,
             }  # fmt: skip
@@ -374,7 +385,9 @@ class InsightsEngine:
             "all_projects": [p.name for p in projects],
         }
 
-    def project_summary(self, project: Project, reporting_window: str, branches: list[str], workflows: list[str]) -> dict:
+    def project_summary(
+        self, project: Project, reporting_window: str, branches: list[str], workflows: list[str]
+    ) -> dict:
         start, end = self.window(reporting_window)
         prev_start = start - (end - start)
         days = (end - start).total_seconds() / 86400
@@ -394,7 +407,7 @@ class InsightsEngine:
                 bad = sum(r.status in FAILED_STATUSES for r in rs)
                 ds = [r.duration_seconds for r in rs if r.status == "success"]
                 return {"total_runs": len(rs), "total_credits_used": sum(insights_credits(r) for r in rs),
-                        "success_rate": _rate(ok, bad), "p95_duration_secs": float(percentile_cont(ds, 0.95) or 0.0)}  # fmt: skip
+                        "success_rate": _rate(ok, bad), "p95_duration_secs": percentile_cont(ds, 0.95) if ds else 0.0}  # fmt: skip
 
             c, p = block(cur_rs), block(prev_rs)
             return {"metrics": c, "trends": self._trends(c, p, c.keys())}
@@ -413,7 +426,8 @@ class InsightsEngine:
             "project_data": {"metrics": cur, "trends": self._trends(cur, prev, cur.keys())},
             "project_workflow_data": [{"workflow_name": n, **wf_block(by_wf[n], by_wf_prev[n])} for n in sorted(by_wf)],
             "project_workflow_branch_data": [
-                {"workflow_name": n, "branch": b, **wf_block(v, by_wfb_prev[(n, b)])} for (n, b), v in sorted(by_wfb.items())
+                {"workflow_name": n, "branch": b, **wf_block(v, by_wfb_prev[(n, b)])}
+                for (n, b), v in sorted(by_wfb.items())
             ],
             "all_branches": sorted({r.pipeline.branch for r in all_runs}),
             "all_workflows": sorted({r.name for r in all_runs}),

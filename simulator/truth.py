@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,10 +47,10 @@ def centi(value: int) -> Decimal:
     return Decimal(value).scaleb(-2)
 
 
-def percentile_cont(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (DuckDB's quantile_cont, numpy's default)."""
+def percentile_cont(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (DuckDB's quantile_cont, numpy's default) of a non-empty sequence."""
     if not values:
-        return None
+        raise ValueError("percentile of no values")
     xs = sorted(values)
     pos = (len(xs) - 1) * q
     lo = int(pos)
@@ -96,7 +96,11 @@ class SourcedRun:
 
     @property
     def order(self) -> tuple:
-        return (self.created_at, self.first_job_queued_at or datetime.max.replace(tzinfo=self.created_at.tzinfo), self.id)
+        return (
+            self.created_at,
+            self.first_job_queued_at or datetime.max.replace(tzinfo=self.created_at.tzinfo),
+            self.id,
+        )
 
 
 def _branch(run: WorkflowRun | SourcedRun) -> str:
@@ -123,9 +127,11 @@ def compute_recoveries(runs: Iterable[WorkflowRun | SourcedRun], project_slug: s
                     first, failed = r, 0
                 failed += 1
             elif r.status == "success" and first is not None:
+                assert first.stopped_at is not None  # the history plays every run to its end
                 out.append(Recovery(project_slug, wf, branch, first.id, first.stopped_at, failed, r.id, r.stopped_at))
                 first = None
         if first is not None:
+            assert first.stopped_at is not None
             out.append(Recovery(project_slug, wf, branch, first.id, first.stopped_at, failed, None, None))
     return out
 
@@ -396,10 +402,10 @@ class GroundTruth:
         `recoveries`, by default those of every run)."""
         acc: dict[tuple, list[int]] = defaultdict(list)
         for r in self.recoveries() if recoveries is None else recoveries:
-            if r.recovered_at is None:
+            if r.recovered_at is None or (seconds := r.seconds) is None:
                 continue
             week = r.recovered_at.date() - timedelta(days=r.recovered_at.weekday())
-            acc[(r.project_slug, r.workflow_name, r.branch, week)].append(r.seconds)
+            acc[(r.project_slug, r.workflow_name, r.branch, week)].append(seconds)
         return {
             k: {"mean_seconds": statistics.fmean(v), "median_seconds": statistics.median(v), "recoveries": len(v)}
             for k, v in acc.items()
@@ -445,7 +451,7 @@ def insights_credits(w: WorkflowRun) -> int:
     return sum(j.credits_centi[0] for j in w.executed_jobs) // 100
 
 
-def _table(cols: dict[str, list], types: dict[str, pa.DataType] | None = None) -> pa.Table:
+def _table(cols: dict[str, list], types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
     types = types or {}
     arrays = {}
     for name, values in cols.items():
@@ -472,14 +478,30 @@ def write_truth(history: History, out_dir: str | Path) -> dict[str, int]:
     org = history.catalog.org
     metrics = {
         "org": {"id": org.id, "slug": org.slug, "name": org.name},
-        "orgs": [{"id": o.id, "slug": o.slug, "name": o.name, "vcs_type": o.vcs_type,
-                  "projects": [p.slug for p in history.catalog.projects_of(o)]} for o in history.catalog.orgs],  # fmt: skip
+        "orgs": [
+            {
+                "id": o.id,
+                "slug": o.slug,
+                "name": o.name,
+                "vcs_type": o.vcs_type,
+                "projects": [p.slug for p in history.catalog.projects_of(o)],
+            }
+            for o in history.catalog.orgs
+        ],  # fmt: skip
         "window": {"start": history.start.isoformat(), "end": history.end.isoformat()},
-        "projects": [{"slug": p.slug, "id": p.id, "name": p.name, "default_branch": p.default_branch,
-                      "workflows": p.workflows} for p in truth.projects],  # fmt: skip
+        "projects": [
+            {"slug": p.slug, "id": p.id, "name": p.name, "default_branch": p.default_branch, "workflows": p.workflows}
+            for p in truth.projects
+        ],  # fmt: skip
         "credits_daily": [
-            {"date": k[0].isoformat(), "project_slug": k[1], "executor": k[2], "resource_class": k[3],
-             "credit_type": k[4], "credits": str(v)}
+            {
+                "date": k[0].isoformat(),
+                "project_slug": k[1],
+                "executor": k[2],
+                "resource_class": k[3],
+                "credit_type": k[4],
+                "credits": str(v),
+            }
             for k, v in sorted(truth.credits_daily().items())
         ],  # fmt: skip
         "flaky_tests": [
@@ -487,10 +509,17 @@ def write_truth(history: History, out_dir: str | Path) -> dict[str, int]:
             for k, v in sorted(truth.flaky_tests().items())
         ],
         "recoveries": [
-            {"project_slug": r.project_slug, "workflow_name": r.workflow_name, "branch": r.branch,
-             "first_failed_run_id": r.first_failed_run_id, "first_failed_stopped_at": r.first_failed_stopped_at,
-             "failed_runs": r.failed_runs, "recovered_run_id": r.recovered_run_id, "recovered_at": r.recovered_at,
-             "seconds": r.seconds}
+            {
+                "project_slug": r.project_slug,
+                "workflow_name": r.workflow_name,
+                "branch": r.branch,
+                "first_failed_run_id": r.first_failed_run_id,
+                "first_failed_stopped_at": r.first_failed_stopped_at,
+                "failed_runs": r.failed_runs,
+                "recovered_run_id": r.recovered_run_id,
+                "recovered_at": r.recovered_at,
+                "seconds": r.seconds,
+            }
             for r in recoveries
         ],  # fmt: skip
         "mttr_weekly": [
@@ -501,7 +530,8 @@ def write_truth(history: History, out_dir: str | Path) -> dict[str, int]:
         "waste": truth.waste(),
         "incidents": [
             {"project_slug": p.slug, "start": i.start, "end": i.end, "job_name": i.job_name}
-            for p in truth.projects for i in history.incidents(p)
+            for p in truth.projects
+            for i in history.incidents(p)
         ],  # fmt: skip
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))

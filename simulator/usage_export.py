@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterator
 
 from .catalog import Project
 from .config import SimConfig
@@ -70,7 +70,9 @@ class ExportJob:
         return "failed" if self.fail_reason else "completed"
 
 
-def plan_parts(history: History, projects: list[Project], start: datetime, end: datetime, rows_per_part: int) -> list[ExportPart]:
+def plan_parts(
+    history: History, projects: list[Project], start: datetime, end: datetime, rows_per_part: int
+) -> list[ExportPart]:
     """Group projects into parts of about `rows_per_part` rows (estimated from plans)."""
     first, last = history.day_of(start), history.day_of(end)
     parts: list[ExportPart] = []
@@ -79,7 +81,10 @@ def plan_parts(history: History, projects: list[Project], start: datetime, end: 
     for p in projects:
         plan = history.plan(p)
         jobs_per_pipeline = sum(len(w.jobs) for w in p.workflows_defs if w.name != "nightly-e2e")
-        est = sum(plan.pipelines_per_day[d] for d in range(max(0, first), min(last, history.days - 1) + 1)) * jobs_per_pipeline
+        est = (
+            sum(plan.pipelines_per_day[d] for d in range(max(0, first), min(last, history.days - 1) + 1))
+            * jobs_per_pipeline
+        )
         group.append(p.index)
         acc += est
         if acc >= rows_per_part:
@@ -103,12 +108,20 @@ def _credits(centi: int) -> str:
     return f"{centi // 100}.{centi % 100:02d}"
 
 
-def iter_rows(history: History, project: Project, start: datetime, end: datetime, flag_style: str) -> Iterator[dict[str, str]]:
+def iter_rows(
+    history: History, project: Project, start: datetime, end: datetime, flag_style: str
+) -> Iterator[dict[str, str]]:
     """One CSV row (as strings) per executed job run started in [start, end]."""
     yes, no = ("Y", "N") if flag_style == "YN" else ("true", "false")
     org = history.catalog.org_of(project)
-    org_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=org.created_day_offset)).date().isoformat()
-    project_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=project.created_at_day_offset)).date().isoformat()
+    org_created = (
+        (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=org.created_day_offset)).date().isoformat()
+    )
+    project_created = (
+        (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=project.created_at_day_offset))
+        .date()
+        .isoformat()
+    )
     last_build = _ts(history.last_build_finished_at[project.index])
     first, last = history.day_of(start) - 1, history.day_of(end)
     for pipeline in history.iter_pipelines(project, first, last):
@@ -198,7 +211,9 @@ def render_part(history: History, config: SimConfig, job: ExportJob, part: Expor
 _LINE_COLUMNS = (*USAGE_COLUMNS, EXTRA_COLUMN)
 
 
-def _render_fast(history: History, config: SimConfig, job: ExportJob, part: ExportPart, cols: list[str]) -> Iterator[str]:
+def _render_fast(
+    history: History, config: SimConfig, job: ExportJob, part: ExportPart, cols: list[str]
+) -> Iterator[str]:
     """The rows of `render_part` without building a dict per row (same text, ~3x faster)."""
     order = [_LINE_COLUMNS.index(c) for c in cols]
     canonical = order == list(range(len(USAGE_COLUMNS)))
@@ -214,12 +229,20 @@ def _render_fast(history: History, config: SimConfig, job: ExportJob, part: Expo
         yield "\n".join(buf) + "\n"
 
 
-def _iter_lines(history: History, project: Project, start: datetime, end: datetime, flag_style: str) -> Iterator[list[str]]:
+def _iter_lines(
+    history: History, project: Project, start: datetime, end: datetime, flag_style: str
+) -> Iterator[list[str]]:
     """The CSV-quoted values of `iter_rows`, as lists in `_LINE_COLUMNS` order."""
     yes, no = ("Y", "N") if flag_style == "YN" else ("true", "false")
     org = history.catalog.org_of(project)
-    org_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=org.created_day_offset)).date().isoformat()
-    project_created = (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=project.created_at_day_offset)).date().isoformat()
+    org_created = (
+        (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=org.created_day_offset)).date().isoformat()
+    )
+    project_created = (
+        (datetime.combine(EPOCH, datetime.min.time()) - timedelta(days=project.created_at_day_offset))
+        .date()
+        .isoformat()
+    )
     head = [
         _quote(org.id), _quote(org.name), org_created, _quote(project.id), _quote(project.name), project_created,
         _ts(history.last_build_finished_at[project.index]), "github", _quote(project.vcs_url),

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
 import pytest
 
 from circleci_analytics.warehouse import Lake

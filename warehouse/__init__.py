@@ -2,10 +2,11 @@
 
 Public surface::
 
-    lake = Lake("./data/lake")                     # or "s3://bucket/prefix?endpoint_override=..."
-    lake.land("usage_job_runs", table, window=(start, end))   # -> LandResult
-    result = build_warehouse(lake, "./data/warehouse.duckdb",
-                             price_per_credit=Decimal("0.0006"), headroom=0.8)  # -> BuildResult
+    lake = Lake("./data/lake")  # or "s3://bucket/prefix?endpoint_override=..."
+    lake.land("usage_job_runs", table, window=(start, end))  # -> LandResult
+    result = build_warehouse(
+        lake, "./data/warehouse.duckdb", price_per_credit=Decimal("0.0006"), headroom=0.8
+    )  # -> BuildResult
 
 Lake tables (name -> schema, natural key, partitions) are registered in `TABLES`
 (``warehouse.tables``); the marts are the dbt project in ``sql/`` (``sql/README.md``).
@@ -15,10 +16,10 @@ from circleci_analytics.warehouse.build import (
     DEFAULT_DB_PATH,
     DEFAULT_HEADROOM,
     DEFAULT_PRICE_PER_CREDIT,
+    DEFAULT_STORAGE_VERSION,
     BuildError,
     BuildResult,
     DataTestError,
-    DEFAULT_STORAGE_VERSION,
     LakeFileError,
     ModelError,
     build_warehouse,

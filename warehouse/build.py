@@ -297,6 +297,7 @@ class _Dbt:
 
     def __init__(self, project_dir: Path, artifacts: Path, variables: dict[str, Any], parse_path: Path):
         from dbt.cli.main import dbtRunner
+        from dbt.contracts.graph.manifest import Manifest
 
         def args(values: dict[str, Any]) -> list[str]:
             return [
@@ -314,6 +315,7 @@ class _Dbt:
         parsed = dbtRunner().invoke(["parse", *args({**stable, "warehouse_path": str(parse_path)})])
         if not parsed.success:
             raise BuildError(f"dbt could not parse {project_dir}: {parsed.exception}")
+        assert isinstance(parsed.result, Manifest)  # what `dbt parse` returns
         self.manifest = parsed.result
         self.runner = dbtRunner(manifest=self.manifest)
 
@@ -376,7 +378,11 @@ def _test_runs(results: Any) -> Iterator[TestRun]:
         else:
             failing = int(r.failures or 1)
         attached = getattr(node, "attached_node", None) or ""
-        model = attached.split(".")[-1] if attached else (node.depends_on.nodes[-1].split(".")[-1] if node.depends_on.nodes else None)
+        model = (
+            attached.split(".")[-1]
+            if attached
+            else (node.depends_on.nodes[-1].split(".")[-1] if node.depends_on.nodes else None)
+        )
         kind = "unit" if node.resource_type == "unit_test" else "data"
         sample = [{"error": (r.message or "").strip()}] if failing else []
         severity = str(getattr(node.config, "severity", "error")).lower()  # unit tests have none: error
@@ -526,7 +532,13 @@ def build_warehouse(
             flags.extend(["--threads", "1"])
         # JSON artifacts are not written: nothing reads them and each costs seconds at this size.
         built = dbt.invoke(
-            "build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test", "--no-write-json", *flags
+            "build",
+            "--exclude-resource-type",
+            "test",
+            "--exclude-resource-type",
+            "unit_test",
+            "--no-write-json",
+            *flags,
         )
         result.models = list(_model_runs(built.result))
         result.timings["models"] = time.perf_counter() - t0

@@ -43,6 +43,7 @@ Partition values are only dates and the organisation id, encoded so that nothing
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import tempfile
@@ -52,7 +53,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time as dtime
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -172,9 +174,17 @@ def conform(data: Any, spec: TableSpec) -> pa.Table:
             try:
                 col = col.cast(fld.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise LakeError(f"lake table {spec.name!r}: column {fld.name!r} does not cast to {fld.type}: {exc}") from exc
+                raise LakeError(
+                    f"lake table {spec.name!r}: column {fld.name!r} does not cast to {fld.type}: {exc}"
+                ) from exc
         elif fld.name == "snapshot_date" and spec.mode == "snapshot" and "extracted_at" in names:
-            col = pl.from_arrow(table.select(["extracted_at"])).select(pl.col("extracted_at").dt.date()).to_arrow().column(0).cast(pa.date32())
+            col = (
+                pl.DataFrame(table.select(["extracted_at"]))
+                .select(pl.col("extracted_at").dt.date())
+                .to_arrow()
+                .column(0)
+                .cast(pa.date32())
+            )
         elif fld.nullable:
             col = pa.nulls(n, fld.type)
         else:
@@ -205,7 +215,7 @@ class Lake:
     """A Parquet lake rooted at a local path or an object-store URI.
 
     >>> lake = Lake("./data/lake")
-    >>> lake.land("usage_job_runs", table, window=(start, end))   # doctest: +SKIP
+    >>> lake.land("usage_job_runs", table, window=(start, end))  # doctest: +SKIP
     """
 
     def __init__(self, root: str | Path = DEFAULT_LAKE_ROOT, *, filesystem: pafs.FileSystem | None = None):
@@ -292,7 +302,7 @@ class Lake:
         is waited for up to `wait_seconds`, then `LakeBusy` names it. Taking the lease removes
         a crashed writer's temporary files (counted in ``Lease.removed_temp_files``).
 
-        >>> with lake.lease(owner="backfill 2026-01..2026-03"):   # doctest: +SKIP
+        >>> with lake.lease(owner="backfill 2026-01..2026-03"):  # doctest: +SKIP
         ...     lake.land("usage_job_runs", table, window=(start, end))
         """
         with hold(self._lease_store(), owner, wait_seconds=wait_seconds, ttl_seconds=ttl_seconds,
@@ -308,7 +318,7 @@ class Lake:
         taken in id order so that two runs of overlapping orgs never each wait for the other.
         A run that holds the lake's lease too takes these first. Re-entrant like `lease`.
 
-        >>> with lake.org_leases([org_id], owner="nightly-org <flow run id>"):   # doctest: +SKIP
+        >>> with lake.org_leases([org_id], owner="nightly-org <flow run id>"):  # doctest: +SKIP
         ...     ...  # extract the org, save its state; each land takes the lake's lease
         """
         with contextlib.ExitStack() as stack:
@@ -443,6 +453,7 @@ class Lake:
                     old = self._read_partition(spec, rel)
                     if old is not None and bounds is not None:
                         old = old.filter(~_in_window(spec, bounds))
+                merged: pl.DataFrame | None
                 if old is not None and old.height:
                     merged = pl.concat([old, new], how="vertical_relaxed") if new is not None else old
                     merged = merged.unique(subset=keys, keep="last", maintain_order=True) if keys else merged
@@ -517,7 +528,7 @@ class Lake:
         directory = self._partition_dir(spec.name, rel)
         final = f"{directory}/{DATA_FILE}"
         self.fs.create_dir(directory, recursive=True)
-        options = {"compression": "zstd", "row_group_size": ROW_GROUP_ROWS}
+        options: dict[str, Any] = {"compression": "zstd", "row_group_size": ROW_GROUP_ROWS}
         if self.is_local:
             tmp = f"{directory}/.{DATA_FILE}.{uuid.uuid4().hex}.tmp"
             try:
@@ -611,7 +622,7 @@ class _Spill:
         return sorted((self.root / rel).glob("*.parquet"))  # batch order: input order
 
     def loaders(self) -> dict[str, Callable[[], pl.DataFrame]]:
-        return {rel: (lambda rel=rel: self.load(rel)) for rel in self.partitions}
+        return {rel: functools.partial(self.load, rel) for rel in self.partitions}
 
 
 def _spill_partitions(spec: TableSpec, path: Path, scratch: Path, batch_rows: int) -> _Spill:
@@ -636,8 +647,10 @@ def _spill_partitions(spec: TableSpec, path: Path, scratch: Path, batch_rows: in
             continue
         table = table.append_column(_ROW, pa.array(range(spill.rows, spill.rows + n), pa.int64()))
         if keys:
-            hashes.append(pl.from_arrow(table.select(keys)).select(pl.struct(keys).hash()).to_series())
-        groups = _partition_rows(spec, pl.from_arrow(table.select(sources))) if spec.partition_by else [("", None)]
+            hashes.append(pl.DataFrame(table.select(keys)).select(pl.struct(keys).hash()).to_series())
+        groups: Iterable[tuple[str, pl.Series | None]] = [("", None)]  # unpartitioned: every row
+        if spec.partition_by:
+            groups = _partition_rows(spec, pl.DataFrame(table.select(sources)))
         for j, (rel, rows) in enumerate(groups):
             (scratch / rel).mkdir(parents=True, exist_ok=True)
             part = table if rows is None else table.take(rows.to_arrow())

@@ -123,8 +123,7 @@ class Watermarks:
         marks: dict[str, dict[tuple[str, ...], Mark]] = {}
         for stream, keys in (doc or {}).items():
             marks[stream] = {
-                tuple(json.loads(key)): Mark(_ts(m.get("cursor")), _ts(m.get("read_at")))
-                for key, m in keys.items()
+                tuple(json.loads(key)): Mark(_ts(m.get("cursor")), _ts(m.get("read_at"))) for key, m in keys.items()
             }
         return cls(marks)
 

@@ -335,8 +335,7 @@ class _Exporter:
     def _split(self, st: ExportState) -> str:
         if st.window.end - st.window.start < 2 * self.min_split:
             raise UsageExportError(
-                f"usage export {st.window} is too large ({st.error_reason}) and cannot be split "
-                f"below {self.min_split}"
+                f"usage export {st.window} is too large ({st.error_reason}) and cannot be split below {self.min_split}"
             )
         first, second = st.window.halves()
         st.state = "split"

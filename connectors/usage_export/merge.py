@@ -140,8 +140,14 @@ def _sample(path: Path, header: list[str], *, size: int = 1 << 18) -> pl.DataFra
     head = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
     try:
         return pl.read_csv(
-            head, has_header=True, new_columns=header, schema_overrides={c: pl.String for c in header},
-            infer_schema=False, truncate_ragged_lines=True, null_values=NULL_TOKEN, encoding="utf8-lossy",
+            head,
+            has_header=True,
+            new_columns=header,
+            schema_overrides={c: pl.String for c in header},
+            infer_schema=False,
+            truncate_ragged_lines=True,
+            null_values=NULL_TOKEN,
+            encoding="utf8-lossy",
         )
     except (pl.exceptions.PolarsError, ValueError):
         return pl.DataFrame({c: [] for c in header}, schema={c: pl.String for c in header})
@@ -241,7 +247,7 @@ def _timestamp_stages(name: str, first: tuple[str, bool]) -> tuple[pl.Expr, pl.E
 
 
 def _polars_dtype(name: str) -> pl.DataType:
-    return pl.from_arrow(pa.array([], USAGE_JOB_RUNS_SCHEMA.field(name).type)).dtype
+    return pl.Series(pa.array([], USAGE_JOB_RUNS_SCHEMA.field(name).type)).dtype
 
 
 def _typed_null(name: str) -> pl.Expr:
@@ -339,9 +345,7 @@ class UsageMerger:
     ``quarantine`` the malformed-row file; ``batch_rows`` is the Parquet row-group size.
     """
 
-    def __init__(
-        self, output: Path, quarantine: Path, *, extracted_at: datetime, batch_rows: int = 100_000
-    ) -> None:
+    def __init__(self, output: Path, quarantine: Path, *, extracted_at: datetime, batch_rows: int = 100_000) -> None:
         self.output = Path(output)
         self.quarantine = Path(quarantine)
         self.extracted_at = extracted_at
@@ -396,10 +400,7 @@ class UsageMerger:
         )
         typed = [c for c in header if c in _KNOWN and column_kind(c) != "string"]
         job_id = pl.col("JOB_ID")
-        fails = [
-            (pl.col(c).is_not_null() & (pl.col(c) != "") & pl.col(f"__t_{c}").is_null(), _BIT[c])
-            for c in typed
-        ]
+        fails = [(pl.col(c).is_not_null() & (pl.col(c) != "") & pl.col(f"__t_{c}").is_null(), _BIT[c]) for c in typed]
         fails.append((job_id.is_null() | (job_id.str.strip_chars() == ""), _BIT["JOB_ID"]))
         if short_rows:
             fails.append((pl.col(_ROW).is_in(pl.Series(short_rows, dtype=pl.UInt32).implode()), _SHORT_BIT))
@@ -468,9 +469,7 @@ class UsageMerger:
             raise DataError(f"usage export parts ({names}{', ...' if len(self._parts) > 5 else ''}): {exc}") from exc
         return tap.suspects(), tap.good
 
-    def _classify(
-        self, suspects: pl.DataFrame
-    ) -> tuple[list[tuple[int, int, str, str]], int, dict[int, list[int]]]:
+    def _classify(self, suspects: pl.DataFrame) -> tuple[list[tuple[int, int, str, str]], int, dict[int, list[int]]]:
         """Decide each suspect row from its raw line.
 
         Returns the quarantine entries ``(part, line, raw, reason)``, the blank-line count and,
@@ -583,9 +582,7 @@ class UsageMerger:
             self._quarantine_tmp.unlink(missing_ok=True)
 
 
-def merge_parts(
-    parts: Iterable[PartInput], output: Path, quarantine: Path, *, extracted_at: datetime
-) -> MergeStats:
+def merge_parts(parts: Iterable[PartInput], output: Path, quarantine: Path, *, extracted_at: datetime) -> MergeStats:
     """Merge ``parts`` into ``output`` (and ``quarantine``); see ``UsageMerger``."""
     merger = UsageMerger(output, quarantine, extracted_at=extracted_at)
     try:

@@ -97,7 +97,7 @@ def column_kind(name: str) -> str:
     return "string"
 
 
-_ARROW_TYPES: Final = {
+_ARROW_TYPES: Final[dict[str, pa.DataType]] = {
     "flag": pa.bool_(),
     "credit": _DEC,
     "int": pa.int64(),
@@ -119,7 +119,7 @@ USAGE_JOB_RUNS_SCHEMA: Final = pa.schema(
 
 #: Rows that could not be parsed, kept verbatim with the reason.
 QUARANTINE_SCHEMA: Final = pa.schema(
-    [
+    [  # type: ignore[arg-type]  # pyarrow-stubs: Field[T] is invariant, so mixed fields join to object
         pa.field("part", pa.string(), nullable=False),
         pa.field("line_number", pa.int64(), nullable=False),
         pa.field("raw_line", pa.string(), nullable=False),

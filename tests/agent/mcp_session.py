@@ -19,7 +19,9 @@ from mcp.types import CallToolResult
 
 def console_script() -> str:
     """The installed `circleci-analytics` script beside this Python (what an MCP client's `command` runs)."""
-    found = shutil.which("circleci-analytics", path=str(Path(sys.executable).parent)) or shutil.which("circleci-analytics")
+    found = shutil.which("circleci-analytics", path=str(Path(sys.executable).parent)) or shutil.which(
+        "circleci-analytics"
+    )
     assert found, "the circleci-analytics console script is not installed (make env)"
     return found
 

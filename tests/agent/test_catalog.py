@@ -15,7 +15,9 @@ def test_every_tool_is_listed_read_only_with_described_arguments(mcp) -> None:
     tools = {t.name: t for t in mcp.list_tools()}
     assert set(tools) == TOOLS
     for tool in tools.values():
-        assert len(tool.description) > 100 and not tool.description.startswith(" "), tool.name  # what it answers, the definition, units, period
+        assert len(tool.description) > 100 and not tool.description.startswith(" "), (
+            tool.name
+        )  # what it answers, the definition, units, period
         assert tool.annotations.read_only_hint and not tool.annotations.open_world_hint
         schema = tool.input_schema
         assert schema["type"] == "object"
@@ -40,7 +42,12 @@ def test_overview_is_the_build_and_the_projects(mcp, q) -> None:
     assert got["built_at"] == meta["built_at"].isoformat().replace("+00:00", "Z")
     assert got["credit_data"] == {"first_day": "2026-04-17", "last_day": "2026-05-31"}
     assert got["projects"] == [
-        {"slug": r["project_slug"], "name": r["project_name"], "org": r["org_slug"], "default_branch": r["default_branch"]}
+        {
+            "slug": r["project_slug"],
+            "name": r["project_name"],
+            "org": r["org_slug"],
+            "default_branch": r["default_branch"],
+        }
         for r in q("select * from dim_projects order by project_slug")
     ]
 

@@ -111,8 +111,10 @@ def test_bad_arguments_are_tool_errors_naming_the_argument(mcp, arguments, expec
 
 
 #: fct_credit_month_to_date is per project x team: a project's figures are its teams' sums.
-PER_PROJECT = ("sum(mtd_credits) as mtd_credits, sum(forecast_credits) as forecast_credits, sum(forecast_usd) "
-               "as forecast_usd, sum(previous_month_credits) as previous_month_credits from fct_credit_month_to_date")
+PER_PROJECT = (
+    "sum(mtd_credits) as mtd_credits, sum(forecast_credits) as forecast_credits, sum(forecast_usd) "
+    "as forecast_usd, sum(previous_month_credits) as previous_month_credits from fct_credit_month_to_date"
+)
 
 
 def test_month_end_forecast_is_the_mart_per_project_and_in_total(mcp, q, truth) -> None:
@@ -154,4 +156,3 @@ def test_credits_by_team_follow_the_ownership_rules(mcp, q, truth, team_of) -> N
             by_project[j["project_slug"]] += j["total_credits"]
     assert {r["project"]: r["credits"] for r in one["rows"]} == {p: float(v) for p, v in by_project.items()}
     assert "no credits recorded for team 'nobody'" in mcp.error("credits_breakdown", filters={"team": "nobody"})
-

@@ -25,11 +25,17 @@ def test_top_flaky_tests_by_credits_wasted(mcp, q, truth) -> None:
     ]
     for t, r in zip(shown, direct, strict=False):
         assert (t["credits_wasted"], t["usd_wasted"], t["times_flaked"]) == (
-            float(r["credits_wasted"]), float(r["usd_wasted"]), r["times_flaked"])
+            float(r["credits_wasted"]),
+            float(r["usd_wasted"]),
+            r["times_flaked"],
+        )
         assert t["circleci_agreement"] == r["agreement"]
         e = truth.flaky_tests()[(t["project"], t["job"], t["classname"], t["test_name"])]
         assert (t["times_flaked"], t["last_flake_at"], t["currently_flaky"]) == (
-            e["times_flaked"], _iso(e["last_flake_at"]), e["currently_flaky"])
+            e["times_flaked"],
+            _iso(e["last_flake_at"]),
+            e["currently_flaky"],
+        )
 
 
 def test_currently_flaky_by_times_flaked_in_one_project(mcp, q, truth) -> None:
@@ -71,7 +77,10 @@ def test_right_sizing_upsizes_cost_and_filters(mcp, q) -> None:
                      top_n=100)  # fmt: skip
     direct = q("select * from fct_right_sizing where recommendation <> 'keep' "
                "and project_slug = 'gh/acme-robotics/api-gateway'")  # fmt: skip
-    assert got["jobs"] == len(direct) and {r["recommendation"] for r in got["recommendations"]} <= {"downsize", "upsize"}
+    assert got["jobs"] == len(direct) and {r["recommendation"] for r in got["recommendations"]} <= {
+        "downsize",
+        "upsize",
+    }
     assert all((r["projected_monthly_savings_credits"] < 0) == (r["recommendation"] == "upsize")
                for r in got["recommendations"])  # fmt: skip
     assert "recommendation\n  Input should be" in mcp.error("right_sizing_savings", recommendation="shrink")

@@ -74,7 +74,8 @@ def test_files_outside_the_lake_are_not_readable(mcp) -> None:
 
 def test_a_bad_query_is_a_clear_error(mcp) -> None:
     assert "query failed: Catalog Error: Table with name fct_nope does not exist" in mcp.error(
-        "run_sql", sql="select * from fct_nope")
+        "run_sql", sql="select * from fct_nope"
+    )
     assert "sql: cannot parse the query: Parser Error" in mcp.error("run_sql", sql="selec 1")
 
 

@@ -61,8 +61,12 @@ def test_streamable_http_on_loopback_only(warehouse, q, tmp_path) -> None:
         with mcp_session(f"http://127.0.0.1:{port}/mcp") as mcp:
             assert len(mcp.list_tools()) == 10
             got = mcp.answer("credits_breakdown", group_by=["executor"], period="all")
-            direct = q("select executor, sum(total_credits) as c from fct_credit_spend_daily group by all order by c desc")
-            assert [(r["executor"], r["credits"]) for r in got["rows"]] == [(r["executor"], float(r["c"])) for r in direct]
+            direct = q(
+                "select executor, sum(total_credits) as c from fct_credit_spend_daily group by all order by c desc"
+            )
+            assert [(r["executor"], r["credits"]) for r in got["rows"]] == [
+                (r["executor"], float(r["c"])) for r in direct
+            ]
             assert "sql: refused" in mcp.error("run_sql", sql="drop table dim_projects")
     finally:
         proc.terminate()

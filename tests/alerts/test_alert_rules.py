@@ -7,12 +7,13 @@ from decimal import Decimal
 
 import duckdb
 import pytest
-ORG = "1c3f0000-0000-4000-8000-000000000001"
 
 from circleci_analytics.alerts import rules
 from circleci_analytics.alerts.notify import TITLES
 from circleci_analytics.flows.summary import RunSummary
 from circleci_analytics.settings import ALERT_RULES, AlertSettings
+
+ORG = "1c3f0000-0000-4000-8000-000000000001"
 
 
 def connect(path):
@@ -37,7 +38,8 @@ def test_credit_anomaly_within_lookback_and_above_min_excess(alert_marts) -> Non
     with connect(db) as con:
         found = rules.credit_anomalies(con, AlertSettings(anomaly_min_excess_credits=50))
         assert [(i.subject, json.loads(i.key), i.figure, i.threshold) for i in found] == [
-            ("gh/o/web", ["p1", "2026-06-10"], 500.0, 100.0)]
+            ("gh/o/web", ["p1", "2026-06-10"], 500.0, 100.0)
+        ]
         assert found[0].line == ("gh/o/web spent 500.0 credits on 2026-06-10, above its anomaly threshold of 100.0 "
                                  "credits (mean + 3 sd of the 28 days before)")  # fmt: skip
         assert len(rules.credit_anomalies(con, AlertSettings(anomaly_lookback_days=8))) == 3
@@ -55,7 +57,8 @@ def test_org_forecast_above_budget(alert_marts, budget, alerts) -> None:
     with connect(alert_marts(fct_credit_month_to_date=MTD)) as con:
         found = rules.forecast_over_budget(con, "org_id", lambda _: budget, "org", {ORG: "gh/o"})
     assert [(i.subject, i.figure, i.threshold, json.loads(i.key)) for i in found] == (
-        [("org gh/o", 1500.0, float(budget), ["org_id", ORG, "2026-06"])] if alerts else [])
+        [("org gh/o", 1500.0, float(budget), ["org_id", ORG, "2026-06"])] if alerts else []
+    )
     if alerts:
         assert found[0].line == ("org gh/o: month-end forecast 1,500 credits for 2026-06 (month to date 750, 20 day(s) "
                                  "left) exceeds the monthly budget of 1,499 credits")  # fmt: skip
@@ -67,7 +70,8 @@ def test_team_forecast_above_budget_is_the_same_rule_over_the_team_column(alert_
     with connect(alert_marts(fct_credit_month_to_date=[*MTD, unbudgeted])) as con:
         found = rules.forecast_over_budget(con, "team", budgets.get, "team")
     assert [(i.subject, i.figure, i.threshold, json.loads(i.key)) for i in found] == [
-        ("team a", 1000.0, 900.0, ["team", "a", "2026-06"])]
+        ("team a", 1000.0, 900.0, ["team", "a", "2026-06"])
+    ]
 
 
 def test_team_budgets_are_evaluated_from_the_settings(alert_marts, tmp_path) -> None:
@@ -95,7 +99,8 @@ def test_new_flaky_tests_are_the_currently_flaky_ones_flaking_often_enough(alert
     with connect(db) as con:
         found = rules.new_flaky_tests(con, AlertSettings(flaky_min_times_flaked=2))
         assert [(json.loads(i.key), i.figure, i.threshold) for i in found] == [
-            (["gh/o/web", "unit", "tests.A", "test_x"], 3.0, 2.0)]
+            (["gh/o/web", "unit", "tests.A", "test_x"], 3.0, 2.0)
+        ]
         assert found[0].line == ("test_x (tests.A, job unit) in gh/o/web is flaky: 3 flaked failure(s), the last on "
                                  "2026-06-09, 12.5 credits wasted (alerts from 2)")  # fmt: skip
         assert len(rules.new_flaky_tests(con, AlertSettings())) == 2
@@ -118,7 +123,8 @@ def test_mttr_regression_compares_the_last_complete_week_with_the_one_before(ale
     with connect(db) as con:
         found = rules.mttr_regressions(con, AlertSettings(mttr_regression_ratio=2, mttr_min_recoveries=3))
         assert [(json.loads(i.key), i.figure, i.threshold) for i in found] == [
-            (["gh/o/web", "build", "main", "2026-06-01"], 3.0, 2.0)]
+            (["gh/o/web", "build", "main", "2026-06-01"], 3.0, 2.0)
+        ]
         assert found[0].line == ("build on main in gh/o/web: MTTR 30.0 min in the week of 2026-06-01 (3 recoveries), "
                                  "3.0x the week before (10.0 min, 3 recoveries); alerts from 2x with at least 3 "
                                  "recoveries a week")  # fmt: skip

@@ -30,8 +30,10 @@ def test_defaults_enable_every_rule_and_send_nowhere(clean) -> None:
 
 def test_toml_table_and_nested_environment_variables_merge_key_by_key(clean, monkeypatch) -> None:
     cfg = clean / "c.toml"
-    cfg.write_text(f'[alerts]\nmonthly_budget_credits = 250000\nmttr_min_recoveries = 4\n'
-                   f'destinations = ["{SECRET_URL}"]\n[alerts.team_monthly_budget_credits]\nplatform = 50000\n')
+    cfg.write_text(
+        f"[alerts]\nmonthly_budget_credits = 250000\nmttr_min_recoveries = 4\n"
+        f'destinations = ["{SECRET_URL}"]\n[alerts.team_monthly_budget_credits]\nplatform = 50000\n'
+    )
     monkeypatch.setenv("CIRCLECI_ANALYTICS_ALERTS__MTTR_MIN_RECOVERIES", "6")
     a = load_settings(cfg).alerts
     assert (a.monthly_budget_credits, a.mttr_min_recoveries) == (Decimal(250000), 6)

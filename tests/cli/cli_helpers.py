@@ -12,7 +12,7 @@ import pytest
 SQL_ROWS = [
     ("gh/acme/web", Decimal("12.50"), date(2026, 5, 30)),
     ("gh/acme/api", Decimal("7.25"), date(2026, 5, 31)),
-    ("circleci/O/P, \"quoted\"", Decimal("0.01"), date(2026, 5, 31)),
+    ('circleci/O/P, "quoted"', Decimal("0.01"), date(2026, 5, 31)),
 ]
 
 

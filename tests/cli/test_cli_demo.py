@@ -7,9 +7,8 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -47,7 +46,9 @@ def test_demo_tiny_end_to_end(tmp_path: Path) -> None:
         assert con.execute("select count(*) from fct_job_runs").fetchone()[0] > 500
         # two orgs, no project listed: a GitHub org and a GitHub-App org (opaque slugs), both discovered
         assert con.execute("select count(distinct org_id) from fct_job_runs").fetchone()[0] == 2
-        assert con.execute("select count(*) from dim_projects where project_slug like 'circleci/%/%'").fetchone()[0] >= 3
+        assert (
+            con.execute("select count(*) from dim_projects where project_slug like 'circleci/%/%'").fetchone()[0] >= 3
+        )
         assert con.execute("select count(*) from fct_flaky_tests").fetchone()[0] > 0
         (as_of,) = con.execute("select as_of_date from warehouse_meta").fetchone()
         current = set(con.execute(
@@ -56,7 +57,11 @@ def test_demo_tiny_end_to_end(tmp_path: Path) -> None:
     finally:
         con.close()
     # Every currently flaky test of the simulated history is shown (the same days: now is in the day after as_of).
-    truth = Simulator(SimConfig(seed=42, preset="tiny", now=datetime(as_of.year, as_of.month, as_of.day, 12, tzinfo=UTC) + timedelta(days=1)))
+    truth = Simulator(
+        SimConfig(
+            seed=42, preset="tiny", now=datetime(as_of.year, as_of.month, as_of.day, 12, tzinfo=UTC) + timedelta(days=1)
+        )
+    )
     expected = {k for k, v in truth.truth().flaky_tests().items() if v["currently_flaky"]}
     assert current == expected and expected
     assert "simulator_personal_token" not in proc.stdout + proc.stderr  # the simulator's token is not echoed

@@ -158,7 +158,9 @@ def test_serve_runs_the_nightly_every_tick_once_and_survives_its_server(tmp_path
         assert d["entrypoint"] == entrypoint and d["global_concurrency_limit"]["limit"] == limit
         assert d["parameters"] == {"settings": {"token_secret_block": "circleci-token"}}
     # One nightly schedule is active: the single-process one (the fan-out's is there, off).
-    assert [(s["schedule"]["cron"], s["active"]) for s in yaml_deployments["nightly"]["schedules"]] == [("0 3 * * *", True)]
+    assert [(s["schedule"]["cron"], s["active"]) for s in yaml_deployments["nightly"]["schedules"]] == [
+        ("0 3 * * *", True)
+    ]
     assert [s["active"] for s in yaml_deployments["nightly-fanout"]["schedules"]] == [False]
     ticks = Counter(r["expected_start_time"] for r in runs)
     assert ticks and max(ticks.values()) == 1, ticks

@@ -135,8 +135,11 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "lease_wait_seconds": ("30", "30", 30.0),
     "alerts": ("{ mttr_min_recoveries = 5 }", '{"mttr_min_recoveries": 5}', AlertSettings(mttr_min_recoveries=5)),
     "publish_uri": ('"s3://b/published"', "s3://b/published", "s3://b/published"),
-    "teams": ('[{ name = "web", projects = ["gh/acme/web*"] }]', '[{"name": "web", "projects": ["gh/acme/web*"]}]',
-              [Team(name="web", projects=["gh/acme/web*"])]),
+    "teams": (
+        '[{ name = "web", projects = ["gh/acme/web*"] }]',
+        '[{"name": "web", "projects": ["gh/acme/web*"]}]',
+        [Team(name="web", projects=["gh/acme/web*"])],
+    ),
 }
 #: Settings without a flag: the token (never on a command line), and those no command takes.
 NO_FLAG = {"token", "orgs", "rate_limits", "rate_limit_patience_seconds", "now", "alerts", "teams"}
@@ -236,7 +239,10 @@ def test_several_orgs_in_toml(clean_env) -> None:
 def test_several_orgs_on_the_command_line(clean_env) -> None:
     s = cli_settings("--org", f"gh/acme={ORG_A['id']}", "--org", f"{ORG_B['slug']}={ORG_B['id']}",
                      "--project", "gh/acme/web", "--project", "circleci/9d2e/api")  # fmt: skip
-    assert org_list(s) == [(ORG_A["id"], "gh/acme", ["gh/acme/web"]), (ORG_B["id"], ORG_B["slug"], ["circleci/9d2e/api"])]
+    assert org_list(s) == [
+        (ORG_A["id"], "gh/acme", ["gh/acme/web"]),
+        (ORG_B["id"], ORG_B["slug"], ["circleci/9d2e/api"]),
+    ]
 
 
 def test_several_orgs_from_the_environment(clean_env, monkeypatch) -> None:

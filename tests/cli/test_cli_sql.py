@@ -35,7 +35,9 @@ def built(tmp_path_factory) -> Path:
 @pytest.fixture
 def sql(clean_env, monkeypatch, capsys, built):
     """`sql(query, *flags)` -> (exit code, stdout, stderr) against the built warehouse."""
-    return lambda query, *flags: run_main(["sql", "--warehouse-path", str(built), *flags, "--", query], monkeypatch, capsys)
+    return lambda query, *flags: run_main(
+        ["sql", "--warehouse-path", str(built), *flags, "--", query], monkeypatch, capsys
+    )
 
 
 def _lake_file(warehouse: Path) -> Path:

@@ -53,7 +53,10 @@ def refused(clean_env, monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--initial-lookback-days", "-5"], "initial_lookback_days: Input should be greater than or equal to 1 (got -5)"),
+        (
+            ["--initial-lookback-days", "-5"],
+            "initial_lookback_days: Input should be greater than or equal to 1 (got -5)",
+        ),
         (["--lookback-days", "0"], "initial_lookback_days: Input should be greater than or equal to 1 (got 0)"),
         (["--initial-lookback-days", "400"], "initial_lookback_days: the usage export keeps 365 days"),
         (["--tests-lookback-days", "0"], "tests_lookback_days: Input should be greater than or equal to 1"),
@@ -154,7 +157,7 @@ def test_malformed_toml_names_the_file_and_line(refused, clean_env) -> None:
 
 def test_unknown_toml_key_is_named(refused, clean_env) -> None:
     cfg = clean_env / "c.toml"
-    cfg.write_text('lookback_days = 5\n')
+    cfg.write_text("lookback_days = 5\n")
     assert "unknown setting 'lookback_days'" in refused("run", *ORG, "--config", str(cfg))
 
 

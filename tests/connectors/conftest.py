@@ -24,8 +24,6 @@ def make_client(fake_sleep: FakeSleep) -> Callable[..., CircleCIClient]:
     def factory(handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any) -> CircleCIClient:
         kwargs.setdefault("retry", RetryPolicy(max_attempts=4, sleep=fake_sleep, jitter=0.0))
         kwargs.setdefault("rate_limits", NO_LIMITS)
-        return CircleCIClient(
-            TOKEN, "https://circleci.test/api/v2", transport=httpx.MockTransport(handler), **kwargs
-        )
+        return CircleCIClient(TOKEN, "https://circleci.test/api/v2", transport=httpx.MockTransport(handler), **kwargs)
 
     return factory

@@ -28,7 +28,9 @@ class FakeSleep:
         self.waits.append(seconds)
 
 
-def run_cli(args: list[str], home: Path, token: str, timeout: float = 420, **env: str) -> subprocess.CompletedProcess[bytes]:
+def run_cli(
+    args: list[str], home: Path, token: str, timeout: float = 420, **env: str
+) -> subprocess.CompletedProcess[bytes]:
     """`circleci-analytics <args>` in a subprocess with its own PREFECT_HOME under `home`."""
     script = Path(sys.executable).parent / "circleci-analytics"  # the console script `make env` installs
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CIRCLECI_"))}

@@ -161,7 +161,9 @@ def test_429s_do_not_spend_the_attempts_meant_for_server_errors(make_client, fak
                      + [httpx.Response(200, json={"ok": True})])  # fmt: skip
 
     async def go():
-        async with make_client(lambda r: next(responses), retry=RetryPolicy(max_attempts=4, sleep=fake_sleep)) as client:
+        async with make_client(
+            lambda r: next(responses), retry=RetryPolicy(max_attempts=4, sleep=fake_sleep)
+        ) as client:
             return await client.get_json("/me"), client.stats
 
     body, stats = run(go())
@@ -272,9 +274,7 @@ def test_workflow_name_encoded_as_one_segment(make_client):
 
 
 def test_opaque_circleci_slug_kept():
-    path = render_path(
-        "/project/{project_slug}", project_slug="circleci/43G3kM5RtfFE7v5sa4nWAU/44n9pujWcTnVZ2b5S8Fnat"
-    )
+    path = render_path("/project/{project_slug}", project_slug="circleci/43G3kM5RtfFE7v5sa4nWAU/44n9pujWcTnVZ2b5S8Fnat")
     assert path == "/project/circleci/43G3kM5RtfFE7v5sa4nWAU/44n9pujWcTnVZ2b5S8Fnat"
 
 
@@ -394,7 +394,7 @@ def test_429_pauses_the_whole_family(make_client, fake_sleep):
             await client.get_json("/insights/gh/a/b/branches")  # another request, same family
             after = fake_sleep.waits[before:]
             await client.get_json("/me")  # other family: not paused
-            return after, fake_sleep.waits[before + len(after):]
+            return after, fake_sleep.waits[before + len(after) :]
 
     paused, other = run(go())
     assert paused and paused[0] == pytest.approx(30, abs=1)
@@ -410,7 +410,9 @@ def test_asgi_server_receives_percent_2f():
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    path = render_path("/insights/{project_slug}/workflows/{workflow_name}/summary", project_slug="gh/o/r", workflow_name="a/b c&d")
+    path = render_path(
+        "/insights/{project_slug}/workflows/{workflow_name}/summary", project_slug="gh/o/r", workflow_name="a/b c&d"
+    )
 
     async def go():
         async with CircleCIClient(TOKEN, "http://sim/api/v2", transport=httpx.ASGITransport(app=app)) as client:
@@ -429,7 +431,9 @@ def test_per_call_retry_override(make_client):
 
     async def go():
         async with make_client(handler) as client:
-            await client.request_json("POST", "/organizations/o/usage_export_job", json={}, retry=RetryPolicy(max_attempts=1))
+            await client.request_json(
+                "POST", "/organizations/o/usage_export_job", json={}, retry=RetryPolicy(max_attempts=1)
+            )
 
     with pytest.raises(ServerError, match="gave up after 1 attempt"):
         run(go())

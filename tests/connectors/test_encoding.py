@@ -52,7 +52,7 @@ def test_good_project_slugs_pass(slug: str) -> None:
 @pytest.mark.parametrize("value", ["..", ".", "", "%2e%2e"])
 def test_every_rendered_segment_is_checked(field: str, value: str) -> None:
     with pytest.raises(InvalidPath, match=field.replace("_", " ")):
-        render_path("/x/{%s}/y" % field, **{field: value})
+        render_path(f"/x/{{{field}}}/y", **{field: value})
 
 
 def test_org_slug_segments_are_checked() -> None:
@@ -62,7 +62,9 @@ def test_org_slug_segments_are_checked() -> None:
 
 
 def test_workflow_names_with_dots_inside_are_fine() -> None:
-    path = render_path("/insights/{project_slug}/workflows/{workflow_name}", project_slug="gh/a/b", workflow_name="..a/b")
+    path = render_path(
+        "/insights/{project_slug}/workflows/{workflow_name}", project_slug="gh/a/b", workflow_name="..a/b"
+    )
     assert path == "/insights/gh/a/b/workflows/..a%2Fb"
 
 

@@ -160,11 +160,29 @@ def test_discovery_reads_the_org_summary_once(make_client):
 def test_test_metrics_rows_are_tagged_with_their_list(make_client):
     body = {
         "average_test_count": 3,
-        "most_failed_tests": [{"failed_runs": 2, "job_name": "unit", "p95_duration": None, "test_name": "t1",
-                               "total_runs": 10, "flaky": True}],  # fmt: skip
+        "most_failed_tests": [
+            {
+                "failed_runs": 2,
+                "job_name": "unit",
+                "p95_duration": None,
+                "test_name": "t1",
+                "total_runs": 10,
+                "flaky": True,
+            }
+        ],  # fmt: skip
         "most_failed_tests_extra": 0,
-        "slowest_tests": [{"failed_runs": 0, "job_name": "unit", "p95_duration": 9.5, "test_name": "t2",
-                           "total_runs": 10, "flaky": False, "classname": "", "file": "b.py"}],  # fmt: skip
+        "slowest_tests": [
+            {
+                "failed_runs": 0,
+                "job_name": "unit",
+                "p95_duration": 9.5,
+                "test_name": "t2",
+                "total_runs": 10,
+                "flaky": False,
+                "classname": "",
+                "file": "b.py",
+            }
+        ],  # fmt: skip
         "slowest_tests_extra": 0,
         "total_test_runs": 10,
         "test_runs": [],
@@ -233,9 +251,29 @@ def _tests_handler(calls):
             return httpx.Response(200, json={"items": [], "next_page_token": None})
         page = request.url.params.get("page-token")
         if page is None:
-            items = [{"message": None, "source": "junit", "run_time": 0.5, "file": "a.py", "result": "success", "name": "t1", "classname": "A"}]
+            items = [
+                {
+                    "message": None,
+                    "source": "junit",
+                    "run_time": 0.5,
+                    "file": "a.py",
+                    "result": "success",
+                    "name": "t1",
+                    "classname": "A",
+                }
+            ]
             return httpx.Response(200, json={"items": items, "next_page_token": "p2"})
-        items = [{"message": "boom", "source": "junit", "run_time": 1, "file": "a.py", "result": "failure", "name": "t2", "classname": "A"}]
+        items = [
+            {
+                "message": "boom",
+                "source": "junit",
+                "run_time": 1,
+                "file": "a.py",
+                "result": "failure",
+                "name": "t2",
+                "classname": "A",
+            }
+        ]
         return httpx.Response(200, json={"items": items, "next_page_token": None})
 
     return handler
@@ -256,9 +294,14 @@ def test_job_tests_selection_and_state(make_client):
         JobRef(SLUG, 404, "unit"),
         JobRef(SLUG, 5, "docs"),  # known without tests, probed recently
     ]
-    state = {"seen": [[SLUG, 4]], "no_test_jobs": [{"project_slug": SLUG, "job_name": "docs", "last_probed_at": "2026-05-30T00:00:00+00:00"}]}
+    state = {
+        "seen": [[SLUG, 4]],
+        "no_test_jobs": [{"project_slug": SLUG, "job_name": "docs", "last_probed_at": "2026-05-30T00:00:00+00:00"}],
+    }
     calls: list[int] = []
-    result = _go(make_client, _tests_handler(calls), extract_job_tests, jobs, state=state, exclude=["deploy-*"], now=now)
+    result = _go(
+        make_client, _tests_handler(calls), extract_job_tests, jobs, state=state, exclude=["deploy-*"], now=now
+    )
     assert sorted(set(calls)) == [2, 3, 404]
     assert result.skipped == {
         "duplicate_job_number": 1,

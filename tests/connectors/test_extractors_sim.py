@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 import httpx
 import pytest
 from connector_helpers import FakeSleep, run
 
 simulator = pytest.importorskip("simulator")
-from circleci_analytics.simulator import FaultRule, SimConfig, Simulator, create_app  # noqa: E402
-
 from circleci_analytics.connectors import (  # noqa: E402
     CATALOGUE,
     CircleCIClient,
@@ -23,6 +22,7 @@ from circleci_analytics.connectors import (  # noqa: E402
     extract_projects,
     extract_stream,
 )
+from circleci_analytics.simulator import FaultRule, SimConfig, Simulator, create_app  # noqa: E402
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 NO_LIMITS = {f: None for f in ("core", "insights", "tests", "usage_export")}
@@ -42,9 +42,7 @@ def truth(sim):
 def _client(sim: Simulator, **kwargs) -> CircleCIClient:
     kwargs.setdefault("retry", RetryPolicy(max_attempts=4, sleep=FakeSleep()))
     kwargs.setdefault("rate_limits", NO_LIMITS)
-    return CircleCIClient(
-        sim.token, "http://sim/api/v2", transport=httpx.ASGITransport(app=create_app(sim)), **kwargs
-    )
+    return CircleCIClient(sim.token, "http://sim/api/v2", transport=httpx.ASGITransport(app=create_app(sim)), **kwargs)
 
 
 def _with(sim, fn, *args, **kwargs):
@@ -62,6 +60,7 @@ def _stream(sim, name, project_slug, workflow_name=None, **kwargs):
 
 def _runs(sim, project, since=NOW - timedelta(days=90), watermark=None):
     """The workflow runs of every workflow of `project`, as the flows read them."""
+
     async def go():
         async with _client(sim) as client:
             return await asyncio.gather(*(extract_stream(client, CATALOGUE["workflow_runs"], {"project_slug": project.slug,
@@ -136,7 +135,7 @@ def test_job_tests_equal_truth(sim, truth):
     truth_rows = [
         r for r in truth.test_runs().to_pylist() if r["project_slug"] == project.slug and r["job_number"] in numbers
     ]
-    key = lambda r: (r["job_number"], r["workflow_id"], r["pipeline_id"], r["classname"], r["name"], r["file"], r["result"])  # noqa: E731
+    key = itemgetter("job_number", "workflow_id", "pipeline_id", "classname", "name", "file", "result")
     got = result.extract.table.to_pylist()
     assert truth_rows and Counter(map(key, got)) == Counter(map(key, truth_rows))
     by_key = {key(r): r for r in truth_rows}
@@ -145,6 +144,7 @@ def test_job_tests_equal_truth(sim, truth):
         assert row["run_time_seconds"] == pytest.approx(want["run_time"])
         assert row["job_started_at"] == want["job_started_at"] and row["job_name"] == want["job_name"]
         assert row["message"] == want["message"] and row["source"] == "junit"
+
     # the learned state makes the second run a no-op
     async def again():
         async with _client(sim) as client:
@@ -164,8 +164,11 @@ def test_workflow_metrics_totals_match_truth(sim, truth):
     assert got == dict(want)
     default = {r["workflow_name"]: r["total_runs"] for r in rows if r["scope"] == "default-branch"}
     branch = project.default_branch
-    assert default == dict(Counter(r["workflow_name"] for r in _truth_runs(truth, project.slug, branch=branch,
-                                                                           since=NOW - timedelta(days=90))))
+    assert default == dict(
+        Counter(
+            r["workflow_name"] for r in _truth_runs(truth, project.slug, branch=branch, since=NOW - timedelta(days=90))
+        )
+    )
 
 
 def test_workflow_summary_job_metrics_timeseries(sim, truth):
@@ -196,7 +199,8 @@ def test_flaky_tests_and_test_metrics(sim, truth):
     want = truth.flaky_tests()
     assert flaky.num_rows and flaky.num_rows == len(sim.backend.flaky_tests(project.slug)["flaky_tests"])
     assert {(r["job_name"], r["classname"], r["test_name"]) for r in flaky.table.to_pylist()} <= {
-        (j, c, t) for (p, j, c, t) in want if p == project.slug}
+        (j, c, t) for (p, j, c, t) in want if p == project.slug
+    }
     categories = set(tm.table.column("category").to_pylist())
     assert categories == {"most_failed", "slowest"} and set(tm.table.column("scope").to_pylist()) == {"default-branch"}
 
@@ -211,7 +215,14 @@ def test_flaky_tests_kebab_equals_snake():
 
 
 def test_transient_fault_retried_and_counted():
-    sim = Simulator(SimConfig(seed=7, preset="tiny", now=NOW, faults=(FaultRule("status", route="getProjectBySlug", calls=(1, 2), status=503),)))
+    sim = Simulator(
+        SimConfig(
+            seed=7,
+            preset="tiny",
+            now=NOW,
+            faults=(FaultRule("status", route="getProjectBySlug", calls=(1, 2), status=503),),
+        )
+    )
 
     async def go():
         async with _client(sim) as client:
@@ -225,7 +236,13 @@ def test_transient_fault_retried_and_counted():
 
 def test_repeated_page_token_fault_detected():
     sim = Simulator(
-        SimConfig(seed=7, preset="tiny", now=NOW, page_size=3, faults=(FaultRule("repeat_page_token", route="getProjectWorkflowRuns", calls=(2,)),))
+        SimConfig(
+            seed=7,
+            preset="tiny",
+            now=NOW,
+            page_size=3,
+            faults=(FaultRule("repeat_page_token", route="getProjectWorkflowRuns", calls=(2,)),),
+        )
     )
     project = sim.projects[0]
     with pytest.raises(PaginationError, match="repeated"):
@@ -236,7 +253,9 @@ def test_bad_token_is_auth_error(sim):
     from circleci_analytics.connectors import AuthError
 
     async def go():
-        async with CircleCIClient("not-the-token", "http://sim/api/v2", transport=httpx.ASGITransport(app=create_app(sim))) as client:
+        async with CircleCIClient(
+            "not-the-token", "http://sim/api/v2", transport=httpx.ASGITransport(app=create_app(sim))
+        ) as client:
             await extract_projects(client, [sim.projects[0].slug])
 
     with pytest.raises(AuthError) as info:
@@ -254,8 +273,13 @@ def test_real_loopback_server(sim, truth):
         async def go():
             async with CircleCIClient(sim.token, base_url, rate_limits=NO_LIMITS) as client:
                 projects = await extract_projects(client, [p.slug for p in sim.projects])
-                runs = await extract_stream(client, CATALOGUE["workflow_runs"], {"project_slug": project.slug,
-                                            "workflow_name": "build & test/e2e"}, since=NOW - timedelta(days=90), now=NOW)
+                runs = await extract_stream(
+                    client,
+                    CATALOGUE["workflow_runs"],
+                    {"project_slug": project.slug, "workflow_name": "build & test/e2e"},
+                    since=NOW - timedelta(days=90),
+                    now=NOW,
+                )
                 return projects, runs
 
         projects, runs = run(go())

@@ -15,7 +15,9 @@ SLUG = "gh/acme/api"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 #: job number -> the answer of its tests endpoint
 ANSWERS = {
-    1: httpx.Response(200, json={"items": [{"name": "t", "classname": "A", "result": "success"}], "next_page_token": None}),
+    1: httpx.Response(
+        200, json={"items": [{"name": "t", "classname": "A", "result": "success"}], "next_page_token": None}
+    ),
     2: httpx.Response(500, json={"message": "boom"}),
     3: httpx.Response(400, json={"message": "bad job"}),
     4: httpx.Response(200, text="<html>not json</html>"),

@@ -59,7 +59,9 @@ def test_short_row_that_parses_is_quarantined_and_does_not_shadow_a_later_row(tm
     text = "\n".join([",".join(CSV_COLUMNS), _line("j0"), _line("j1", 30), _line("j1")]) + "\n"
     part = tmp_path / "p.csv.gz"
     part.write_bytes(gzip.compress(text.encode()))
-    stats = merge_parts([PartInput(part, "p", NOW, NOW)], tmp_path / "o.parquet", tmp_path / "q.parquet", extracted_at=NOW)
+    stats = merge_parts(
+        [PartInput(part, "p", NOW, NOW)], tmp_path / "o.parquet", tmp_path / "q.parquet", extracted_at=NOW
+    )
     out, q = pl.read_parquet(tmp_path / "o.parquet"), pl.read_parquet(tmp_path / "q.parquet")
     assert out.get_column("job_id").to_list() == ["j0", "j1"]
     assert out.row(1, named=True)["job_name"] == "x" and out.row(1, named=True)["total_credits"] is not None

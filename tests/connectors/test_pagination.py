@@ -26,7 +26,9 @@ def test_filters_resent_with_page_token(make_client):
         items, nxt = pages[request.url.params.get("page-token")]
         return httpx.Response(200, json={"items": items, "next_page_token": nxt})
 
-    items = _collect(make_client(handler), "/insights/gh/a/b/workflows", {"branch": "main", "reporting-window": "last-7-days"})
+    items = _collect(
+        make_client(handler), "/insights/gh/a/b/workflows", {"branch": "main", "reporting-window": "last-7-days"}
+    )
     assert items == [1, 2, 3, 4]
     assert [p.get("page-token") for p in seen] == [None, "t1", "t2"]
     assert all(p["branch"] == "main" and p["reporting-window"] == "last-7-days" for p in seen)

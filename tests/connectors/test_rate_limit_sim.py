@@ -30,7 +30,9 @@ def storm_sim() -> Simulator:
 
 def insights_paths(sim: Simulator) -> list[str]:
     slugs = [p.slug for p in sim.projects]
-    return [render_path("/insights/{project_slug}/branches", project_slug=slugs[i % len(slugs)]) for i in range(REQUESTS)]
+    return [
+        render_path("/insights/{project_slug}/branches", project_slug=slugs[i % len(slugs)]) for i in range(REQUESTS)
+    ]
 
 
 def test_a_429_storm_is_waited_out_and_every_request_succeeds(tmp_path: Path) -> None:
@@ -38,12 +40,21 @@ def test_a_429_storm_is_waited_out_and_every_request_succeeds(tmp_path: Path) ->
 
     async def go(url: str) -> tuple[list[object], object, dict]:
         # two attempts only: 429s must not spend them
-        async with CircleCIClient(sim.token, url, retry=RetryPolicy(max_attempts=2), rate_limits=NO_CLIENT_LIMITS) as client:
+        async with CircleCIClient(
+            sim.token, url, retry=RetryPolicy(max_attempts=2), rate_limits=NO_CLIENT_LIMITS
+        ) as client:
             now = datetime.now(UTC)
             results = await asyncio.gather(
                 *(client.get_json(p) for p in insights_paths(sim)),
-                export_usage(client, sim.org.id, now - timedelta(days=3), now, workdir=tmp_path,
-                             state_store=MemoryStateStore(), poll_interval=0.05),  # fmt: skip
+                export_usage(
+                    client,
+                    sim.org.id,
+                    now - timedelta(days=3),
+                    now,
+                    workdir=tmp_path,
+                    state_store=MemoryStateStore(),
+                    poll_interval=0.05,
+                ),  # fmt: skip
                 return_exceptions=True,
             )
             return results[:-1], results[-1], client.stats.as_dict()
@@ -76,4 +87,3 @@ def test_a_patience_of_seconds_gives_up_with_a_clear_rate_limited_error() -> Non
     assert "HTTP 429" in message and "(patience for insights: 2s)" in message and "/branches" in message
     assert wall < 10
     assert sim.token not in message
-

@@ -47,7 +47,9 @@ def row(job_id: str, **overrides: str) -> dict[str, str]:
     return values
 
 
-def write_part(path: Path, header: list[str], rows: list[dict[str, str]] | None = None, lines: list[str] | None = None) -> Path:
+def write_part(
+    path: Path, header: list[str], rows: list[dict[str, str]] | None = None, lines: list[str] | None = None
+) -> Path:
     text = ",".join(header) + "\n"
     for r in rows or []:
         text += ",".join(r[c] for c in header) + "\n"
@@ -116,7 +118,16 @@ def test_typed_values_and_backslash_n_nulls(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("Y", True), ("N", False), ("true", True), ("false", False), ("TRUE", True), ("FALSE", False), ("1", True), ("0", False)],
+    [
+        ("Y", True),
+        ("N", False),
+        ("true", True),
+        ("false", False),
+        ("TRUE", True),
+        ("FALSE", False),
+        ("1", True),
+        ("0", False),
+    ],
 )
 def test_flag_spellings(tmp_path: Path, text: str, expected: bool) -> None:
     r = row("j1", IS_WORKFLOW_SUCCESSFUL=text, IS_UNREGISTERED_USER=text)
@@ -204,7 +215,9 @@ def test_header_only_and_empty_parts_are_valid(tmp_path: Path) -> None:
 
 
 def test_blank_lines_are_skipped_and_counted(tmp_path: Path) -> None:
-    p = write_part(tmp_path / "a.csv.gz", list(CSV_COLUMNS), [row("j1")], ["", ",".join(row("j2")[c] for c in CSV_COLUMNS)])
+    p = write_part(
+        tmp_path / "a.csv.gz", list(CSV_COLUMNS), [row("j1")], ["", ",".join(row("j2")[c] for c in CSV_COLUMNS)]
+    )
     stats, df, q = merge(tmp_path, p)
     assert stats.rows == 2 and stats.blank_lines == 1 and q.height == 0
 
@@ -236,8 +249,24 @@ def test_truncated_gzip_is_detected(tmp_path: Path) -> None:
 
 def test_timestamp_layouts() -> None:
     s = pl.Series(
-        ["2026-05-01 10:00:00", "2026-05-01 10:00:00.123", "2026-05-01T10:00:00Z", "2026-05-01T12:00:00+02:00", "2026-05-01", None, "nope"]
+        [
+            "2026-05-01 10:00:00",
+            "2026-05-01 10:00:00.123",
+            "2026-05-01T10:00:00Z",
+            "2026-05-01T12:00:00+02:00",
+            "2026-05-01",
+            None,
+            "nope",
+        ]
     )
     got = parse_timestamps(s).to_list()
     ten = datetime(2026, 5, 1, 10, tzinfo=UTC)
-    assert got == [ten, datetime(2026, 5, 1, 10, 0, 0, 123000, tzinfo=UTC), ten, ten, datetime(2026, 5, 1, tzinfo=UTC), None, None]
+    assert got == [
+        ten,
+        datetime(2026, 5, 1, 10, 0, 0, 123000, tzinfo=UTC),
+        ten,
+        ten,
+        datetime(2026, 5, 1, tzinfo=UTC),
+        None,
+        None,
+    ]

@@ -14,7 +14,14 @@ import pytest
 from connector_helpers import run
 
 from circleci_analytics.connectors import CircleCIClient, RetryPolicy
-from circleci_analytics.connectors.usage_export import LocalStateStore, MemoryStateStore, StateStore, UsageExportError, UsageExportResult, export_usage
+from circleci_analytics.connectors.usage_export import (
+    LocalStateStore,
+    MemoryStateStore,
+    StateStore,
+    UsageExportError,
+    UsageExportResult,
+    export_usage,
+)
 from circleci_analytics.simulator import FaultRule, SimConfig, Simulator, create_app
 from circleci_analytics.simulator.history import CREDIT_TYPES
 
@@ -59,8 +66,9 @@ class Harness:
         retry = RetryPolicy(max_attempts=4, sleep=self.sleep, jitter=0.0)
         async with (
             httpx.AsyncClient(transport=transport, event_hooks={"request": [record]}) as http,
-            CircleCIClient(self.sim.token, "http://sim/api/v2", http_client=http, retry=retry,
-                           rate_limits={"usage_export": None}) as client,  # fmt: skip
+            CircleCIClient(
+                self.sim.token, "http://sim/api/v2", http_client=http, retry=retry, rate_limits={"usage_export": None}
+            ) as client,  # fmt: skip
         ):
             kw.setdefault("poll_interval", POLL)
             if own_download_client:
@@ -83,7 +91,9 @@ def credit_sums(df: pl.DataFrame) -> dict[str, Decimal]:
     return {c: Decimal(str(df.get_column(f"{c}_credits").sum())) for c in (*CREDIT_TYPES, "total")}
 
 
-def assert_matches_truth(h: Harness, res: UsageExportResult, start: datetime = START, end: datetime = END) -> pl.DataFrame:
+def assert_matches_truth(
+    h: Harness, res: UsageExportResult, start: datetime = START, end: datetime = END
+) -> pl.DataFrame:
     out = pl.read_parquet(res.output)
     truth = h.truth(start, end)
     assert truth.height > 100

@@ -11,7 +11,14 @@ import pytest
 from connector_helpers import FakeSleep, run
 
 from circleci_analytics.connectors import ExpiredUrl, RetryPolicy, TransportFailure
-from circleci_analytics.connectors.usage_export import ExportState, LocalStateStore, MemoryStateStore, Window, plan_windows, state_key
+from circleci_analytics.connectors.usage_export import (
+    ExportState,
+    LocalStateStore,
+    MemoryStateStore,
+    Window,
+    plan_windows,
+    state_key,
+)
 from circleci_analytics.connectors.usage_export.export import part_filename
 from circleci_analytics.connectors.usage_export.merge import check_gzip
 from circleci_analytics.connectors.usage_export.state import PartRecord, load_state, save_state
@@ -56,7 +63,9 @@ def test_state_round_trips_through_the_local_store_atomically(tmp_path: Path) ->
     store = LocalStateStore(tmp_path)
     w = Window(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 31, tzinfo=UTC))
     assert load_state(store, "org/../1", w).state == "new"
-    st = ExportState("org/../1", w.start, w.end, "job-1", "processing", NOW, 2, NOW, 3, None, [PartRecord("p", "x/p", 5)])
+    st = ExportState(
+        "org/../1", w.start, w.end, "job-1", "processing", NOW, 2, NOW, 3, None, [PartRecord("p", "x/p", 5)]
+    )
     save_state(store, st)
     assert load_state(store, "org/../1", w) == st
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -87,7 +96,9 @@ def test_download_sends_no_token_and_redownloads_a_truncated_part(tmp_path: Path
 
     async def go() -> tuple[int, dict]:
         async with make_client(handler) as client:
-            size = await client.download("https://s3.test/x/part-0001.csv.gz?sig=1", tmp_path / "p.csv.gz", verify=check_gzip)
+            size = await client.download(
+                "https://s3.test/x/part-0001.csv.gz?sig=1", tmp_path / "p.csv.gz", verify=check_gzip
+            )
             return size, client.stats.as_dict()
 
     size, stats = run(go())
@@ -107,7 +118,10 @@ def test_download_never_sends_the_token_even_if_the_http_client_has_it(tmp_path:
 
     async def go() -> None:
         headers = {"Circle-Token": "leaky", "Authorization": "Bearer leaky"}
-        async with make_client(handler) as client, httpx.AsyncClient(transport=httpx.MockTransport(handler), headers=headers) as http:
+        async with (
+            make_client(handler) as client,
+            httpx.AsyncClient(transport=httpx.MockTransport(handler), headers=headers) as http,
+        ):
             await client.download("https://s3.test/p.csv.gz", tmp_path / "p.csv.gz", verify=check_gzip, http=http)
 
     run(go())
@@ -123,7 +137,9 @@ def test_download_gives_up_after_bounded_attempts(tmp_path: Path, make_client, f
 
     async def go() -> None:
         async with make_client(handler, retry=RetryPolicy(max_attempts=2, sleep=fake_sleep)) as client:
-            await client.download("https://s3.test/p.csv.gz?X-Signature=s3cr3t", tmp_path / "p.csv.gz", verify=check_gzip)
+            await client.download(
+                "https://s3.test/p.csv.gz?X-Signature=s3cr3t", tmp_path / "p.csv.gz", verify=check_gzip
+            )
 
     with pytest.raises(TransportFailure, match="arrived corrupt.*gave up after 2 attempt") as info:
         run(go())

@@ -327,7 +327,10 @@ def test_team_and_org_filters_show_their_share(page, rendered, con):
     _assert_close(_per_day(page, "credits_project"), _spend_per_day(con, "team = ? and org_slug = ?", "release",
                                                                    "gh/acme-robotics"))  # fmt: skip
     assert page.eval_on_selector_all("#f-project option", "os => os.map(o => o.value)") == [
-        "", "gh/acme-robotics/api-gateway", "gh/acme-robotics/web-app"]
+        "",
+        "gh/acme-robotics/api-gateway",
+        "gh/acme-robotics/web-app",
+    ]
     # a project too: its own file, filtered by team in the browser
     page.select_option("#f-project", "gh/acme-robotics/api-gateway")
     _drawn(page)

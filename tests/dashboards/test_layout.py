@@ -46,7 +46,10 @@ def test_chart_view_keeps_the_top_series_and_adds_the_rest_up_as_other():
     assert sorted(view.filter(~pl.col("is_other")).get_column("project_slug").unique()) == ["a", "b"]
     other = view.filter(pl.col("is_other"))
     assert other.get_column("project_slug").unique().to_list() == [OTHER]
-    assert dict(other.select("day", "credits").iter_rows()) == {"2026-05-01": 10.0, "2026-05-02": 10.0}  # (3 + 2) x 2 branches
+    assert dict(other.select("day", "credits").iter_rows()) == {
+        "2026-05-01": 10.0,
+        "2026-05-02": 10.0,
+    }  # (3 + 2) x 2 branches
     assert view.get_column("credits").sum() == _frame().get_column("credits").sum()
 
 
@@ -82,12 +85,16 @@ def test_every_file_adds_up_to_the_query(con):
     projects = sorted(result.frame.get_column("project_slug").unique())
     filters = Filters.of(projects, result.frame.get_column("branch"))
     page = next(p for p in PAGES if p["slug"] == "credits")
-    data = page_data({**page, "elements": [{**e, "top": 1} for e in page["elements"]]}, {"credits_by_project": result}, filters)
+    data = page_data(
+        {**page, "elements": [{**e, "top": 1} for e in page["elements"]]}, {"credits_by_project": result}, filters
+    )
     assert math.isclose(_decode(data.base["views"]["credits_project"]).get_column("credits").sum(), total, rel_tol=1e-9)
     by_project = [p["datasets"]["credits_by_project"] for k, p in data.on_demand.items() if "/project-" in k]
     assert len(by_project) == len(projects)
     assert math.isclose(sum(_decode(p).get_column("credits").sum() for p in by_project), total, rel_tol=1e-9)
-    by_branch = [p["datasets"]["credits_by_project"] for k, p in data.on_demand.items() if "/branches-" in k and p["datasets"]]
+    by_branch = [
+        p["datasets"]["credits_by_project"] for k, p in data.on_demand.items() if "/branches-" in k and p["datasets"]
+    ]
     per_branch = pl.concat([_decode(p) for p in by_branch])
     assert math.isclose(per_branch.get_column("credits").sum(), total, rel_tol=1e-9)
     for row in per_branch.select("branch").unique().iter_rows():
@@ -103,7 +110,9 @@ def test_scope_files_hold_each_org_and_team_share(con):
     filters = Filters.of(sorted(frame.get_column("project_slug").unique()), frame.get_column("branch"),
                          frame.select("org_slug", "team"))  # fmt: skip
     page = next(p for p in PAGES if p["slug"] == "credits")
-    data = page_data({**page, "elements": [{**e, "top": 1} for e in page["elements"]]}, {"credits_by_project": result}, filters)
+    data = page_data(
+        {**page, "elements": [{**e, "top": 1} for e in page["elements"]]}, {"credits_by_project": result}, filters
+    )
     assert data.base["split"]["credits_by_project"]["scope"]
     drawn = {scope: _decode(data.on_demand[f"credits/scope-{i}"]["views"]["credits_project"]).get_column("credits").sum()
              for i, scope in enumerate(filters.scopes)}  # fmt: skip

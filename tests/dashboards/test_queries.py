@@ -51,7 +51,11 @@ def test_kpi_parts_add_up_to_the_marts(con):
 
     def totals(name: str) -> dict[str, float]:
         cols = run_query(con, QUERIES[name]).columns
-        return {k: sum(v for v in vals if v is not None) for k, vals in cols.items() if k not in ("project_slug", "org_slug", "team", "branch")}
+        return {
+            k: sum(v for v in vals if v is not None)
+            for k, vals in cols.items()
+            if k not in ("project_slug", "org_slug", "team", "branch")
+        }
 
     credits = totals("kpi_credits")
     assert math.isclose(credits["credits_mtd"], expected["credits_mtd"], rel_tol=1e-9)

@@ -59,7 +59,7 @@ def test_pages_are_offline_and_show_the_extraction_date(rendered):
         html = path.read_text(encoding="utf-8")
         assert not re.search(r"""<(script|link)[^>]+(src|href)=["']?(https?:)?//""", html), path.name
         assert '<script src="plotly.min.js"></script>' in html
-        assert f"Data extracted: <time id=\"extracted-at\">{rendered.extracted_at}</time>" in html
+        assert f'Data extracted: <time id="extracted-at">{rendered.extracted_at}</time>' in html
         for page in PAGES:  # navigation reaches every page
             assert f'href="{page["slug"]}.html"' in html
 

@@ -212,8 +212,10 @@ def warehouse_diffs(a: Path, b: Path, *, prefixes: tuple[str, ...] = MODEL_PREFI
             cols = ", ".join(f'round("{c}", {FLOAT_DECIMALS})' if t in ("DOUBLE", "FLOAT") else f'"{c}"'
                              for c, t in cols_a[table] if c not in ignore)  # fmt: skip
             only_a, only_b = (
-                con.execute(f'select count(*) from (select {cols} from {x}."{table}" '
-                            f'except all select {cols} from {y}."{table}")').fetchone()[0]  # fmt: skip
+                con.execute(
+                    f'select count(*) from (select {cols} from {x}."{table}" '
+                    f'except all select {cols} from {y}."{table}")'
+                ).fetchone()[0]  # fmt: skip
                 for x, y in (("a", "b"), ("b", "a"))
             )
             if only_a or only_b:

@@ -82,8 +82,14 @@ def story(prefect_harness, tmp_path_factory, webhook_receiver) -> Story:
     story = Story(root)
     url = webhook_receiver.url(HOOK_SECRET)
     malformed = (FaultRule("malformed_row", route="downloadUsagePart", calls=(1,)),)
-    plan = [("A", NOW, (), 200, TOKEN), ("B", NOW, (), 200, TOKEN), ("C", LATER, (), 200, TOKEN),
-            ("D", LATER, malformed, 500, TOKEN), ("E", LATER, (), 200, TOKEN), ("F", LATER, (), 200, WRONG_TOKEN)]
+    plan = [
+        ("A", NOW, (), 200, TOKEN),
+        ("B", NOW, (), 200, TOKEN),
+        ("C", LATER, (), 200, TOKEN),
+        ("D", LATER, malformed, 500, TOKEN),
+        ("E", LATER, (), 200, TOKEN),
+        ("F", LATER, (), 200, WRONG_TOKEN),
+    ]
     with pytest.MonkeyPatch.context() as mp, capture_logs() as logs:
         for name in ("apprise", "urllib3", "requests"):  # their most talkative, URL-quoting level
             mp.setattr(logging.getLogger(name), "level", logging.DEBUG)
@@ -142,10 +148,14 @@ def test_anomaly_alert_is_the_simulated_cost_spike(story: Story) -> None:
                             "from fct_credit_anomalies where is_anomaly")  # fmt: skip
     assert {(slug, day) for slug, day, _, _ in rows} == spikes
     sent = lines(run.by_rule()["credit_anomaly"])
-    assert sent == [f"{slug} spent {credits:,.1f} credits on {day}, above its anomaly threshold of {threshold:,.1f} "
-                    "credits (mean + 3 sd of the 28 days before)" for slug, day, credits, threshold in rows]
+    assert sent == [
+        f"{slug} spent {credits:,.1f} credits on {day}, above its anomaly threshold of {threshold:,.1f} "
+        "credits (mean + 3 sd of the 28 days before)"
+        for slug, day, credits, threshold in rows
+    ]
     assert run.by_rule()["credit_anomaly"]["message"].endswith(
-        f"Dashboard: {(story.root / 'dashboard').resolve().as_uri()}/credits.html")
+        f"Dashboard: {(story.root / 'dashboard').resolve().as_uri()}/credits.html"
+    )
 
 
 def test_budget_alert_names_the_org_forecast_and_budget(story: Story) -> None:
@@ -156,7 +166,8 @@ def test_budget_alert_names_the_org_forecast_and_budget(story: Story) -> None:
     org = make_sim(NOW).org.slug
     assert lines(run.by_rule()["forecast_over_budget"]) == [
         f"org {org}: month-end forecast {float(forecast):,.0f} credits for {month:%Y-%m} (month to date "
-        f"{float(mtd):,.0f}, 0 day(s) left) exceeds the monthly budget of {BUDGET:,} credits"]
+        f"{float(mtd):,.0f}, 0 day(s) left) exceeds the monthly budget of {BUDGET:,} credits"
+    ]
 
 
 def test_flaky_alert_lists_the_currently_flaky_tests(story: Story) -> None:
@@ -173,7 +184,7 @@ def test_flaky_alert_lists_the_currently_flaky_tests(story: Story) -> None:
 def test_mttr_alert_is_the_scopes_whose_mttr_at_least_doubled(story: Story) -> None:
     run = story.runs["A"]
     # Independently: the last complete week before as_of_date vs the week before, per scope.
-    (as_of,), = query(run.marts, "select as_of_date from warehouse_meta")
+    ((as_of,),) = query(run.marts, "select as_of_date from warehouse_meta")
     last = as_of - timedelta(days=(as_of.weekday() + 1) % 7) - timedelta(days=6)
     weeks = {(p, w, b, wk): (m, n) for p, w, b, wk, m, n in query(
         run.marts, "select project_slug, workflow_name, branch, week_start, mttr_mean_seconds, recoveries "
@@ -265,7 +276,8 @@ def test_history_is_in_the_lake_and_the_warehouse(story: Story) -> None:
     finally:
         con.close()
     assert sorted((r, k, a, d) for r, k, a, d in rows) == sorted(
-        (rule, key, row["attempts"], True) for (rule, key, _), row in history.items())
+        (rule, key, row["attempts"], True) for (rule, key, _), row in history.items()
+    )
 
 
 def test_the_destination_url_is_never_logged_stored_or_shown(story: Story) -> None:

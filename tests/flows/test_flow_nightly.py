@@ -91,6 +91,7 @@ def test_first_run_completes(runs: Runs) -> None:
     assert start == USAGE_START and NOW - timedelta(minutes=2) <= end <= NOW
     assert s.highlights["as_of_date"] == NOW.date() - timedelta(days=1)
 
+
 def test_first_run_job_runs_equal_truth_of_the_window(runs: Runs) -> None:
     truth = truth_since(runs.sim1, USAGE_START).job_runs()
     assert truth.num_rows > 500

@@ -67,7 +67,9 @@ def test_run_is_partially_completed(partial: Partial) -> None:
     assert "simulated outage" in s.failed_projects[partial.failing]
     assert partial.state.message == "1 project(s) failed; 1 unknown project(s)"
     md = s.markdown()
-    assert md.index("Heals on the next run") < md.index(partial.failing) < md.index("Needs attention") < md.index(UNKNOWN)
+    assert (
+        md.index("Heals on the next run") < md.index(partial.failing) < md.index("Needs attention") < md.index(UNKNOWN)
+    )
 
 
 def test_failing_project_is_not_retried_by_prefect_on_top_of_the_client(partial: Partial) -> None:
@@ -85,7 +87,12 @@ def test_other_projects_landed_and_built(partial: Partial) -> None:
     assert s.data_tests_failed == [] and s.models_built > 0
     con = duckdb.connect(str(partial.root / "warehouse.duckdb"), read_only=True)
     try:
-        landed = {r[0] for r in con.execute("select distinct project_slug from fct_workflow_runs where source <> 'usage_export'").fetchall()}
+        landed = {
+            r[0]
+            for r in con.execute(
+                "select distinct project_slug from fct_workflow_runs where source <> 'usage_export'"
+            ).fetchall()
+        }
         tested = {r[0] for r in con.execute("select distinct project_slug from stg_circleci__job_tests").fetchall()}
         usage = con.execute("select count(*) from fct_job_runs").fetchone()[0]
     finally:
@@ -97,8 +104,7 @@ def test_other_projects_landed_and_built(partial: Partial) -> None:
     # jobs were not probed for tests: they are left for the next run.
     state = PipelineState.load(Lake(str(partial.root / "lake")).documents(), partial.sim.org.id)
     assert {project for project, _ in state.watermarks.keys("workflow_runs")} == others
-    assert {project for project, in state.watermarks.keys("flaky_tests")} == others
+    assert {project for (project,) in state.watermarks.keys("flaky_tests")} == others
     assert state.usage_exported_until is not None
     recent = truth_since(partial.sim, NOW - timedelta(days=TESTS_LOOKBACK_DAYS)).job_runs()
     assert s.tests_jobs_deferred == recent.column("project_slug").to_pylist().count(partial.failing) > 0
-

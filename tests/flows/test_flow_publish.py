@@ -4,8 +4,8 @@ machines fetch is the one the run built, and the dashboard's entry page leads to
 from __future__ import annotations
 
 import pytest
-from pyarrow.fs import FileSelector, FileType
 from flow_helpers import TOKEN, make_sim, run_nightly
+from pyarrow.fs import FileSelector, FileType
 
 from circleci_analytics.simulator.server import running_server
 from circleci_analytics.warehouse.publish import default_publish_uri, fetch_warehouse, read_pointer

@@ -63,7 +63,8 @@ def test_deployment_parameters_become_settings_from_the_environment(monkeypatch,
     monkeypatch.setenv("CIRCLECI_TOKEN", TOKEN)
     monkeypatch.setenv("CIRCLECI_ANALYTICS_LAKE_ROOT", "worker/lake")
     (tmp_path / "circleci-analytics.toml").write_text(
-        'warehouse_path = "worker/w.duckdb"\n[[orgs]]\nid = "1c3f0000-0000-4000-8000-000000000000"\nslug = "gh/acme"\n')
+        'warehouse_path = "worker/w.duckdb"\n[[orgs]]\nid = "1c3f0000-0000-4000-8000-000000000000"\nslug = "gh/acme"\n'
+    )
     s = nightly.validate_parameters({"settings": {"token_secret_block": "circleci-token"}})["settings"]
     assert isinstance(s, Settings)
     assert (s.lake_root, s.warehouse_path, s.token_secret_block) == ("worker/lake", "worker/w.duckdb", "circleci-token")

@@ -91,12 +91,17 @@ def test_slow_snapshots_are_read_on_their_cadence_and_the_rest_every_night() -> 
     first, first_calls = _night(NOW, state)
     assert set(first) == EVERY_RUN | SLOW and SLOW
     workflows = {(e.context["project_slug"], e.context["workflow_name"]) for e in first["workflow_runs"]}
-    assert workflows and {(e.context["project_slug"], e.context["workflow_name"]) for e in first["workflow_summary"]} == workflows
+    assert (
+        workflows
+        and {(e.context["project_slug"], e.context["workflow_name"]) for e in first["workflow_summary"]} == workflows
+    )
     # The next night: the slow snapshots are not due; workflow runs start at the watermark minus the overlap.
     second, second_calls = _night(NOW + timedelta(days=1), state)
     assert set(second) == EVERY_RUN and second_calls < first_calls / 3
     for e in second["workflow_runs"]:
-        mark = max(r["created_at"] for x in first["workflow_runs"] if x.context == e.context for r in x.table.to_pylist())
+        mark = max(
+            r["created_at"] for x in first["workflow_runs"] if x.context == e.context for r in x.table.to_pylist()
+        )
         assert e.start == mark - timedelta(days=2)
     # A week after the first read (calendar days: earlier in the day than that read), all again.
     third, _ = _night(NOW + timedelta(days=7, hours=-6), state)
@@ -105,7 +110,9 @@ def test_slow_snapshots_are_read_on_their_cadence_and_the_rest_every_night() -> 
     (ts_key, *_) = {e.context["workflow_name"] for e in third["job_timeseries"]}
     old = max(r["bucket_start"] for e in first["job_timeseries"] if e.context["workflow_name"] == ts_key
               for r in e.table.to_pylist())  # fmt: skip
-    assert next(e.start for e in third["job_timeseries"] if e.context["workflow_name"] == ts_key) == old - timedelta(days=2)
+    assert next(e.start for e in third["job_timeseries"] if e.context["workflow_name"] == ts_key) == old - timedelta(
+        days=2
+    )
 
 
 def test_a_setting_reads_every_snapshot_every_night() -> None:
@@ -125,6 +132,7 @@ def test_due_counts_calendar_days() -> None:
 
 
 # -- usage_window ----------------------------------------------------------------------------
+
 
 def test_usage_window_first_run_uses_the_initial_lookback_from_midnight() -> None:
     c = cfg(initial_lookback_days=30)
@@ -265,7 +273,11 @@ def test_unprobed_job_refs_are_every_recent_job_whose_tests_are_not_known(tmp_pa
     projects = _projects({"p1": "gh/a/one", "p2": "gh/a/two"})
     refs, left_out = unprobed_job_refs(lake, "org-1", projects, since, state)
     assert sorted((r.project_slug, r.job_number, r.job_name) for r in refs) == [
-        ("gh/a/one", 10, "test"), ("gh/a/one", 12, "test"), ("gh/a/two", 20, "test"), ("gh/a/two", 22, "test")]
+        ("gh/a/one", 10, "test"),
+        ("gh/a/one", 12, "test"),
+        ("gh/a/two", 20, "test"),
+        ("gh/a/two", 22, "test"),
+    ]
     ref = next(r for r in refs if r.job_number == 12)
     assert (ref.job_started_at, ref.workflow_id, ref.pipeline_id, ref.job_status) == (
         DAY + timedelta(days=2), "w", "pl", "success")  # fmt: skip

@@ -60,12 +60,19 @@ def test_markdown_of_a_successful_run() -> None:
 
 
 def test_markdown_of_a_partial_and_failed_run() -> None:
-    s = summary(failed_projects={"gh/acme/api": "ServerError: GET /x -> HTTP 500"},
-                unknown_projects=["gh/acme/gone"], quarantined_rows=2, unknown_columns=["NEW_COL"], data_tests=5)
+    s = summary(
+        failed_projects={"gh/acme/api": "ServerError: GET /x -> HTTP 500"},
+        unknown_projects=["gh/acme/gone"],
+        quarantined_rows=2,
+        unknown_columns=["NEW_COL"],
+        data_tests=5,
+    )
     md = s.markdown()
     assert md.startswith("# ⚠️ nightly: partial")
     heals, attention = md.index("**Heals on the next run**"), md.index("**Needs attention**")
-    assert heals < md.index("- project `gh/acme/api`: ServerError: GET /x -> HTTP 500 (its cursors were kept") < attention
+    assert (
+        heals < md.index("- project `gh/acme/api`: ServerError: GET /x -> HTTP 500 (its cursors were kept") < attention
+    )
     assert attention < md.index("- `gh/acme/gone`: not found or not visible to the token")
     assert attention < md.index("- 2 malformed usage-export rows quarantined")
     assert "NEW_COL" in md
@@ -98,7 +105,9 @@ def test_probes_are_counted_with_a_few_examples() -> None:
     from circleci_analytics.connectors import Extract, JobTestsResult, ProbeState
 
     def result(failed: list, skipped: dict) -> JobTestsResult:
-        return JobTestsResult(Extract("job_tests", pa.table({}), datetime(2026, 6, 1, tzinfo=UTC)), ProbeState(), skipped, 5, failed)
+        return JobTestsResult(
+            Extract("job_tests", pa.table({}), datetime(2026, 6, 1, tzinfo=UTC)), ProbeState(), skipped, 5, failed
+        )
 
     s = summary()
     s.add_probes(result([("gh/a", n, "NotFound: 404") for n in range(4)], {"seen": 2, "known_without_tests": 1}),

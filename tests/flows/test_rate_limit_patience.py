@@ -29,7 +29,8 @@ def extract_one_project(sim: Simulator, s: Settings) -> tuple[steps.ProjectStrea
         async with steps.make_client(s, TOKEN) as client:
             try:
                 out: steps.ProjectStreams | BaseException = await steps.extract_project_streams(
-                    client, sim.projects[0].slug, PipelineState(sim.org.id), s)
+                    client, sim.projects[0].slug, PipelineState(sim.org.id), s
+                )
             except RateLimited as e:
                 out = e
             return out, client.stats.as_dict()
@@ -48,7 +49,9 @@ def test_the_default_patience_is_declared_once_and_a_partial_setting_keeps_the_r
 def test_a_short_patience_gives_the_project_up(tmp_path: Path) -> None:
     sim = storm()
     with running_server(sim) as url:
-        out, stats = extract_one_project(sim, settings(sim, url, tmp_path, rate_limit_patience_seconds={"insights": 0.5}))
+        out, stats = extract_one_project(
+            sim, settings(sim, url, tmp_path, rate_limit_patience_seconds={"insights": 0.5})
+        )
     assert isinstance(out, RateLimited), out
     assert "HTTP 429" in str(out) and "patience for insights" in str(out)
     assert stats["rate_limited"]["insights"] >= 1

@@ -110,9 +110,7 @@ def to_json_schema(schema: Any, _depth: int = 0) -> Any:
         return schema
     if "$ref" in schema:
         return to_json_schema(_resolve(schema["$ref"]), _depth + 1)
-    nullable = _is_nullable(schema) or any(
-        isinstance(m, dict) and _is_nullable(m) for m in schema.get("allOf", ())
-    )
+    nullable = _is_nullable(schema) or any(isinstance(m, dict) and _is_nullable(m) for m in schema.get("allOf", ()))
     out: dict[str, Any] = {}
     for key, value in schema.items():
         if key in ("nullable", "x-nullable", "example", "examples", "x-go-name", "discriminator", "xml",

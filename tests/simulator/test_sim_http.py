@@ -332,6 +332,9 @@ def test_usage_export_bad_body(make_sim, make_client, body):
 def test_usage_export_unknown_org_is_404(make_sim, make_client):
     s = make_sim()
     c = make_client(s)
-    r = c.post("/organizations/not-my-org/usage_export_job", json={"start": "2026-05-01T00:00:00Z", "end": "2026-05-02T00:00:00Z"})
+    r = c.post(
+        "/organizations/not-my-org/usage_export_job",
+        json={"start": "2026-05-01T00:00:00Z", "end": "2026-05-02T00:00:00Z"},
+    )
     assert r.status_code == 404
     assert c.get(f"/organizations/{s.org.id}/usage_export_job/nope").status_code == 404

@@ -104,7 +104,9 @@ def bodies(sim2, client2) -> dict[str, list[tuple[str, Any]]]:
         for wf_name in project.workflows:
             seg = quote_segment(wf_name)
             kw = {"project-slug": slug, "workflow-name": seg}
-            get("getProjectWorkflowRuns", _url("getProjectWorkflowRuns", **kw), {"all-branches": "true"}, paginated=True)
+            get(
+                "getProjectWorkflowRuns", _url("getProjectWorkflowRuns", **kw), {"all-branches": "true"}, paginated=True
+            )
             get("getProjectWorkflowRuns", _url("getProjectWorkflowRuns", **kw),
                 {"start-date": (NOW - timedelta(days=10)).isoformat(), "end-date": NOW.isoformat()}, paginated=True)  # fmt: skip
             for params in ({}, {"all-branches": "true", "reporting-window": "last-7-days"}):
@@ -196,7 +198,15 @@ def test_list_items_were_validated_not_just_envelopes(op, bodies):
 
 def test_list_items_validate_one_by_one_against_the_item_schema(bodies):
     """Each list item against the item schema alone, so an envelope quirk cannot hide it."""
-    for op in ("listPipelines", "listMyPipelines", "listPipelinesForProject", "listWorkflowJobs", "getTests", "getProjectWorkflowRuns", "getJobTimeseries"):
+    for op in (
+        "listPipelines",
+        "listMyPipelines",
+        "listPipelinesForProject",
+        "listWorkflowJobs",
+        "getTests",
+        "getProjectWorkflowRuns",
+        "getJobTimeseries",
+    ):
         item_schema = response_schema(op, 200)["properties"]["items"]["items"]
         items = [item for _, body in bodies[op] for item in body["items"]]
         assert items, op
@@ -241,9 +251,16 @@ def test_error_bodies_match_the_default_schema(sim, make_client):
     cases = [
         ("getCurrentUser", anon.get("/me"), 401),
         ("getProjectBySlug", c.get("/project/gh/acme-robotics/nope"), 404),
-        ("getProjectWorkflowMetrics", c.get("/insights/gh/acme-robotics/web-app/workflows",
-                                            params={"reporting-window": "last-year"}), 400),  # fmt: skip
-        ("getUsageExport", c.get(f"/organizations/{sim.org.id}/usage_export_job/{'0' * 8}-0000-4000-8000-{'0' * 12}"), 404),
+        (
+            "getProjectWorkflowMetrics",
+            c.get("/insights/gh/acme-robotics/web-app/workflows", params={"reporting-window": "last-year"}),
+            400,
+        ),  # fmt: skip
+        (
+            "getUsageExport",
+            c.get(f"/organizations/{sim.org.id}/usage_export_job/{'0' * 8}-0000-4000-8000-{'0' * 12}"),
+            404,
+        ),
     ]
     for op, r, status in cases:
         assert r.status_code == status, (op, r.text)

@@ -52,7 +52,11 @@ def test_github_app_projects_have_opaque_slugs_under_the_org_id(sim2, client2):
     for p in projects:
         assert re.fullmatch(rf"{re.escape(app.slug)}/{BASE58}", p.slug)
         body = client2.get(f"/project/{p.slug}").json()
-        assert (body["organization_slug"], body["organization_id"], body["organization_name"]) == (app.slug, app.id, app.name)
+        assert (body["organization_slug"], body["organization_id"], body["organization_name"]) == (
+            app.slug,
+            app.id,
+            app.name,
+        )
         assert body["vcs_info"]["provider"] == "CircleCI" and body["name"] == p.name
     assert not {p.name for p in projects} & {p.name for p in sim2.projects_of(sim2.org)}
 
@@ -146,7 +150,9 @@ def test_project_level_answers_name_the_project_s_org(sim2, client2):
 
 # -- usage export -----------------------------------------------------------------------------------
 def _export_rows(sim: Simulator, client, org_id: str, start, end) -> list[dict]:
-    r = client.post(f"/organizations/{org_id}/usage_export_job", json={"start": start.isoformat(), "end": end.isoformat()})
+    r = client.post(
+        f"/organizations/{org_id}/usage_export_job", json={"start": start.isoformat(), "end": end.isoformat()}
+    )
     assert r.status_code == 201, r.text
     sim.backend.advance_clock(sim.config.export_processing_seconds + 1)
     status = client.get(f"/organizations/{org_id}/usage_export_job/{r.json()['usage_export_job_id']}").json()

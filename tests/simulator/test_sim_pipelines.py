@@ -87,7 +87,9 @@ def test_crawl_gets_every_job_of_every_workflow(sim2, crawls, org_index):
             for wf, jobs in got.items() if jobs}  # fmt: skip
     assert have == dict(want)
     # Every executed job run (one per usage-export row) is reachable, by project and number.
-    executed = {(t["project_slug"], t["job_number"], t["job_name"], t["job_status"]) for t in truth.job_runs().to_pylist()}
+    executed = {
+        (t["project_slug"], t["job_number"], t["job_name"], t["job_status"]) for t in truth.job_runs().to_pylist()
+    }
     crawled = {(j["project_slug"], j["job_number"], j["name"], j["status"])
                for jobs in got.values() for j in jobs if "job_number" in j}  # fmt: skip
     assert crawled == executed and executed
@@ -126,7 +128,8 @@ def test_mine_keeps_the_pipelines_the_current_user_triggered(sim2, client2):
         assert 0 < len(want) < len(every)
         assert {p["trigger"]["actor"]["login"] for p in mine} == {me["login"]}
         assert all_pages(client2, "/pipeline", {"org-slug": org.slug, "mine": "false"}) == all_pages(
-            client2, "/pipeline", {"org-slug": org.slug})
+            client2, "/pipeline", {"org-slug": org.slug}
+        )
 
 
 def test_project_pipeline_mine_is_the_project_list_filtered_to_the_user(sim2, client2):
@@ -195,7 +198,7 @@ def test_page_token_is_bound_to_the_org_slug(sim2, client2):
 
 
 def test_only_the_most_recently_built_projects_are_listed(make_sim, make_client, monkeypatch):
-    """"The most recently built projects (max 250)": with the cap at 2, the least recently
+    """ "The most recently built projects (max 250)": with the cap at 2, the least recently
     built of the 3 projects drops out."""
     monkeypatch.setattr(backend, "FOLLOWED_PROJECTS_LIMIT", 2)
     s = make_sim(page_size=500)

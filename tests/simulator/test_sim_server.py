@@ -79,7 +79,9 @@ def test_usage_export_end_to_end_over_the_network(served):
     job = c.post(f"/organizations/{sim.org.id}/usage_export_job", json=body)
     assert job.status_code == 201
     sim.backend.advance_clock(5)
-    urls = c.get(f"/organizations/{sim.org.id}/usage_export_job/{job.json()['usage_export_job_id']}").json()["download_urls"]
+    urls = c.get(f"/organizations/{sim.org.id}/usage_export_job/{job.json()['usage_export_job_id']}").json()[
+        "download_urls"
+    ]
     assert len(urls) >= 2 and all(u.startswith(base_url.removesuffix("/api/v2")) for u in urls)
     rows = 0
     with httpx.Client(timeout=10) as anon:  # pre-signed: no token
@@ -116,7 +118,10 @@ def test_cli_serve_with_a_github_app_org_serves_both_orgs():
                     assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
                     time.sleep(0.2)
             app_org = Simulator(SimConfig(seed=7, preset="tiny", now=NOW, extra_orgs=(OrgSpec("acme-labs"),))).orgs[1]
-            assert [(o["slug"], o["vcs-type"]) for o in body] == [("gh/acme-robotics", "github"), (app_org.slug, "circleci")]
+            assert [(o["slug"], o["vcs-type"]) for o in body] == [
+                ("gh/acme-robotics", "github"),
+                (app_org.slug, "circleci"),
+            ]
             assert c.get("/pipeline", params={"org-slug": app_org.slug}).json()["items"]
     finally:
         proc.terminate()

@@ -174,7 +174,9 @@ def test_insights_workflow_runs_date_window_is_start_inclusive_end_exclusive(sim
     they also catch re-runs created just after midnight for a pipeline of the day before."""
     project = sim.projects[0]
     wf = project.workflows[0]
-    table = [t for t in truth.workflow_runs().to_pylist() if t["project_slug"] == project.slug and t["workflow_name"] == wf]
+    table = [
+        t for t in truth.workflow_runs().to_pylist() if t["project_slug"] == project.slug and t["workflow_name"] == wf
+    ]
     seen = 0
     for day in range(sim.history.days):
         start = sim.history.day_start(day)
@@ -234,7 +236,9 @@ def test_insights_workflow_totals_match_truth(sim, client, truth):
     table = truth.workflow_runs().to_pylist()
     since = NOW - timedelta(days=30)
     project = sim.projects[0]
-    items = all_pages(client, f"/insights/{project.slug}/workflows", {"reporting-window": "last-30-days", "all-branches": "true"})
+    items = all_pages(
+        client, f"/insights/{project.slug}/workflows", {"reporting-window": "last-30-days", "all-branches": "true"}
+    )
     for item in items:
         runs = [t for t in table if t["project_slug"] == project.slug and t["workflow_name"] == item["name"]
                 and since <= t["created_at"] < NOW]  # fmt: skip

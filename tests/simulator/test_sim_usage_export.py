@@ -248,7 +248,9 @@ def test_tampered_url_is_refused(make_sim, make_client, tamper):
     base, query = url.split("?")
     params = dict(p.split("=") for p in query.split("&"))
     if tamper == "signature":
-        params["X-Sim-Signature"] = ("0" if params["X-Sim-Signature"][0] != "0" else "1") + params["X-Sim-Signature"][1:]
+        params["X-Sim-Signature"] = ("0" if params["X-Sim-Signature"][0] != "0" else "1") + params["X-Sim-Signature"][
+            1:
+        ]
     elif tamper == "expiry":
         params["X-Sim-Expires"] = str(int(params["X-Sim-Expires"]) + 10_000)
     elif tamper == "part":

@@ -25,9 +25,15 @@ def test_job_performance_daily_equals_truth(q, tiny_sim, tiny_truth):
     now, default = tiny_sim.history.now, _defaults(tiny_sim)
     jobs = defaultdict(list)
     for j in tiny_truth.job_runs().to_pylist():
-        if j["vcs_branch"] == default[j["project_slug"]] and now - timedelta(days=TIMESERIES_DAYS) <= j["started_at"] < now:
+        if (
+            j["vcs_branch"] == default[j["project_slug"]]
+            and now - timedelta(days=TIMESERIES_DAYS) <= j["started_at"] < now
+        ):
             jobs[(j["started_at"].date(), j["project_slug"], j["workflow_name"], j["job_name"])].append(j)
-    got = {(r["day"], r["project_slug"], r["workflow_name"], r["job_name"]): r for r in q("select * from fct_job_performance_daily")}
+    got = {
+        (r["day"], r["project_slug"], r["workflow_name"], r["job_name"]): r
+        for r in q("select * from fct_job_performance_daily")
+    }
     assert set(got) == set(jobs) and jobs
     for key, js in jobs.items():
         ok = [j["run_seconds"] for j in js if j["job_status"] == "success"]
@@ -56,7 +62,12 @@ def test_job_performance_window_equals_truth(q, tiny_sim, tiny_truth):
         bad = sum(j["job_status"] in FAILED_JOB for j in js)
         queue = [(j["started_at"] - j["queued_at"]).total_seconds() for j in js]
         g = got[key]
-        assert (g["runs"], g["successful_runs"], g["failed_runs"], g["export_job_runs"]) == (len(js), len(ok), bad, len(js))
+        assert (g["runs"], g["successful_runs"], g["failed_runs"], g["export_job_runs"]) == (
+            len(js),
+            len(ok),
+            bad,
+            len(js),
+        )
         if ok:
             assert g["duration_p50_seconds"] == round(statistics.median(ok))
             assert g["duration_p95_seconds"] == round(percentile_cont(ok, 0.95))

@@ -49,7 +49,9 @@ def test_credit_spend_daily_grain_includes_branch_and_workflow(q, tiny_truth):
     truth = tiny_truth.job_runs().to_pylist()
     expected = defaultdict(Decimal)
     for j in truth:
-        expected[(j["job_run_date"], j["project_slug"], j["workflow_name"], j["job_name"], j["vcs_branch"])] += j["total_credits"]
+        expected[(j["job_run_date"], j["project_slug"], j["workflow_name"], j["job_name"], j["vcs_branch"])] += j[
+            "total_credits"
+        ]
     got = {
         (r["spend_date"], r["project_slug"], r["workflow_name"], r["job_name"], r["branch"]): r["total_credits"]
         for r in q("select spend_date, project_slug, workflow_name, job_name, branch, sum(total_credits) as total_credits "
@@ -126,13 +128,14 @@ def test_flaky_vs_circleci(q, tiny_truth):
     # Inside Insights' retention the simulator's list follows our reading: counts agree.
     assert all(r["times_flaked_diff"] == 0 for r in both)
     current = {k for k, v in tiny_truth.flaky_tests().items() if v["currently_flaky"]}
-    assert {(r["project_slug"], r["job_name"], r["classname"], r["test_name"]) for r in got if r["in_warehouse"]} == current
+    assert {
+        (r["project_slug"], r["job_name"], r["classname"], r["test_name"]) for r in got if r["in_warehouse"]
+    } == current
 
 
 def test_recoveries_equal_truth(q, tiny_truth):
     expected = {
-        (r.first_failed_run_id, r.recovered_run_id, r.seconds, r.failed_runs, r.branch)
-        for r in tiny_truth.recoveries()
+        (r.first_failed_run_id, r.recovered_run_id, r.seconds, r.failed_runs, r.branch) for r in tiny_truth.recoveries()
     }
     got = {
         (r["first_failed_run_id"], r["recovered_run_id"], r["recovery_seconds"], r["failed_runs"], r["branch"])
@@ -235,14 +238,20 @@ def test_right_sizing_recommendation(q):
 def test_month_to_date_and_forecast(q, tiny_truth):
     by_pd = tiny_truth.credits_by_project_day()
     month_start, days_left = date(2026, 5, 1), 0
-    got = {r["project_slug"]: r for r in q(  # per project x team: the projects' figures are their teams' sums
-        "select project_slug, any_value(as_of_date) as as_of_date, any_value(days_left) as days_left, "
-        "sum(mtd_credits) as mtd_credits, sum(trailing_7d_credits) as trailing_7d_credits, "
-        "sum(forecast_credits) as forecast_credits from fct_credit_month_to_date group by project_slug")}
+    got = {
+        r["project_slug"]: r
+        for r in q(  # per project x team: the projects' figures are their teams' sums
+            "select project_slug, any_value(as_of_date) as as_of_date, any_value(days_left) as days_left, "
+            "sum(mtd_credits) as mtd_credits, sum(trailing_7d_credits) as trailing_7d_credits, "
+            "sum(forecast_credits) as forecast_credits from fct_credit_month_to_date group by project_slug"
+        )
+    }
     assert set(got) == {p for p, _ in by_pd}
     for slug, r in got.items():
         mtd = sum((v for (p, d), v in by_pd.items() if p == slug and month_start <= d <= AS_OF), Decimal(0))
-        t7 = sum((v for (p, d), v in by_pd.items() if p == slug and AS_OF - timedelta(days=6) <= d <= AS_OF), Decimal(0))
+        t7 = sum(
+            (v for (p, d), v in by_pd.items() if p == slug and AS_OF - timedelta(days=6) <= d <= AS_OF), Decimal(0)
+        )
         assert r["mtd_credits"] == mtd
         assert r["trailing_7d_credits"] == t7
         assert r["days_left"] == days_left and r["as_of_date"] == AS_OF
@@ -267,7 +276,9 @@ def test_forecast_mid_month(tiny_sim, tiny_truth, tmp_path):
         "select project_slug, mtd_credits, forecast_credits, forecast_usd from fct_credit_month_to_date"
     ).fetchall():
         m = sum((v for (p, d), v in by_pd.items() if p == slug and date(2026, 5, 1) <= d <= as_of), Decimal(0))
-        t7 = sum((v for (p, d), v in by_pd.items() if p == slug and as_of - timedelta(days=6) <= d <= as_of), Decimal(0))
+        t7 = sum(
+            (v for (p, d), v in by_pd.items() if p == slug and as_of - timedelta(days=6) <= d <= as_of), Decimal(0)
+        )
         assert mtd == m
         assert forecast == (m + t7 * 11 / Decimal(7)).quantize(Decimal("0.000001"))
         assert usd == forecast * Decimal("0.001")
@@ -319,7 +330,9 @@ def test_test_runs_count(q, tiny_truth):
 def test_hostile_branch_round_trips(q):
     from circleci_analytics.simulator.catalog import HOSTILE_BRANCH
 
-    (r,) = q(f"select count(*) as n from fct_credit_spend_daily where branch = '{HOSTILE_BRANCH.replace(chr(39), chr(39) * 2)}'")
+    (r,) = q(
+        f"select count(*) as n from fct_credit_spend_daily where branch = '{HOSTILE_BRANCH.replace(chr(39), chr(39) * 2)}'"
+    )
     assert r["n"] > 0
 
 
@@ -337,7 +350,10 @@ def test_run_summary_mttr_is_the_dashboard_kpi_and_equals_truth(tiny_build, q, t
                    if r.recovered_at is not None and first_day <= r.recovered_at.date() <= last_day]  # fmt: skip
         return sum(seconds) / len(seconds) if seconds else None
 
-    last, previous = mean_recovery(as_of - timedelta(days=6), as_of), mean_recovery(as_of - timedelta(days=13), as_of - timedelta(days=7))
+    last, previous = (
+        mean_recovery(as_of - timedelta(days=6), as_of),
+        mean_recovery(as_of - timedelta(days=13), as_of - timedelta(days=7)),
+    )
     assert last is not None, "the fixture has recoveries in its last 7 days"
     h = warehouse_highlights(str(tiny_build.db_path))
     assert h["mttr_last_7d_seconds"] == pytest.approx(last)

@@ -36,7 +36,9 @@ def test_ownership_model_equals_the_rules(q, tiny_truth):
     assert jobs | projects <= got.keys()
     assert got == {(p, j): owner(p, j) for p, j in got}
     assert {r["team"]: r["rule_order"] for r in q("select * from dim_teams")} == {
-        **{rule["name"]: i + 1 for i, rule in enumerate(TEAMS)}, UNASSIGNED: len(TEAMS) + 1}
+        **{rule["name"]: i + 1 for i, rule in enumerate(TEAMS)},
+        UNASSIGNED: len(TEAMS) + 1,
+    }
 
 
 @pytest.mark.parametrize("mart", ["fct_credit_spend_daily", "fct_credit_spend_project_daily",
@@ -44,7 +46,9 @@ def test_ownership_model_equals_the_rules(q, tiny_truth):
 def test_credits_per_team(q, tiny_truth, mart):
     expected: dict[tuple, Decimal] = defaultdict(Decimal)
     for r in tiny_truth.job_runs().to_pylist():
-        expected[(org_of(r["project_slug"]), r["project_slug"], owner(r["project_slug"], r["job_name"]))] += r["total_credits"]
+        expected[(org_of(r["project_slug"]), r["project_slug"], owner(r["project_slug"], r["job_name"]))] += r[
+            "total_credits"
+        ]
     got = {(r["org_slug"], r["project_slug"], r["team"]): r["credits"]
            for r in q(f"select org_slug, project_slug, team, sum(total_credits) as credits from {mart} group by all")}  # fmt: skip
     assert got == dict(expected)
@@ -105,8 +109,11 @@ def test_right_sizing_rows_carry_their_job_owner(q, tiny_truth):
 
 
 #: Every fact mart but the forecast (per org and team, no project).
-PROJECT_MARTS = sorted(p.stem for p in (SQL_DIR / "models" / "marts").glob("fct_*.sql")
-                       if p.stem not in ("fct_credit_forecast", "fct_alert_history"))
+PROJECT_MARTS = sorted(
+    p.stem
+    for p in (SQL_DIR / "models" / "marts").glob("fct_*.sql")
+    if p.stem not in ("fct_credit_forecast", "fct_alert_history")
+)
 
 
 @pytest.mark.parametrize("mart", PROJECT_MARTS)

@@ -52,7 +52,12 @@ def test_every_run_of_the_history_with_its_source(hq, sourced, insights_from):
     for wid, e in expected.items():
         g = got[wid]
         outcome = "success" if e.status == "success" else "failure" if e.status in ("failed", "error") else "other"
-        assert (g["outcome"], g["created_at"], g["stopped_at"], g["branch"]) == (outcome, e.created_at, e.stopped_at, e.branch), wid
+        assert (g["outcome"], g["created_at"], g["stopped_at"], g["branch"]) == (
+            outcome,
+            e.created_at,
+            e.stopped_at,
+            e.branch,
+        ), wid
     # history reaches back past Insights' days to the first exported day
     (r,) = hq("select min(run_date) as first, min(run_date) filter (where source <> 'usage_export') as insights_first "
               "from fct_workflow_runs")  # fmt: skip
@@ -90,10 +95,10 @@ def test_health_weekly_counts_export_runs(hq, sourced):
         for r in runs:
             week = r.created_at.date() - timedelta(days=r.created_at.weekday())
             acc[(week, r.status in ("failed", "error"))] += 1
-    got = hq("select week_start, sum(runs) as runs, sum(failed_runs) as failed from fct_workflow_health_weekly group by all")
-    assert {r["week_start"]: r["runs"] for r in got} == {
-        w: acc[(w, True)] + acc[(w, False)] for w, _ in acc
-    }
+    got = hq(
+        "select week_start, sum(runs) as runs, sum(failed_runs) as failed from fct_workflow_health_weekly group by all"
+    )
+    assert {r["week_start"]: r["runs"] for r in got} == {w: acc[(w, True)] + acc[(w, False)] for w, _ in acc}
     assert {r["week_start"]: r["failed"] for r in got} == {w: acc[(w, True)] for w, _ in acc}
 
 

@@ -162,7 +162,9 @@ async def _insights(sim: Simulator) -> dict[str, list]:
     return out
 
 
-def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True, insights_from: datetime | None = None) -> dict[str, int]:
+def land_truth(
+    lake: Lake, sim: Simulator, *, insights: bool = True, insights_from: datetime | None = None
+) -> dict[str, int]:
     """Land truth-derived tables (and, with `insights`, connector snapshots); return row counts.
     With `insights_from`, Insights workflow runs cover only the runs created from then on
     (the usage export still covers every day)."""
@@ -173,7 +175,9 @@ def land_truth(lake: Lake, sim: Simulator, *, insights: bool = True, insights_fr
     lake.land("job_tests", test_rows(truth.test_runs()))
     runs = truth.workflow_runs()
     if insights_from is not None:
-        runs = runs.filter(pc.greater_equal(runs.column("created_at"), pa.scalar(insights_from, runs.schema.field("created_at").type)))
+        runs = runs.filter(
+            pc.greater_equal(runs.column("created_at"), pa.scalar(insights_from, runs.schema.field("created_at").type))
+        )
     lake.land("workflow_runs", workflow_run_rows(runs))
     lake.land("projects", project_rows(sim))
     counts = {"usage_job_runs": usage.num_rows}

@@ -87,6 +87,7 @@ def test_empty_lake_builds_empty_typed_marts(tmp_path):
     result = build_warehouse(tmp_path / "empty-lake", tmp_path / "w.duckdb", docs=False)
     assert result.failed_tests == []
     assert _count(result.db_path, "select count(*) from fct_credit_spend_daily") == 0
+
     # The empty sources have the lake's types (from warehouse/tables.py), not VARCHAR/NULL.
     def type_of(table: str, column: str) -> str:
         return _count(result.db_path, f"select data_type from information_schema.columns "
@@ -133,8 +134,12 @@ def test_failing_data_test_names_test_and_rows_and_keeps_old_warehouse(small_lak
 def test_broken_model_is_named_and_old_warehouse_survives(small_lake, tmp_path, sql_copy):
     db = tmp_path / "w.duckdb"
     build_warehouse(small_lake, db, docs=False)
-    (sql_copy / "models" / "marts" / "fct_waste_daily.sql").write_text("select no_such_column from {{ ref('fct_job_runs') }}")
-    with pytest.raises(ModelError, match=r"(?s)model fct_waste_daily \(.*fct_waste_daily.sql\) failed: .*no_such_column"):
+    (sql_copy / "models" / "marts" / "fct_waste_daily.sql").write_text(
+        "select no_such_column from {{ ref('fct_job_runs') }}"
+    )
+    with pytest.raises(
+        ModelError, match=r"(?s)model fct_waste_daily \(.*fct_waste_daily.sql\) failed: .*no_such_column"
+    ):
         build_warehouse(small_lake, db, sql_dir=sql_copy, docs=False)
     assert _count(db, "select count(*) from fct_waste_daily") > 0
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".w.duckdb")] == []
@@ -168,7 +173,10 @@ def test_stale_building_files_of_dead_processes_are_removed(small_lake, tmp_path
     db = tmp_path / "w.duckdb"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
-    stale = [tmp_path / f".w.duckdb.{dead_pid}.0123abcd.building", tmp_path / f".w.duckdb.{dead_pid}.0123abcd.building.wal"]
+    stale = [
+        tmp_path / f".w.duckdb.{dead_pid}.0123abcd.building",
+        tmp_path / f".w.duckdb.{dead_pid}.0123abcd.building.wal",
+    ]
     alive = tmp_path / f".w.duckdb.{os.getppid()}.89abcdef.building"  # a build still running elsewhere
     other = tmp_path / f".other.duckdb.{dead_pid}.0123abcd.building"  # another warehouse's
     for p in (*stale, alive, other):

@@ -23,4 +23,9 @@ def test_every_lake_table_is_a_source_with_its_columns_types_and_freshness():
         declared = {c["name"]: c["data_type"] for c in tables[name]["columns"]}
         assert declared == duckdb_types(spec.schema), name
         assert "extracted_at" in declared  # the freshness field
-    assert tables["usage_job_runs"]["columns"][[c["name"] for c in tables["usage_job_runs"]["columns"]].index("total_credits")]["data_type"] == "DECIMAL(18,6)"
+    assert (
+        tables["usage_job_runs"]["columns"][
+            [c["name"] for c in tables["usage_job_runs"]["columns"]].index("total_credits")
+        ]["data_type"]
+        == "DECIMAL(18,6)"
+    )

@@ -29,7 +29,9 @@ VOLATILE = {"warehouse_meta": ("built_at", "build_started_at")}
 
 def _between(table: pa.Table, column: str, start: datetime, end: datetime) -> pa.Table:
     col = table.column(column)
-    return table.filter(pc.and_(pc.greater_equal(col, pa.scalar(start, col.type)), pc.less(col, pa.scalar(end, col.type))))
+    return table.filter(
+        pc.and_(pc.greater_equal(col, pa.scalar(start, col.type)), pc.less(col, pa.scalar(end, col.type)))
+    )
 
 
 def _tables(con: duckdb.DuckDBPyConnection, db: str) -> dict[str, list[tuple[str, str]]]:

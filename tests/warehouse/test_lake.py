@@ -24,7 +24,9 @@ def _files_bytes(root: Path) -> dict[str, bytes]:
 
 
 def test_every_table_has_a_schema_and_a_key():
-    assert {"usage_job_runs", "job_tests", "workflow_runs", "projects", "workflow_summary", "flaky_tests"} <= set(TABLES)
+    assert {"usage_job_runs", "job_tests", "workflow_runs", "projects", "workflow_summary", "flaky_tests"} <= set(
+        TABLES
+    )
     for spec in TABLES.values():
         assert spec.natural_key, spec.name
         assert set(spec.natural_key) <= set(spec.schema.names), spec.name
@@ -61,7 +63,12 @@ def test_merge_replaces_rows_by_natural_key(lake_root):
     lake.land("usage_job_runs", usage_table(4, credits="1.5"))
     lake.land("usage_job_runs", usage_table(2, credits="9.25"))  # job-0, job-1 changed
     rows = {r["job_id"]: r["total_credits"] for r in lake.read("usage_job_runs").to_pylist()}
-    assert rows == {"job-0": Decimal("9.25"), "job-1": Decimal("9.25"), "job-2": Decimal("1.5"), "job-3": Decimal("1.5")}
+    assert rows == {
+        "job-0": Decimal("9.25"),
+        "job-1": Decimal("9.25"),
+        "job-2": Decimal("1.5"),
+        "job-3": Decimal("1.5"),
+    }
 
 
 def test_duplicate_keys_in_one_landing_keep_the_last(lake_root):

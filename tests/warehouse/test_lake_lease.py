@@ -123,7 +123,7 @@ def _table_bytes(lake: Lake) -> dict[str, bytes]:
 @pytest.mark.parametrize("orgs", [(), (ORG_A, ORG_B)], ids=["lake-lease", "org-leases"])
 def test_racing_writers_keep_every_row(lake, tmp_path, orgs):
     go = tmp_path / "go"
-    racers = [_spawn(RACER, lake.root, tag, str(go), *orgs[i:i + 1]) for i, tag in enumerate(("a", "b"))]
+    racers = [_spawn(RACER, lake.root, tag, str(go), *orgs[i : i + 1]) for i, tag in enumerate(("a", "b"))]
     go.touch()
     for p in racers:
         _out, err = p.communicate(timeout=300)
@@ -278,7 +278,8 @@ def test_a_held_lease_makes_land_free_of_lease_traffic(lake_root, monkeypatch):
 
 def test_the_lake_uri_options_configure_the_lease_client(s3_endpoint):
     client, bucket, prefix = s3_client_from_uri(
-        f"s3://lake-bucket/a/b?endpoint_override={s3_endpoint}&scheme=http&region=eu-west-3")
+        f"s3://lake-bucket/a/b?endpoint_override={s3_endpoint}&scheme=http&region=eu-west-3"
+    )
     assert (client.meta.endpoint_url, client.meta.region_name, bucket, prefix) == (
         f"http://{s3_endpoint}", "eu-west-3", "lake-bucket", "a/b")  # fmt: skip
     with pytest.raises(LeaseError, match=r"option\(s\) \['role_arn'\]"):

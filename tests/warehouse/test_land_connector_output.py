@@ -11,7 +11,14 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from circleci_analytics.connectors import CATALOGUE, CircleCIClient, JobRef, extract_job_tests, extract_projects, extract_stream
+from circleci_analytics.connectors import (
+    CATALOGUE,
+    CircleCIClient,
+    JobRef,
+    extract_job_tests,
+    extract_projects,
+    extract_stream,
+)
 from circleci_analytics.simulator import SimConfig, Simulator, create_app
 from circleci_analytics.warehouse import Lake, build_warehouse
 
@@ -61,7 +68,9 @@ async def _extract_all(sim: Simulator, workdir) -> dict[str, list]:
 @pytest.fixture(scope="module")
 def connector_build(tmp_path_factory):
     # time_scale: the simulator's rate limits refill 3600x faster (no 429 waits in a test).
-    sim = Simulator(SimConfig(seed=7, preset="tiny", now=NOW, page_size=100, export_processing_seconds=0.0, time_scale=3600.0))
+    sim = Simulator(
+        SimConfig(seed=7, preset="tiny", now=NOW, page_size=100, export_processing_seconds=0.0, time_scale=3600.0)
+    )
     root = tmp_path_factory.mktemp("connectors")
     extracted = asyncio.run(_extract_all(sim, root / "usage"))
     lake = Lake(root / "lake")

@@ -8,7 +8,8 @@ import duckdb
 from warehouse_helpers import ORG, usage_table
 
 from circleci_analytics.simulator.catalog import HOSTILE_BRANCH
-from circleci_analytics.warehouse import Lake, build_warehouse
+from circleci_analytics.warehouse import build_warehouse
+
 
 def test_s3_lake_lands_idempotently_and_builds(s3_lake, tmp_path):
     assert not s3_lake.is_local

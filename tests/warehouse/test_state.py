@@ -44,7 +44,9 @@ T0 = datetime(2026, 5, 20, 9, tzinfo=UTC)
 
 def test_watermarks_advance_per_stream_and_key_and_round_trip() -> None:
     marks = Watermarks()
-    assert marks.cursor("workflow_runs", ("p", "build")) is None and marks.read_at("workflow_runs", ("p", "build")) is None
+    assert (
+        marks.cursor("workflow_runs", ("p", "build")) is None and marks.read_at("workflow_runs", ("p", "build")) is None
+    )
     marks.advance("workflow_runs", ("p", "build"), cursor=T0, read_at=T0 + timedelta(hours=1))
     marks.advance("workflow_runs", ("p", "build"), read_at=T0 + timedelta(days=1))  # a read that found nothing
     marks.advance("usage_job_runs", (), cursor=T0)

@@ -10,7 +10,6 @@ import pyarrow as pa
 from circleci_analytics.connectors.schemas import FLAKY_TESTS
 from circleci_analytics.connectors.usage_export.schema import USAGE_JOB_RUNS_SCHEMA
 
-
 ORG = "83d65638-c295-4ef6-af1c-f71242ad0348"
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
