@@ -71,7 +71,7 @@ class AlertReport:
         return [m for m in self.messages if m.sent and m.error is not None]
 
     def markdown(self) -> str:
-        counts = {}
+        counts: dict[str, int] = {}
         for i in self.incidents:
             counts[i.rule] = counts.get(i.rule, 0) + 1
         found = ", ".join(f"{rule} {n}" for rule, n in counts.items()) or "none"
@@ -95,8 +95,9 @@ def evaluate(settings: Settings, warehouse_path: str | Path, summary: Any = None
     cfg = settings.alerts
     enabled = set(cfg.rules)
     if error is not None:
-        ok = "run_problem" in enabled and summary is not None and run_id is not None
-        return rules.run_problems(summary, run_id, cfg, error) if ok else []
+        if "run_problem" in enabled and summary is not None and run_id is not None:
+            return rules.run_problems(summary, run_id, cfg, error)
+        return []
     out: list[rules.Incident] = []
     con = duckdb.connect(str(warehouse_path), read_only=True)
     try:
@@ -160,16 +161,18 @@ def evaluate_and_notify(settings: Settings, warehouse_path: str | Path, lake: La
     history = load_history(lake)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
-    urls = [u.get_secret_value() for u in cfg.destinations] or ([None] if dry_run else [])
+    urls: list[str | None] = [u.get_secret_value() for u in cfg.destinations]
+    if not urls and dry_run:
+        urls = [None]
     for url in urls:
         dest = destination_id(url) if url else NO_DESTINATION
         pending = _pending(incidents, history, dest, cfg.max_delivery_attempts)
         for rule, group in _by_rule(pending).items():
             note = render(settings, rule, group)
-            error = None if dry_run or url is None else deliver(url, note)
-            report.messages.append(Message(rule, dest, note.title, note.body, tuple(i.key for i in group), error,
+            failure = None if dry_run or url is None else deliver(url, note)
+            report.messages.append(Message(rule, dest, note.title, note.body, tuple(i.key for i in group), failure,
                                            sent=not dry_run))  # fmt: skip
-            rows += [_row(i, dest, history.get((i.rule, i.key, dest)), run_id, now, error) for i in group]
+            rows += [_row(i, dest, history.get((i.rule, i.key, dest)), run_id, now, failure) for i in group]
     if not dry_run:
         save_history(lake, rows)
     return report

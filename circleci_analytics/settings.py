@@ -172,7 +172,7 @@ def _default_patience() -> dict[str, float]:
 
 AlertRule = Literal["credit_anomaly", "forecast_over_budget", "new_flaky_test", "mttr_regression", "run_problem"]
 #: Every alert rule (`alerts.rules` enables a subset; README "Alerts" says what each means).
-ALERT_RULES: tuple[str, ...] = get_args(AlertRule)
+ALERT_RULES: tuple[AlertRule, ...] = get_args(AlertRule)
 
 
 def _destination(value: SecretStr) -> SecretStr:
@@ -428,7 +428,7 @@ class _LayeredSource(PydanticBaseSettingsSource):
             for key, value in layer.items():  # a nested table ([alerts]) merges key by key
                 below = merged.get(key)
                 nested = key in _NESTED and isinstance(value, dict) and isinstance(below, dict)
-                merged[key] = {**below, **value} if nested else value
+                merged[key] = {**below, **value} if nested and isinstance(below, dict) else value
         if orgs is not None:
             merged["orgs"] = orgs
         for key in ("token", TOKEN_ENV):  # masked from here on, so no error can echo it

@@ -85,7 +85,7 @@ async def _backfill_org(org: Org, settings: Settings, token: str, lake: Lake, su
                     return False
                 run = OrgRun(org, settings, client, lake, store, state, summary, logger, history_from=windows[0][0])
                 progress.waiting("Insights and test metadata")
-                await run.streams(projects.table.column("project_slug").to_pylist())
+                await run.streams([str(s) for s in projects.table.column("project_slug").to_pylist()])
                 await run.job_tests(projects, tests_since)
                 progress.waiting("")
             finally:

@@ -22,7 +22,7 @@ import time
 from datetime import timedelta
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import FlowRunContext
 from prefect.deployments import arun_deployment
@@ -61,12 +61,12 @@ def _outcome(summary: RunSummary) -> State | RunSummary:
 
 async def _report(summary: RunSummary, t0: float, key: str) -> State | RunSummary:
     summary.seconds = time.perf_counter() - t0
-    await create_markdown_artifact(markdown=summary.markdown(), key=key, description="What the run landed and built")
+    await acreate_markdown_artifact(markdown=summary.markdown(), key=key, description="What the run landed and built")
     return _outcome(summary)
 
 
 @flow(name="circleci-nightly-org", description="Extract and land the configured orgs (normally one); no build.")
-async def nightly_org(settings: Settings | None = None) -> RunSummary:
+async def nightly_org(settings: Settings | None = None) -> RunSummary | State:
     """Extract and land each org of `settings` holding its org lease (not the lake's): runs of
     other orgs go on in parallel. The token as in `nightly`."""
     t0 = time.perf_counter()
@@ -112,7 +112,7 @@ async def _run_org(deployment: str, settings: Settings, org: Org, poll_seconds: 
 
 @flow(name="circleci-nightly-fanout", description="One nightly-org run per org across the workers, then one build.")
 async def nightly_fanout(settings: Settings | None = None, org_deployment: str = ORG_DEPLOYMENT,
-                         poll_seconds: float = 5.0) -> RunSummary:  # fmt: skip
+                         poll_seconds: float = 5.0) -> RunSummary | State:  # fmt: skip
     """Run `org_deployment` once per org and wait for them all; then build, render and publish
     once. An org whose run failed is reported (the run ends *Partially Completed*); when every
     org failed nothing is built. The work pool needs room for this run and the org runs at

@@ -112,7 +112,7 @@ async def nightly(settings: Settings | None = None) -> RunSummary | State[RunSum
             await asyncio.to_thread(build_and_render, lake, settings, summary, window_start)
             summary.alerts = await asyncio.to_thread(alerts_task, lake=lake, settings=settings, summary=summary)
     except (CircleCIError, BuildError) as e:  # a run that stopped early alerts too (not a busy lake: its holder does)
-        await asyncio.to_thread(alerts_task, lake=lake, settings=settings, summary=summary, error=e)
+        summary.alerts = await asyncio.to_thread(alerts_task, lake=lake, settings=settings, summary=summary, error=e)
         raise
     finally:
         if heartbeat:

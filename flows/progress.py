@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from uuid import UUID
 
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -23,7 +24,8 @@ class BackfillProgress:
     `console` (default: stderr) is a terminal."""
 
     def __init__(self, total: int, done: int, console: Console | None = None) -> None:
-        self.total, self.done, self.artifact_id = total, done, None
+        self.total, self.done = total, done
+        self.artifact_id: UUID | None = None
         console = console or Console(stderr=True)
         self.bar: Progress | None = None
         if console.is_terminal:
@@ -37,7 +39,7 @@ class BackfillProgress:
         return 100.0 * self.done / self.total if self.total else 100.0
 
     async def start(self, description: str) -> None:
-        self.artifact_id = await create_progress_artifact(progress=self.percent, key="circleci-backfill-progress",
+        self.artifact_id = await acreate_progress_artifact(progress=self.percent, key="circleci-backfill-progress",
                                                           description=description)  # fmt: skip
         if self.bar is not None:
             self.bar.start()
@@ -63,7 +65,8 @@ class BackfillProgress:
 
     async def advance(self) -> None:
         self.done += 1
-        await update_progress_artifact(artifact_id=self.artifact_id, progress=self.percent)
+        if self.artifact_id is not None:
+            await aupdate_progress_artifact(artifact_id=self.artifact_id, progress=self.percent)
         if self.bar is not None:
             self.bar.update(self.task, completed=self.done, wait="")
 

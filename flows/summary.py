@@ -216,7 +216,7 @@ def warehouse_highlights(db_path: str, window_start: date | None = None) -> dict
         out["flaky_tests"] = con.execute("select count(*) from fct_flaky_tests where currently_flaky").fetchall()[0][0]
         out["new_flaky_tests"] = con.execute(
             "select count(*) from fct_flaky_tests where first_flake_at >= ?", [window_start or as_of]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         # MTTR as the dashboard's KPI card computes it (one definition: its query file).
         seconds, recoveries, prev_seconds, prev_recoveries, covered = con.execute(
             f"""
@@ -224,7 +224,7 @@ def warehouse_highlights(db_path: str, window_start: date | None = None) -> dict
                 sum(recoveries_prev_7d), bool_and(previous_covered)
             from ({load_queries()["kpi_mttr"].sql})
             """
-        ).fetchone()
+        ).fetchall()[0]
         if recoveries:
             out["mttr_last_7d_seconds"] = float(seconds) / recoveries
             if covered and prev_recoveries:

@@ -92,8 +92,9 @@ async def resolve_projects_task(
                        hint="list the org's projects in its [[orgs]] table")  # fmt: skip
     projects, unknown = await steps.resolve_projects(client, found.slugs)
     table = projects.table
-    notes = found.mismatches(dict(zip(table.column("project_slug").to_pylist(), table.column("project_name").to_pylist(),
-                                      strict=True)))  # fmt: skip
+    names = {str(slug): name for slug, name in zip(table.column("project_slug").to_pylist(),
+                                                   table.column("project_name").to_pylist(), strict=True)}  # fmt: skip
+    notes = found.mismatches(names)
     for note in notes:
         logger.warning("org %s: project discovery: %s", org.slug, note)
     return projects, unknown, [f"{org.slug}: {n}" for n in notes]

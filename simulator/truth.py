@@ -384,6 +384,8 @@ class GroundTruth:
         (billable) job."""
         out: dict[str, list[SourcedRun]] = defaultdict(list)
         for p, w in self.workflows():
+            if w.stopped_at is None:  # still running: neither source has its outcome yet
+                continue
             in_insights, in_export = w.created_at >= insights_from, bool(w.executed_jobs)
             if in_insights:
                 source = "both" if in_export else "insights"

@@ -64,7 +64,7 @@ def from_stream(stream: Stream) -> TableSpec:
 
 #: What the alerts (``alerts/``) sent: one row per rule x incident x destination. Not from the
 #: API: written after each nightly build, so it outlives the warehouse that is rebuilt each night.
-ALERT_HISTORY_SCHEMA = pa.schema([
+ALERT_HISTORY_SCHEMA = pa.schema([  # type: ignore[arg-type]  # pyarrow-stubs: Field[T] is invariant
     pa.field("rule", pa.string(), nullable=False),
     pa.field("incident_key", pa.string(), nullable=False),
     pa.field("destination", pa.string(), nullable=False),
