@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from sql_helpers import rows
 from truth_lake import land_truth
 
 from circleci_analytics.simulator import SimConfig, Simulator
@@ -40,12 +41,6 @@ def tiny_db(tiny_build) -> duckdb.DuckDBPyConnection:
     con.execute("set TimeZone = 'UTC'")
     yield con
     con.close()
-
-
-def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
-    cur = con.execute(sql)
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pytest
-from conftest import rows
+from sql_helpers import rows
 from truth_lake import land_truth
 
 from circleci_analytics.simulator.truth import compute_recoveries
