@@ -1,6 +1,6 @@
 """Agent fixtures: the `tiny` simulator's warehouse built once (real lake, real
 `build_warehouse`), its ground truth, and `circleci-analytics mcp` over stdio on it.
-Helpers: mcp_session.py."""
+Helpers and the token canary: mcp_session.py."""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from mcp_session import McpSession, mcp_session, stdio_server
+from mcp_session import TOKEN_CANARY, McpSession, mcp_session, stdio_server
 
 from circleci_analytics.simulator import SimConfig, Simulator
 from circleci_analytics.warehouse import Lake, build_warehouse
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
-#: In the server's environment: it must never come back in an answer.
-TOKEN_CANARY = "CCIPAT_agentcanary_0123456789abcdef0123456789abcdef01234567"
 TRUTH_LAKE = Path(__file__).resolve().parents[1] / "sql" / "truth_lake.py"
 
 

@@ -16,6 +16,9 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.types import CallToolResult
 
+#: In the server's environment: it must never come back in an answer.
+TOKEN_CANARY = "CCIPAT_agentcanary_0123456789abcdef0123456789abcdef01234567"
+
 
 def console_script() -> str:
     """The installed `circleci-analytics` script beside this Python (what an MCP client's `command` runs)."""

@@ -5,7 +5,7 @@ carries the CircleCI token that sits in the server's environment."""
 from __future__ import annotations
 
 import pytest
-from conftest import TOKEN_CANARY
+from mcp_session import TOKEN_CANARY
 
 pytestmark = pytest.mark.xdist_group("agent")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from truth_lake import TEAMS, land_truth, rows
+from sql_helpers import rows
+from truth_lake import TEAMS, land_truth
 
 from circleci_analytics.simulator import SimConfig, Simulator
 from circleci_analytics.warehouse import Lake, build_warehouse

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pytest
-from truth_lake import land_truth, rows
+from sql_helpers import rows
+from truth_lake import land_truth
 
 from circleci_analytics.simulator.truth import compute_recoveries
 from circleci_analytics.warehouse import Lake, build_warehouse

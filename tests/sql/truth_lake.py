@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fnmatch import fnmatchcase
 
-import duckdb
 import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -213,11 +212,3 @@ def team_of(project: str, job: str | None = None) -> str:
             continue
         return rule["name"]
     return "unassigned"
-
-
-def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
-    """The result of `sql` as dicts (a helper module, not the conftest: `from conftest import`
-    picks whichever folder's conftest was imported first when folders run together)."""
-    cur = con.execute(sql)
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]

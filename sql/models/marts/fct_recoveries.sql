@@ -3,12 +3,14 @@
 -- export, the first job's queue time, then id; outcomes other than success/failure ignored). A streak's failures share the count of
 -- successes before them; the recovering success is the next one.
 -- Incremental (macros/incremental_window.sql): runs created before rebuild_from do not change,
--- so neither does a streak recovered by one of them. Rebuilt (replacing the rows of the same
--- first failed run): every open streak (its age grows) and every streak recovered by a run
--- created from rebuild_from on, from their scope's runs since the earliest such streak's
--- first failure or new run. Those runs follow a success (or are the scope's first), so
--- counting successes from there numbers the same streaks as counting from the first run.
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='first_failed_run_id') }}
+-- so neither does a streak recovered before it. Rebuilt: every open streak (its age grows) and
+-- every streak recovered from rebuild_from on (macros/replace_streaks.sql: streak_rebuilt),
+-- from their scope's runs since the earliest such streak's first failure or new run; the
+-- stored rows of those streaks are replaced by what the rebuild finds, which may be fewer
+-- streaks (a failure known from the export only turned out canceled). Those runs follow a
+-- success (or are the scope's first), so counting successes from there numbers the same
+-- streaks as counting from the first run.
+{{ config(materialized='incremental', incremental_strategy='replace_streaks', unique_key='first_failed_run_id') }}
 
 with
 
@@ -27,8 +29,7 @@ reopened as (
 
     select project_slug, workflow_name, branch, first_failed_created_at as created_at
     from {{ this }}
-    where is_open
-        or recovered_run_id in (select workflow_id from recent_runs)
+    where {{ streak_rebuilt() }}
 
 ),
 
