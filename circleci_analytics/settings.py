@@ -48,6 +48,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings import SettingsError as _SourceError
 
 from circleci_analytics.teams import Team, distinct_names, read_owners_file
+from circleci_analytics.warehouse.build import DEFAULT_HEADROOM, DEFAULT_PRICE_PER_CREDIT
 from circleci_analytics.warehouse.lease import DEFAULT_WAIT_SECONDS
 
 __all__ = ["ALERT_RULES", "DEFAULT_CONFIG_FILE", "ENV_PREFIX", "TOKEN_ENV", "AlertSettings", "Org", "Settings",
@@ -245,9 +246,9 @@ class Settings(BaseSettings):
         None, description="s3:// prefix the warehouse and dashboard are published to after each build "
                           "(default with an s3:// lake: a 'published' prefix beside the lake's).")  # fmt: skip
     # -- marts --
-    price_per_credit: Decimal = Field(Decimal("0.0006"), gt=0, decimal_places=10,
+    price_per_credit: Decimal = Field(DEFAULT_PRICE_PER_CREDIT, gt=0, decimal_places=10,
                                       description="USD per credit (25,000 credits for 15 USD).")  # fmt: skip
-    rightsizing_headroom: float = Field(0.8, gt=0, le=1,
+    rightsizing_headroom: float = Field(DEFAULT_HEADROOM, gt=0, le=1,
                                         description="Right-sizing: largest p95 share of a smaller class.")  # fmt: skip
     teams: list[Team] = Field(default_factory=list, description="Team ownership rules, first match wins ([[teams]] "
                                                                  "tables: name, projects and jobs globs).")  # fmt: skip

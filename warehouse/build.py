@@ -65,11 +65,14 @@ __all__ = [
 ]
 
 DEFAULT_DB_PATH = "./data/warehouse.duckdb"
-DEFAULT_PRICE_PER_CREDIT = Decimal("0.0006")
-DEFAULT_HEADROOM = 0.8
 #: The oldest DuckDB storage format the warehouse is written in: 1.4 and 1.5 read it.
 DEFAULT_STORAGE_VERSION = "v1.4.0"
 DEFAULT_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+#: The dbt project's vars (``sql/dbt_project.yml``): the build parameters' defaults are declared
+#: there once, so `cd sql && dbt build` and the pipeline agree.
+_PROJECT_VARS: dict[str, Any] = yaml.safe_load((DEFAULT_SQL_DIR / "dbt_project.yml").read_text())["vars"]
+DEFAULT_PRICE_PER_CREDIT = Decimal(str(_PROJECT_VARS["price_per_credit"]))
+DEFAULT_HEADROOM = float(_PROJECT_VARS["headroom"])
 #: The vars that shape the profile (see sql/profiles.yml); the others only reach compiled SQL.
 _PARSE_VARS = ("lake_root", "storage_version", "memory_limit", "threads")
 #: Lake tables whose partitions feed the incremental models (their date partitions say
