@@ -62,6 +62,6 @@ def test_demo_tiny_end_to_end(tmp_path: Path) -> None:
             seed=42, preset="tiny", now=datetime(as_of.year, as_of.month, as_of.day, 12, tzinfo=UTC) + timedelta(days=1)
         )
     )
-    expected = {k for k, v in truth.truth().flaky_tests().items() if v["currently_flaky"]}
+    expected = {k for org in truth.orgs for k, v in truth.truth(org=org).flaky_tests().items() if v["currently_flaky"]}
     assert current == expected and expected
     assert "simulator_personal_token" not in proc.stdout + proc.stderr  # the simulator's token is not echoed
