@@ -13,7 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from circleci_analytics.simulator import SimConfig, Simulator
+from circleci_analytics.cli import DEMO_APP_ORG
+from circleci_analytics.simulator import OrgSpec, SimConfig, Simulator
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +60,10 @@ def test_demo_tiny_end_to_end(tmp_path: Path) -> None:
     # Every currently flaky test of the simulated history is shown (the same days: now is in the day after as_of).
     truth = Simulator(
         SimConfig(
-            seed=42, preset="tiny", now=datetime(as_of.year, as_of.month, as_of.day, 12, tzinfo=UTC) + timedelta(days=1)
+            seed=42,
+            preset="tiny",
+            now=datetime(as_of.year, as_of.month, as_of.day, 12, tzinfo=UTC) + timedelta(days=1),
+            extra_orgs=(OrgSpec(DEMO_APP_ORG),),  # the demo's two orgs
         )
     )
     expected = {k for org in truth.orgs for k, v in truth.truth(org=org).flaky_tests().items() if v["currently_flaky"]}
