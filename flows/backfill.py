@@ -156,12 +156,8 @@ async def backfill(
                          warehouse_path=settings.warehouse_path)  # fmt: skip
     heartbeat, summary.cleaned_up = await housekeeping.start_run()
     try:
-        # Every org's lease, then the lake's: the order all writers take them in (warehouse.lake).
-        owner, wait = housekeeping.run_label("backfill"), settings.lease_wait_seconds
-        with (
-            lake.org_leases([o.id for o in orgs], owner, wait_seconds=wait),
-            lake.lease(owner, wait_seconds=wait) as lease,
-        ):
+        owner = housekeeping.run_label("backfill")
+        with lake.run_leases([o.id for o in orgs], owner, wait_seconds=settings.lease_wait_seconds) as lease:
             summary.note_lease(lease)
             progress = BackfillProgress(len(orgs) * len(windows),
                                         sum(store.exists(_done_key(o.id, *w)) for o in orgs for w in windows))  # fmt: skip

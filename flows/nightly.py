@@ -87,12 +87,8 @@ async def nightly(settings: Settings | None = None) -> RunSummary | State[RunSum
     heartbeat, summary.cleaned_up = await housekeeping.start_run()
     try:
         # One writer at a time: a second run waits `lease_wait_seconds`, then fails naming this one.
-        # Every org's lease, then the lake's: the order all writers take them in (warehouse.lake).
-        owner, wait = housekeeping.run_label("nightly"), settings.lease_wait_seconds
-        with (
-            lake.org_leases([o.id for o in orgs], owner, wait_seconds=wait),
-            lake.lease(owner, wait_seconds=wait) as lease,
-        ):
+        owner = housekeeping.run_label("nightly")
+        with lake.run_leases([o.id for o in orgs], owner, wait_seconds=settings.lease_wait_seconds) as lease:
             summary.note_lease(lease)
             org_errors: list[CircleCIError] = []
             for org in orgs:

@@ -326,6 +326,18 @@ class Lake:
                                             ttl_seconds=ttl_seconds, where=f"{self.root} (org {org_id})"))
                    for org_id in sorted(set(org_ids))]  # fmt: skip
 
+    @contextlib.contextmanager
+    def run_leases(
+        self, org_ids: Iterable[str], owner: str, *, wait_seconds: float = DEFAULT_WAIT_SECONDS
+    ) -> Iterator[Lease]:
+        """Hold every org's lease of `org_ids`, then the lake's (the order every writer takes
+        them in), for a run that extracts those orgs and builds; yields the lake's lease."""
+        with (
+            self.org_leases(org_ids, owner, wait_seconds=wait_seconds),
+            self.lease(owner, wait_seconds=wait_seconds) as held,
+        ):
+            yield held
+
     def _clean_after_crash(self, lease: Lease) -> None:
         try:
             lease.removed_temp_files = self.remove_stale_temp_files()
